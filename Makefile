@@ -1,0 +1,37 @@
+# The two contract commands:  `make run`  and  `make test`.
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup system-deps run test lint bench clean
+
+# System packages the stack needs (nginx in front of replicas, wrk for benchmarks).
+system-deps:
+	@bash scripts/install_system_deps.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+setup: system-deps $(STAMP)
+	$(PY) -m reference_server.models.build --if-missing
+
+# Main job: quickstart scenario against the local reference stack.
+run: setup
+	$(VENV)/bin/harness run scenarios/quickstart.yaml
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf results reports/*/ .pytest_cache

@@ -1,0 +1,74 @@
+"""`harness` console script: dispatches to one module per subcommand.
+
+Exit codes (documented in the README):
+    0  success / SLO met
+    1  SLO or regression failure
+    2  usage or configuration error
+    3  infrastructure error (target never ready, worker lost, nginx failed)
+  130  interrupted before anything was measured
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from rich.console import Console
+
+from harness.errors import HarnessError
+
+# name -> module under harness.cli; each module defines add_parser(subparsers) and run(args).
+SUBCOMMANDS: dict[str, str] = {
+    "serve": "harness.cli.serve",
+    "stack": "harness.cli.stack",
+    "run": "harness.cli.run",
+    "history": "harness.cli.history",
+    "sweep": "harness.cli.sweep",
+    "plan": "harness.cli.plan",
+    "compare": "harness.cli.compare",
+    "simulate-hpa": "harness.cli.simulate_hpa",
+}
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
+    parser = argparse.ArgumentParser(
+        prog="harness", description="Load testing, chaos and capacity planning for ML serving."
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    modules: dict[str, object] = {}
+    for name, module_name in SUBCOMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:  # subcommand not built yet
+                continue
+            raise
+        module.add_parser(sub)
+        modules[name] = module
+    return parser, modules
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, modules = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.command:
+        parser.print_help()
+        return 2
+    err = Console(stderr=True)
+    try:
+        return int(modules[args.command].run(args) or 0)
+    except HarnessError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
