@@ -1,0 +1,126 @@
+"""`harness stack up|down|status`: the local reference stack from the command line.
+
+`up` starts N replicas (nginx in front when N > 1), prints the endpoints and writes a state
+file naming every PID. Without `--detach` it stays in the foreground until Ctrl-C/SIGTERM and
+then stops everything; with `--detach` it returns and `harness stack down` stops the stack later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import ConfigError
+from harness.stack.local import LocalStack, StackState, stop_state
+from harness.stack.server_process import pid_alive
+
+DEFAULT_STATE_DIR = Path(".harness/stack")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("stack", help="start/stop the local reference stack")
+    actions = parser.add_subparsers(dest="stack_command", metavar="ACTION", required=True)
+    up = actions.add_parser("up", help="start N replicas (nginx in front when N > 1)")
+    up.add_argument("--replicas", type=int, default=1)
+    up.add_argument("--model-repository", type=Path, default=None)
+    up.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    up.add_argument("--admin-token", default=None, help="enable the fault-injection admin API")
+    up.add_argument("--detach", action="store_true", help="return once ready; stop with `down`")
+    up.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    down = actions.add_parser("down", help="stop a stack started with `up`")
+    down.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    status = actions.add_parser("status", help="show the running stack")
+    status.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console()
+    state_file = args.state_dir / "stack.json"
+    if args.stack_command == "up":
+        return _up(args, state_file, console)
+    if args.stack_command == "down":
+        return _down(state_file, console)
+    return _status(state_file, console)
+
+
+def _up(args: argparse.Namespace, state_file: Path, console: Console) -> int:
+    if state_file.exists() and _any_alive(StackState.from_json(state_file.read_text())):
+        raise ConfigError(f"a stack is already running (state: {state_file}); `harness stack down`")
+    stack = LocalStack(
+        replicas=args.replicas,
+        model_repository=args.model_repository,
+        device=args.device,
+        admin_token=args.admin_token,
+        workdir=args.state_dir.resolve(),
+        detach=args.detach,
+    )
+    stack.start()
+    state = stack.state()
+    state_file.write_text(state.to_json())
+    _print_state(state, console)
+    if args.detach:
+        console.print(f"detached; stop with [bold]harness stack down --state-dir {args.state_dir}")
+        return 0
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    console.print("serving; Ctrl-C stops the stack")
+    while not stop.wait(0.5):
+        if not _any_alive(state):
+            break
+    stack.stop()
+    state_file.unlink(missing_ok=True)
+    return 0
+
+
+def _down(state_file: Path, console: Console) -> int:
+    if not state_file.exists():
+        console.print(f"no stack state at {state_file}: nothing to stop")
+        return 0
+    stopped = stop_state(StackState.from_json(state_file.read_text()))
+    state_file.unlink(missing_ok=True)
+    console.print(f"stopped {len(stopped)} process(es): {', '.join(map(str, stopped)) or '-'}")
+    return 0
+
+
+def _status(state_file: Path, console: Console) -> int:
+    if not state_file.exists():
+        console.print("no stack running")
+        return 1
+    _print_state(StackState.from_json(state_file.read_text()), console)
+    return 0
+
+
+def _any_alive(state: StackState) -> bool:
+    return any(pid_alive(r.pid) for r in state.replicas)
+
+
+def _print_state(state: StackState, console: Console) -> None:
+    table = Table(title="reference stack")
+    for col in ("", "pid", "http", "grpc", "metrics", "alive"):
+        table.add_column(col)
+    if state.nginx_pid:
+        table.add_row(
+            "nginx",
+            str(state.nginx_pid),
+            state.url,
+            state.grpc_url,
+            "-",
+            str(pid_alive(state.nginx_pid)),
+        )
+    for r in state.replicas:
+        table.add_row(
+            f"replica {r.index}",
+            str(r.pid),
+            r.http_url,
+            r.grpc_url,
+            r.metrics_url,
+            str(pid_alive(r.pid)),
+        )
+    console.print(table)
+    console.print(f"endpoint: [bold]{state.url}[/] (HTTP)  [bold]{state.grpc_url}[/] (gRPC)")
