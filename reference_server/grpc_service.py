@@ -1,0 +1,319 @@
+"""KServe v2 over gRPC: Triton's `GRPCInferenceService`, served with grpc.aio.
+
+Why this module exists: the real `tritonclient.grpc` (and Triton's own tools such as
+perf_analyzer) must work against the reference server unchanged, so the service is built on
+the stubs that ship in `tritonclient.grpc` rather than on a home-made .proto. Every RPC
+translates the protobuf messages to and from the protocol-independent `InferenceCore`
+(`reference_server.core`); requests from this front end and the HTTP one meet in the same
+dynamic batcher.
+
+Tensors arrive either as `raw_input_contents` (what tritonclient sends by default; the
+same byte layout as the HTTP binary extension, decoded by `reference_server.tensors`) or as
+typed `InferTensorContents` fields. Outputs always go back as `raw_output_contents`, as
+Triton does. Errors: every `reference_server.errors.ServerError` becomes its `grpc_code`
+with the message as details; anything else is logged and answered INTERNAL, so a bad
+request never takes the server down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from math import prod
+from typing import Any, TypeVar
+
+import grpc
+import numpy as np
+from google.protobuf import json_format
+from tritonclient.grpc import service_pb2 as pb
+from tritonclient.grpc import service_pb2_grpc as pb_grpc
+
+from reference_server.core import InferenceCore, InferRequest, InferResponse
+from reference_server.errors import InvalidInput, NotFound, ServerError
+from reference_server.tensors import (
+    datatype_of,
+    decode_raw_tensor,
+    encode_raw_tensor,
+    numpy_dtype,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "GRPCInferenceService", "start_grpc_server"]
+
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+# KServe datatype -> the InferTensorContents field that carries it (FP16/BF16 have none:
+# Triton requires raw contents for them).
+TYPED_FIELD: dict[str, str] = {
+    "BOOL": "bool_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
+
+_Resp = TypeVar("_Resp")
+_Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[_Resp]]
+
+
+def _guarded(method: _Handler[_Resp]) -> _Handler[_Resp]:
+    """Turn ServerError into its gRPC status and any other exception into INTERNAL."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> _Resp:
+        try:
+            return await method(self, request, context)
+        except ServerError as exc:
+            code, details = exc.grpc_code, str(exc) or type(exc).__name__
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            raise
+        except Exception as exc:  # never crash the server on a bad request
+            logger.exception("gRPC %s failed", method.__name__)
+            code, details = grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}"
+        await context.abort(code, details)
+        raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
+
+    return wrapper
+
+
+def _decode_typed(tensor: pb.ModelInferRequest.InferInputTensor, dims: list[int]) -> np.ndarray:
+    """Decode an input carried in the typed `contents` fields."""
+    datatype = tensor.datatype
+    dtype = numpy_dtype(datatype)
+    field = TYPED_FIELD.get(datatype)
+    if field is None:
+        raise InvalidInput(
+            f"input '{tensor.name}': datatype {datatype} must be sent in raw_input_contents"
+        )
+    values = getattr(tensor.contents, field)
+    expected = prod(dims)
+    if len(values) != expected:
+        raise InvalidInput(
+            f"input '{tensor.name}': shape {dims} needs {expected} elements, "
+            f"got {len(values)} in {field}"
+        )
+    try:
+        if datatype == "BYTES":
+            arr = np.array(list(values), dtype=object)
+        else:
+            arr = np.array(list(values), dtype=dtype)
+    except (OverflowError, ValueError) as exc:
+        raise InvalidInput(f"input '{tensor.name}': value out of range for {datatype}") from exc
+    return arr.reshape(dims)
+
+
+def decode_inputs(request: pb.ModelInferRequest) -> dict[str, np.ndarray]:
+    """All input tensors of a ModelInferRequest as NumPy arrays (raw or typed contents)."""
+    raw = request.raw_input_contents
+    if raw and len(raw) != len(request.inputs):
+        raise InvalidInput(
+            f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs; "
+            "send raw contents for every input or for none"
+        )
+    inputs: dict[str, np.ndarray] = {}
+    for index, tensor in enumerate(request.inputs):
+        name = tensor.name
+        if name in inputs:
+            raise InvalidInput(f"input '{name}' given more than once")
+        if "shared_memory_region" in tensor.parameters:
+            raise InvalidInput(f"input '{name}': shared memory is not supported")
+        dims = list(tensor.shape)
+        if any(d < 0 for d in dims):
+            raise InvalidInput(f"input '{name}': shape must be non-negative, got {dims}")
+        if raw:
+            inputs[name] = decode_raw_tensor(name, tensor.datatype, dims, raw[index])
+        else:
+            inputs[name] = _decode_typed(tensor, dims)
+    return inputs
+
+
+def to_core_request(request: pb.ModelInferRequest) -> InferRequest:
+    """A protocol-independent InferRequest from a gRPC ModelInferRequest."""
+    if not request.model_name:
+        raise InvalidInput("model_name is required")
+    for out in request.outputs:
+        if "shared_memory_region" in out.parameters:
+            raise InvalidInput(f"output '{out.name}': shared memory is not supported")
+    requested = tuple(out.name for out in request.outputs) or None
+    return InferRequest(
+        model=request.model_name,
+        version=request.model_version or None,
+        inputs=decode_inputs(request),
+        requested_outputs=requested,
+        id=request.id,
+        protocol="grpc",
+    )
+
+
+def to_grpc_response(response: InferResponse) -> pb.ModelInferResponse:
+    """A ModelInferResponse with every output in raw_output_contents."""
+    message = pb.ModelInferResponse(
+        model_name=response.model, model_version=response.version, id=response.id
+    )
+    for name, array in response.outputs.items():
+        message.outputs.add(name=name, datatype=datatype_of(array), shape=array.shape)
+        message.raw_output_contents.append(encode_raw_tensor(array))
+    return message
+
+
+class GRPCInferenceService(pb_grpc.GRPCInferenceServiceServicer):
+    """Triton's GRPCInferenceService over an InferenceCore (unsupported RPCs: UNIMPLEMENTED)."""
+
+    def __init__(self, core: InferenceCore) -> None:
+        self._core = core
+
+    @_guarded
+    async def ServerLive(self, request: Any, context: Any) -> pb.ServerLiveResponse:
+        return pb.ServerLiveResponse(live=bool(self._core.live))
+
+    @_guarded
+    async def ServerReady(self, request: Any, context: Any) -> pb.ServerReadyResponse:
+        return pb.ServerReadyResponse(ready=bool(self._core.ready))
+
+    @_guarded
+    async def ModelReady(self, request: Any, context: Any) -> pb.ModelReadyResponse:
+        try:
+            ready = self._core.model_ready(request.name, request.version or None)
+        except NotFound:  # Triton answers "not ready" for a model it does not know
+            ready = False
+        return pb.ModelReadyResponse(ready=bool(ready))
+
+    @_guarded
+    async def ServerMetadata(self, request: Any, context: Any) -> pb.ServerMetadataResponse:
+        meta = self._core.server_metadata()
+        return json_format.ParseDict(meta, pb.ServerMetadataResponse(), ignore_unknown_fields=True)
+
+    @_guarded
+    async def ModelMetadata(self, request: Any, context: Any) -> pb.ModelMetadataResponse:
+        meta = self._core.model_metadata(request.name, request.version or None)
+        return json_format.ParseDict(meta, pb.ModelMetadataResponse(), ignore_unknown_fields=True)
+
+    @_guarded
+    async def ModelConfig(self, request: Any, context: Any) -> pb.ModelConfigResponse:
+        config = self._core.model_config(request.name, request.version or None)
+        response = pb.ModelConfigResponse()
+        response.config.CopyFrom(config)
+        return response
+
+    @_guarded
+    async def ModelStatistics(self, request: Any, context: Any) -> pb.ModelStatisticsResponse:
+        stats = self._core.model_statistics(request.name or None, request.version or None)
+        return json_format.ParseDict(
+            stats, pb.ModelStatisticsResponse(), ignore_unknown_fields=True
+        )
+
+    @_guarded
+    async def RepositoryIndex(self, request: Any, context: Any) -> pb.RepositoryIndexResponse:
+        if request.repository_name:
+            raise NotFound(f"unknown repository '{request.repository_name}'")
+        response = pb.RepositoryIndexResponse()
+        for entry in self._core.repository_index(ready_only=request.ready):
+            response.models.add(
+                name=str(entry.get("name", "")),
+                version=str(entry.get("version", "")),
+                state=str(entry.get("state", "")),
+                reason=str(entry.get("reason", "")),
+            )
+        return response
+
+    @_guarded
+    async def ModelInfer(
+        self, request: pb.ModelInferRequest, context: Any
+    ) -> pb.ModelInferResponse:
+        response = await self._core.infer(to_core_request(request))
+        return to_grpc_response(response)
+
+    async def ModelStreamInfer(
+        self, request_iterator: AsyncIterator[pb.ModelInferRequest], context: Any
+    ) -> AsyncIterator[pb.ModelStreamInferResponse]:
+        """Bidirectional stream: requests run concurrently, answers go back as they finish.
+
+        A failed request answers with `error_message` and the stream goes on, as in Triton.
+        """
+        done: asyncio.Queue[pb.ModelStreamInferResponse | None] = asyncio.Queue()
+        reader = asyncio.create_task(self._read_stream(request_iterator, done))
+        try:
+            while (item := await done.get()) is not None:
+                yield item
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+
+    async def _read_stream(
+        self,
+        request_iterator: AsyncIterator[pb.ModelInferRequest],
+        done: asyncio.Queue[pb.ModelStreamInferResponse | None],
+    ) -> None:
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            async for request in request_iterator:
+                task = asyncio.create_task(self._stream_one(request, done))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            if tasks:
+                await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            done.put_nowait(None)
+
+    async def _stream_one(
+        self,
+        request: pb.ModelInferRequest,
+        done: asyncio.Queue[pb.ModelStreamInferResponse | None],
+    ) -> None:
+        try:
+            response = await self._core.infer(to_core_request(request))
+            item = pb.ModelStreamInferResponse(infer_response=to_grpc_response(response))
+        except ServerError as exc:
+            item = pb.ModelStreamInferResponse(error_message=str(exc) or type(exc).__name__)
+            item.infer_response.id = request.id
+        except Exception as exc:
+            logger.exception("gRPC ModelStreamInfer request failed")
+            item = pb.ModelStreamInferResponse(error_message=f"internal error: {exc!r}")
+        done.put_nowait(item)
+
+
+def _address(host: str, port: int) -> str:
+    if ":" in host and not host.startswith("["):
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
+async def start_grpc_server(
+    core: InferenceCore,
+    host: str,
+    port: int,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> tuple[grpc.aio.Server, int]:
+    """Start the gRPC front end on `host:port` (0 = pick one); return (server, bound port).
+
+    Messages over `max_message_bytes` (pass ServerConfig.max_body_bytes) are refused by
+    gRPC itself with RESOURCE_EXHAUSTED. Stop with `await server.stop(grace_s)`.
+    """
+    options = [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.aio.server(options=options)
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(GRPCInferenceService(core), server)
+    try:
+        bound = server.add_insecure_port(_address(host, port))
+    except RuntimeError as exc:
+        raise OSError(f"gRPC server cannot bind {_address(host, port)}: {exc}") from exc
+    if bound == 0:
+        raise OSError(f"gRPC server cannot bind {_address(host, port)}")
+    await server.start()
+    logger.info("gRPC server listening on %s", _address(host, bound))
+    return server, bound
