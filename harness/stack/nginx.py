@@ -104,7 +104,7 @@ http {{
             grpc_pass grpc://kserve_grpc;
             grpc_connect_timeout 1s;
             grpc_read_timeout 60s;
-            grpc_next_upstream error timeout unavailable non_idempotent;
+            grpc_next_upstream error timeout http_502 http_503 non_idempotent;
             grpc_next_upstream_tries 3;
         }}
     }}

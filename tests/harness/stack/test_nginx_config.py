@@ -1,0 +1,55 @@
+"""nginx configuration for the stack: rendered text, and accepted by the real nginx binary."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.stack.nginx import Upstream, find_nginx, render_config
+
+
+def _conf(tmp_path: Path) -> str:
+    ups = [Upstream("127.0.0.1", 9001, 9101), Upstream("127.0.0.1", 9002, 9102)]
+    return render_config(tmp_path, ups, "127.0.0.1", 8080, 8081)
+
+
+def test_config_balances_least_conn_with_passive_health_checks(tmp_path: Path) -> None:
+    text = _conf(tmp_path)
+    http_block = text.split("upstream kserve_http {")[1].split("}")[0]
+    grpc_block = text.split("upstream kserve_grpc {")[1].split("}")[0]
+    assert "least_conn;" in http_block and "least_conn;" in grpc_block
+    assert "server 127.0.0.1:9001 max_fails=1 fail_timeout=5s;" in http_block
+    assert "server 127.0.0.1:9102 max_fails=1 fail_timeout=5s;" in grpc_block
+    assert "9101" not in http_block and "9001" not in grpc_block
+    # A killed replica's requests are retried elsewhere, POSTs (inference) included.
+    assert "proxy_next_upstream error timeout http_502 http_503 non_idempotent;" in text
+    assert "grpc_next_upstream error timeout http_502 http_503 non_idempotent;" in text
+    assert "listen 127.0.0.1:8081 http2" in text
+
+
+def test_real_nginx_accepts_the_config(tmp_path: Path) -> None:
+    try:
+        nginx = find_nginx()
+    except Exception as exc:  # pragma: no cover - CI installs nginx
+        pytest.fail(f"nginx must be installed for the stack (make setup does it): {exc}")
+    (tmp_path / "tmp").mkdir()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(_conf(tmp_path))
+    result = subprocess.run(
+        [nginx, "-t", "-c", str(conf), "-p", str(tmp_path), "-e", str(tmp_path / "e.log")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    # And a broken config is rejected, so the check above means something.
+    conf.write_text(_conf(tmp_path).replace("least_conn;", "least_conn_typo;", 1))
+    bad = subprocess.run(
+        [nginx, "-t", "-c", str(conf), "-p", str(tmp_path), "-e", str(tmp_path / "e.log")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bad.returncode != 0
