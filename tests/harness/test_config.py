@@ -1,0 +1,192 @@
+"""Scenario config: the minimal file validates as written; every error names file + field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.config import (
+    ClosedLoad,
+    OpenLoad,
+    load_scenario,
+    parse_duration,
+    validate_scenario,
+)
+from harness.errors import ConfigError
+
+MINIMAL = """\
+name: steady-digits
+target: {url: "http://127.0.0.1:8000", protocol: kserve-http, model: digits}
+load: {mode: open, arrival: poisson, rate: 200, duration: 30s}
+slo: {p99_ms: 100, error_rate: 0.01}
+"""
+
+
+@pytest.fixture
+def write(tmp_path: Path):
+    def _write(text: str, name: str = "scenario.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+
+    return _write
+
+
+def load(path: Path, *overrides: str, env: dict[str, str] | None = None):
+    return load_scenario(path, overrides, env=env or {})
+
+
+def error_of(path: Path, *overrides: str, env: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as info:
+        load(path, *overrides, env=env)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: ")
+    return message
+
+
+def test_minimal_scenario_validates_as_written(write):
+    scenario = load(write(MINIMAL))
+    assert scenario.name == "steady-digits"
+    assert isinstance(scenario.load, OpenLoad)
+    assert scenario.load.arrival == "poisson"
+    assert scenario.load.rate == 200.0
+    assert scenario.total_duration_s() == 30.0
+    assert scenario.slo.p99_ms == 100 and scenario.slo.error_rate == 0.01
+    assert scenario.stack is None and scenario.workers == 1
+    assert scenario.validity.stability.windows == 3
+    assert scenario.validity.stability.window_s == 5.0
+    assert scenario.endpoints()[0].name == "digits"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("rate: 200", "rate: -5", "load.rate: must be > 0"),
+        ("rate: 200", "rat: 200", "load.rat: unknown key"),
+        ("rate: 200", "rate: fast", "load.rate: Input should be a valid number"),
+        ("duration: 30s", "duration: 30 parsecs", "load.duration: '30 parsecs' is not a duration"),
+        ("duration: 30s", "duration: 0s", "load.duration: must be a positive duration"),
+        ("mode: open", "mode: half", "load.mode: must be 'open', 'closed'"),
+        ("protocol: kserve-http", "protocol: soap", "target.protocol: must be"),
+        ("127.0.0.1", "example.com", "target.url: host 'example.com' is not loopback"),
+        ("p99_ms: 100", "p99_ms: 100, p98_ms: 3", "slo.p98_ms: unknown key"),
+    ],
+)
+def test_errors_name_file_and_field(write, old, new, expected):
+    path = write(MINIMAL.replace(old, new))
+    assert expected in error_of(path)
+
+
+def test_unknown_top_level_key(write):
+    assert ": colour: unknown key" in error_of(write(MINIMAL + "colour: blue\n"))
+
+
+def test_yaml_syntax_error_names_line(write):
+    message = error_of(write(MINIMAL.replace("model: digits}", "model: digits}: x")))
+    assert "line 2" in message and "YAML syntax error" in message
+
+
+def test_missing_file_and_non_mapping(tmp_path, write):
+    assert "cannot read" in error_of(tmp_path / "nope.yaml")
+    assert "must be a mapping" in error_of(write("- a\n- b\n"))
+
+
+def test_allow_hosts_opts_in_to_a_remote_target(write):
+    text = MINIMAL.replace("127.0.0.1", "10.1.2.3").replace(
+        "model: digits}", "model: digits, allow_hosts: [10.1.2.3]}"
+    )
+    assert load(write(text)).target.url == "http://10.1.2.3:8000"
+    for host in ("localhost", "[::1]", "127.0.0.2"):
+        assert load(write(MINIMAL.replace("127.0.0.1", host)))
+
+
+def test_grpc_url_without_scheme(write):
+    text = MINIMAL.replace(
+        '"http://127.0.0.1:8000", protocol: kserve-http', "127.0.0.1:8001, protocol: kserve-grpc"
+    )
+    assert load(write(text)).target.protocol == "kserve-grpc"
+
+
+def test_override_precedence_set_over_env_over_file(write):
+    path = write(MINIMAL)
+    env = {"HARNESS_SCENARIO__LOAD__RATE": "250", "HARNESS_SCENARIO__WORKERS": "2"}
+    assert load(path).load.rate == 200  # file
+    from_env = load(path, env=env)
+    assert from_env.load.rate == 250 and from_env.workers == 2  # env over file
+    both = load(path, "load.rate=300", env=env)
+    assert both.load.rate == 300 and both.workers == 2  # --set over env
+    assert load(path, "load.rate=1", "load.rate=7").load.rate == 7  # later --set wins
+
+
+def test_override_defaults_and_types(write):
+    path = write(MINIMAL)
+    scenario = load(path, "validity.stability.windows=4", "stack.local=true", "stack.replicas=2")
+    assert scenario.validity.stability.windows == 4  # default replaced
+    assert scenario.stack is not None and scenario.stack.replicas == 2
+    assert "load.rate: must be > 0" in error_of(path, "load.rate=0")
+    assert "load.ratee: unknown key" in error_of(path, "load.ratee=5")
+    assert "not a mapping" in error_of(path, "name.x=1")
+    assert "key.sub=value" in error_of(path, "load.rate")
+
+
+def test_env_is_read_from_os_environ_by_default(write, monkeypatch):
+    monkeypatch.setenv("HARNESS_SCENARIO__LOAD__RATE", "123")
+    assert load_scenario(write(MINIMAL)).load.rate == 123
+
+
+def test_closed_loop_and_split(write):
+    text = MINIMAL.replace(
+        "{mode: open, arrival: poisson, rate: 200, duration: 30s}",
+        "{mode: closed, users: 8, spawn_rate: 4, wait_time: [0.01, 0.02], duration: 1m}",
+    )
+    text += "split:\n  - {model: digits, version: 1, weight: 90}\n"
+    text += "  - {model: digits, version: 2, weight: 10}\n"
+    scenario = load(write(text))
+    assert isinstance(scenario.load, ClosedLoad)
+    assert scenario.load.wait_time == (0.01, 0.02)
+    assert scenario.total_duration_s() == 60
+    assert scenario.users_at(0) == 8 and scenario.users_at(60) is None
+    arms = {e.name: e.weight for e in scenario.endpoints()}
+    assert arms == pytest.approx({"digits/1": 0.9, "digits/2": 0.1})
+    bad = text.replace("[0.01, 0.02]", "[0.02, 0.01]")
+    assert "load.wait_time:" in error_of(write(bad))
+
+
+def test_stages_shape_is_a_pure_function_of_time(write):
+    text = MINIMAL.replace(
+        "{mode: open, arrival: poisson, rate: 200, duration: 30s}",
+        "{mode: open, stages: [{duration: 10s, rate: 100, ramp: true},"
+        " {duration: 20s, rate: 100}, {duration: 5s, rate: 400}]}",
+    )
+    scenario = load(write(text))
+    assert scenario.total_duration_s() == 35
+    assert scenario.rate_at(0) == 0 and scenario.rate_at(5) == pytest.approx(50)
+    assert scenario.rate_at(10) == 100 and scenario.rate_at(31) == 400
+    assert scenario.rate_at(35) is None and scenario.rate_at(-1) is None
+    both = text.replace("{mode: open,", "{mode: open, rate: 5,")
+    assert "load: open load needs either a rate" in error_of(write(both))
+
+
+def test_trace_arrival_needs_trace(write):
+    text = MINIMAL.replace("arrival: poisson, rate: 200", "arrival: trace")
+    assert "trace" in error_of(write(text))
+    ok = text.replace("arrival: trace", "arrival: trace, trace: {path: t.csv, speedup: 10}")
+    scenario = load(write(ok))
+    assert scenario.load.trace is not None and scenario.load.trace.speedup == 10
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30s", 30), ("2m", 120), ("1h", 3600), ("1m30s", 90), ("250ms", 0.25), (5, 5)],
+)
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+def test_validate_scenario_from_mapping():
+    with pytest.raises(ConfigError, match=r"^<cli>: target: required field is missing"):
+        validate_scenario(
+            {"name": "x", "load": {"mode": "open", "rate": 1, "duration": 1}}, "<cli>"
+        )
