@@ -1,0 +1,225 @@
+"""Per-second HDR latency windows: recorded on each worker, merged exactly on the master.
+
+Why not Locust's own stats: they round response times to about two significant digits and
+measure from the actual send, so a stalled server hides behind the generator's own waiting
+(coordinated omission). Here every request goes into the HdrHistogram of its
+(second, endpoint, outcome) window twice:
+
+- `hdr`: latency from the *intended* start (open loop: the schedule; closed loop: the send),
+- `hdr_uncorrected`: latency from the actual send,
+
+in microseconds, range 1 us .. 60 s, 3 significant digits. Values outside that range are
+counted in `rejected` (HdrHistogram's `record_value` returns False for them; nothing is
+clamped). Workers `flush()` finished windows every second as `WindowRecord`s (picklable,
+and `to_dict()` is msgpack-able for Locust's worker -> master messages); the master's
+`WindowStore` adds histograms and counters, which is exact: the merged histogram equals
+the histogram of all the requests. Percentiles are only ever read from merged histograms.
+
+Not thread-safe by design: Locust users run in gevent greenlets of one thread per process.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+LOWEST_US = 1
+HIGHEST_US = 60_000_000
+SIGNIFICANT_DIGITS = 3
+SUCCESS, FAILURE = "success", "failure"
+
+WindowKey = tuple[int, str, str]
+
+
+def new_histogram() -> HdrHistogram:
+    """An empty histogram with the project's fixed range and precision."""
+    return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+
+
+def decode_histogram(blob: bytes) -> HdrHistogram:
+    return HdrHistogram.decode(blob)
+
+
+def to_us(seconds: float) -> int:
+    """Seconds -> whole microseconds, rounded to nearest (negative stays negative)."""
+    return math.floor(seconds * 1_000_000 + 0.5)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowRecord:
+    """One (second, endpoint, outcome) window: the row format of windows.parquet."""
+
+    second: int
+    endpoint: str
+    outcome: str
+    count: int
+    hdr: bytes
+    hdr_uncorrected: bytes
+    checked: int = 0
+    correct: int = 0
+    rejected: int = 0
+    healthy: bool = True
+
+    @property
+    def key(self) -> WindowKey:
+        return (self.second, self.endpoint, self.outcome)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (msgpack/JSON-friendly apart from the two bytes fields)."""
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WindowRecord:
+        return cls(**{name: data[name] for name in cls.__slots__ if name in data})
+
+
+@dataclass(slots=True)
+class _Window:
+    corrected: HdrHistogram = field(default_factory=new_histogram)
+    uncorrected: HdrHistogram = field(default_factory=new_histogram)
+    count: int = 0
+    checked: int = 0
+    correct: int = 0
+    rejected: int = 0
+    healthy: bool = True
+
+    def to_record(self, key: WindowKey) -> WindowRecord:
+        return WindowRecord(
+            second=key[0],
+            endpoint=key[1],
+            outcome=key[2],
+            count=self.count,
+            hdr=self.corrected.encode(),
+            hdr_uncorrected=self.uncorrected.encode(),
+            checked=self.checked,
+            correct=self.correct,
+            rejected=self.rejected,
+            healthy=self.healthy,
+        )
+
+    def merge(self, record: WindowRecord) -> None:
+        self.corrected.add(decode_histogram(record.hdr))
+        self.uncorrected.add(decode_histogram(record.hdr_uncorrected))
+        self.count += record.count
+        self.checked += record.checked
+        self.correct += record.correct
+        self.rejected += record.rejected
+        self.healthy = self.healthy and record.healthy
+
+
+class LatencyRecorder:
+    """Worker side: records requests into per-second windows; `flush` ships finished ones.
+
+    Times are seconds on one clock; `origin_s` is the run start on that clock, so the window
+    of a request is `floor(intended_s - origin_s)` (closed loop: pass intended_s = sent_s).
+    """
+
+    def __init__(self, origin_s: float = 0.0) -> None:
+        self.origin_s = origin_s
+        self._windows: dict[WindowKey, _Window] = {}
+        self._unhealthy: set[int] = set()
+        self.recorded = 0
+        self.rejected = 0
+
+    def record(
+        self,
+        endpoint: str,
+        ok: bool,
+        intended_s: float,
+        sent_s: float,
+        done_s: float,
+        checked: int = 0,
+        correct: int = 0,
+    ) -> None:
+        key = (math.floor(intended_s - self.origin_s), endpoint, SUCCESS if ok else FAILURE)
+        window = self._windows.get(key)
+        if window is None:
+            window = self._windows[key] = _Window(healthy=key[0] not in self._unhealthy)
+        window.count += 1
+        window.checked += checked
+        window.correct += correct
+        corrected, uncorrected = to_us(done_s - intended_s), to_us(done_s - sent_s)
+        # HdrHistogram's buckets reach ~68 s; the contract's range ends at 60 s, so enforce it.
+        accepted = corrected <= HIGHEST_US and window.corrected.record_value(corrected)
+        accepted &= uncorrected <= HIGHEST_US and window.uncorrected.record_value(uncorrected)
+        if not accepted:
+            window.rejected += 1
+            self.rejected += 1
+        self.recorded += 1
+
+    def mark_unhealthy(self, second: int) -> None:
+        """Flag a second in which this generator was unhealthy (CPU saturated, lagging)."""
+        self._unhealthy.add(second)
+        for key, window in self._windows.items():
+            if key[0] == second:
+                window.healthy = False
+
+    def flush(self, before_second: int | None = None) -> list[WindowRecord]:
+        """Pop and encode windows with second < `before_second` (None: all of them)."""
+        done = [k for k in self._windows if before_second is None or k[0] < before_second]
+        records = [self._windows.pop(key).to_record(key) for key in sorted(done)]
+        if before_second is None:
+            self._unhealthy.clear()
+        else:
+            self._unhealthy = {s for s in self._unhealthy if s >= before_second}
+        return records
+
+    @property
+    def open_windows(self) -> int:
+        return len(self._windows)
+
+
+class WindowStore:
+    """Master side: exact merge of `WindowRecord`s from any number of workers."""
+
+    def __init__(self) -> None:
+        self._windows: dict[WindowKey, _Window] = {}
+
+    def add(self, record: WindowRecord) -> None:
+        window = self._windows.get(record.key)
+        if window is None:
+            window = self._windows[record.key] = _Window()
+        window.merge(record)
+
+    def add_all(self, records: Iterable[WindowRecord]) -> None:
+        for record in records:
+            self.add(record)
+
+    def mark_unhealthy(self, second: int) -> None:
+        """Master-side health flag (e.g. a worker was lost during this second)."""
+        for key, window in self._windows.items():
+            if key[0] == second:
+                window.healthy = False
+
+    def records(self, before_second: int | None = None) -> list[WindowRecord]:
+        """Merged windows, sorted by (second, endpoint, outcome)."""
+        keys = sorted(k for k in self._windows if before_second is None or k[0] < before_second)
+        return [self._windows[key].to_record(key) for key in keys]
+
+    def histogram(
+        self,
+        *,
+        seconds: range | None = None,
+        endpoint: str | None = None,
+        outcome: str | None = SUCCESS,
+        corrected: bool = True,
+    ) -> HdrHistogram:
+        """One histogram merging the selected windows (for live progress and summaries)."""
+        merged = new_histogram()
+        for (second, name, kind), window in self._windows.items():
+            if seconds is not None and second not in seconds:
+                continue
+            if (endpoint is not None and name != endpoint) or (outcome and kind != outcome):
+                continue
+            merged.add(window.corrected if corrected else window.uncorrected)
+        return merged
+
+    def seconds(self) -> list[int]:
+        return sorted({key[0] for key in self._windows})
+
+    def __len__(self) -> int:
+        return len(self._windows)
