@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
@@ -174,16 +174,19 @@ class LatencyRecorder:
 
 
 class WindowStore:
-    """Master side: exact merge of `WindowRecord`s from any number of workers."""
+    """Master side: exact merge of `WindowRecord`s from any number of workers.
+
+    Windows are kept encoded (a few KiB each instead of two ~140 KiB count arrays), so a
+    one-hour run stays small; a record for a key already held is merged by decode + add +
+    encode, which is exact.
+    """
 
     def __init__(self) -> None:
-        self._windows: dict[WindowKey, _Window] = {}
+        self._records: dict[WindowKey, WindowRecord] = {}
 
     def add(self, record: WindowRecord) -> None:
-        window = self._windows.get(record.key)
-        if window is None:
-            window = self._windows[record.key] = _Window()
-        window.merge(record)
+        held = self._records.get(record.key)
+        self._records[record.key] = record if held is None else merge_records(held, record)
 
     def add_all(self, records: Iterable[WindowRecord]) -> None:
         for record in records:
@@ -191,14 +194,14 @@ class WindowStore:
 
     def mark_unhealthy(self, second: int) -> None:
         """Master-side health flag (e.g. a worker was lost during this second)."""
-        for key, window in self._windows.items():
-            if key[0] == second:
-                window.healthy = False
+        for key, record in self._records.items():
+            if key[0] == second and record.healthy:
+                self._records[key] = replace(record, healthy=False)
 
     def records(self, before_second: int | None = None) -> list[WindowRecord]:
         """Merged windows, sorted by (second, endpoint, outcome)."""
-        keys = sorted(k for k in self._windows if before_second is None or k[0] < before_second)
-        return [self._windows[key].to_record(key) for key in keys]
+        keys = sorted(k for k in self._records if before_second is None or k[0] < before_second)
+        return [self._records[key] for key in keys]
 
     def histogram(
         self,
@@ -210,16 +213,26 @@ class WindowStore:
     ) -> HdrHistogram:
         """One histogram merging the selected windows (for live progress and summaries)."""
         merged = new_histogram()
-        for (second, name, kind), window in self._windows.items():
+        for (second, name, kind), record in self._records.items():
             if seconds is not None and second not in seconds:
                 continue
             if (endpoint is not None and name != endpoint) or (outcome and kind != outcome):
                 continue
-            merged.add(window.corrected if corrected else window.uncorrected)
+            merged.add(decode_histogram(record.hdr if corrected else record.hdr_uncorrected))
         return merged
 
     def seconds(self) -> list[int]:
-        return sorted({key[0] for key in self._windows})
+        return sorted({key[0] for key in self._records})
 
     def __len__(self) -> int:
-        return len(self._windows)
+        return len(self._records)
+
+
+def merge_records(a: WindowRecord, b: WindowRecord) -> WindowRecord:
+    """Exact sum of two records of the same key."""
+    if a.key != b.key:
+        raise ValueError(f"cannot merge windows {a.key} and {b.key}")
+    window = _Window(healthy=a.healthy)
+    window.merge(a)
+    window.merge(b)
+    return window.to_record(a.key)
