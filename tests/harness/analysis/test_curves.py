@@ -1,0 +1,112 @@
+"""USL and latency fits recover known parameters; knee and max-under-SLO by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from harness.analysis.curves import (
+    LatencyModel,
+    USLModel,
+    find_knee,
+    max_throughput_under_slo,
+    usl_throughput,
+)
+from harness.errors import InsufficientData
+
+N = np.array([1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128], dtype=float)
+LAM, SIGMA, KAPPA = 1000.0, 0.05, 0.0005
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_usl_recovers_parameters_from_noisy_data(seed: int) -> None:
+    """2 % multiplicative noise: lambda within 10 %, sigma within 0.015, kappa within 15 %."""
+    rng = np.random.default_rng(seed)
+    x = usl_throughput(N, LAM, SIGMA, KAPPA) * (1 + rng.normal(0, 0.02, N.size))
+    fit = USLModel().fit(N, x).result_
+    assert fit.lambda_.value == pytest.approx(LAM, rel=0.10)
+    assert fit.sigma.value == pytest.approx(SIGMA, abs=0.015)
+    assert fit.kappa.value == pytest.approx(KAPPA, rel=0.15)
+    assert fit.r2 > 0.99
+    true_nstar = math.sqrt((1 - SIGMA) / KAPPA)  # 43.59
+    assert fit.n_star == pytest.approx(true_nstar, rel=0.10)
+    assert fit.x_max == pytest.approx(usl_throughput(true_nstar, LAM, SIGMA, KAPPA), rel=0.05)
+    assert fit.lambda_.lo < fit.lambda_.value < fit.lambda_.hi
+
+
+def test_usl_confidence_intervals_cover_truth_near_nominal() -> None:
+    covered = 0
+    trials = 60
+    for seed in range(trials):
+        rng = np.random.default_rng(100 + seed)
+        x = usl_throughput(N, LAM, SIGMA, KAPPA) * (1 + rng.normal(0, 0.02, N.size))
+        f = USLModel(ci_level=0.95).fit(N, x).result_
+        covered += f.sigma.lo <= SIGMA <= f.sigma.hi
+        covered += f.kappa.lo <= KAPPA <= f.kappa.hi
+    assert covered / (2 * trials) >= 0.85
+
+
+def test_usl_robust_to_one_outlier() -> None:
+    x = usl_throughput(N, LAM, SIGMA, KAPPA)
+    x[5] *= 0.5  # one broken step
+    fit = USLModel().fit(N, x).result_
+    assert fit.kappa.value == pytest.approx(KAPPA, rel=0.10)
+    plain = USLModel(loss="linear").fit(N, x).result_
+    assert abs(plain.kappa.value - KAPPA) > abs(fit.kappa.value - KAPPA)
+
+
+def test_usl_linear_system_has_infinite_peak_and_littles_law() -> None:
+    m = USLModel().fit(N, 50.0 * N)
+    assert m.kappa_ == pytest.approx(0.0, abs=1e-6)
+    assert m.n_star_ > 1000
+    np.testing.assert_allclose(m.mean_latency_s(np.array([10.0])), [0.02], rtol=1e-4)
+
+
+def test_too_few_points_is_insufficient_data() -> None:
+    with pytest.raises(InsufficientData) as info:
+        USLModel().fit([1, 2, 2, 4], [10, 19, 19, 30])
+    assert info.value.needed == 1
+    with pytest.raises(InsufficientData):
+        LatencyModel().fit([1, 2], [3, 4])
+
+
+def test_latency_model_recovers_queueing_curve() -> None:
+    rng = np.random.default_rng(7)
+    x = np.linspace(100, 900, 9)
+    y = (5 + 2 * (x / 1000) / (1 - x / 1000)) * (1 + rng.normal(0, 0.01, x.size))
+    m = LatencyModel().fit(x, y)
+    assert m.a_ms_ == pytest.approx(5, rel=0.05)
+    assert m.b_ms_ == pytest.approx(2, rel=0.15)
+    assert m.saturation_ == pytest.approx(1000, rel=0.02)
+    # inverse by hand: 5 + 2u/(1-u) = 20 -> u = 15/17
+    assert m.throughput_at(20.0) == pytest.approx(1000 * 15 / 17, rel=0.02)
+
+
+def test_knee_matches_hand_computation() -> None:
+    # normalised x: 0 .25 .5 .75 1; y: 0 .025 .075 .25 1; chord - y peaks (0.5) at x=4
+    k = find_knee([1, 2, 3, 4, 5], [1, 1.1, 1.3, 2, 5])
+    assert (k.x, k.y, k.index) == (4.0, 2.0, 3)
+    assert k.distance == pytest.approx(0.5)
+    # concave: throughput flattening; y_n = 0 .8 .9 .95 1 -> y - chord peaks at x=2 (0.55)
+    k2 = find_knee([1, 2, 3, 4, 5], [0, 80, 90, 95, 100], curve="concave")
+    assert k2.x == 2.0 and k2.distance == pytest.approx(0.55)
+
+
+def test_max_under_slo_hand_example() -> None:
+    load = np.array([100, 200, 300, 400, 500, 600, 700], dtype=float)
+    thr = load.copy()
+    p99 = 5 + 2 * (thr / 1000) / (1 - thr / 1000)  # 5.22 5.5 5.86 6.33 7 8 9.67
+    p99_noisy = p99.copy()
+    p99_noisy[6] = 8.5  # measured passes at 700 ...
+    model = LatencyModel().fit(thr, p99)
+    r = max_throughput_under_slo(load, thr, p99_noisy, slo_ms=9.0, model=model)
+    # ... but the fitted p99 at 700 (9.67) misses 9 ms: the answer is 600, not 700
+    assert r.throughput == 600.0 and r.first_failing_load == 700.0
+    # fitted crossing by hand: 5 + 2u/(1-u) = 9 -> u = 2/3
+    assert r.fitted_crossing == pytest.approx(1000 * 2 / 3, rel=0.01)
+    # an error-rate failure at 400 stops the walk there
+    err = np.array([0, 0, 0, 0.05, 0, 0, 0])
+    r2 = max_throughput_under_slo(load, thr, p99, 9.0, model=model, error_rate=err)
+    assert r2.throughput == 300.0
