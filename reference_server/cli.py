@@ -1,0 +1,148 @@
+"""Command line of the reference server: `python -m reference_server` and `harness serve`.
+
+Both front doors share `add_arguments` and `run`, so the options cannot drift apart
+(`harness serve` imports this module; this package never imports `harness`).
+
+Exit codes: 0 served and shut down cleanly; 2 configuration error (bad option, bad model
+repository or model); 3 infrastructure error (`--device cuda` without a usable GPU, a port
+that cannot be bound). Start-up errors print one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Coroutine, Mapping
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from reference_server.errors import DeviceUnavailable, ModelLoadError
+
+if TYPE_CHECKING:
+    from reference_server.config import ServerConfig
+
+logger = logging.getLogger(__name__)
+
+TOKEN_ENV = "HARNESS_ADMIN_TOKEN"
+EXIT_CONFIG = 2
+EXIT_INFRA = 3
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The server options (shared by `python -m reference_server` and `harness serve`)."""
+    parser.add_argument(
+        "--model-repository",
+        metavar="DIR",
+        default=None,
+        help="Triton-layout model repository (default: the built-in one, built if missing)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    for name, default in (("http", 8000), ("grpc", 8001), ("metrics", 8002)):
+        parser.add_argument(
+            f"--{name}-port",
+            type=int,
+            default=default,
+            metavar="N",
+            help=f"{name} port; 0 = pick a free one (default {default})",
+        )
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--intra-op-threads", type=int, default=None, metavar="N")
+    parser.add_argument(
+        "--admin-token",
+        default=None,
+        metavar="T",
+        help=f"enable the /admin fault API with this bearer token (or ${TOKEN_ENV})",
+    )
+    parser.add_argument("--max-body-bytes", type=int, default=None, metavar="N")
+    parser.add_argument(
+        "--event-loop",
+        choices=("asyncio", "uvloop"),
+        default="uvloop",
+        help="event loop implementation (default uvloop)",
+    )
+
+
+def config_from_args(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> ServerConfig:
+    """Build the ServerConfig; CLI options win over the environment over defaults."""
+    from reference_server.config import ServerConfig
+
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {
+        "host": args.host,
+        "http_port": args.http_port,
+        "grpc_port": args.grpc_port,
+        "metrics_port": args.metrics_port,
+        "device": args.device,
+    }
+    token = args.admin_token or env.get(TOKEN_ENV) or None
+    optional = {
+        "model_repository": args.model_repository,
+        "intra_op_threads": args.intra_op_threads,
+        "admin_token": token,
+        "max_body_bytes": args.max_body_bytes,
+    }
+    values.update({k: v for k, v in optional.items() if v is not None})
+    return ServerConfig(**values)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _run_loop(coro: Coroutine[Any, Any, int], event_loop: str) -> int:
+    if event_loop == "uvloop":
+        import uvloop
+
+        return uvloop.run(coro)
+    return asyncio.run(coro)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the server described by parsed `args`; return the process exit code."""
+    from reference_server.app import serve
+
+    try:
+        config = config_from_args(args)
+    except ValidationError as exc:
+        errors = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()
+        )
+        sys.stderr.write(f"error: invalid server configuration: {errors}\n")
+        return EXIT_CONFIG
+    try:
+        return _run_loop(serve(config), args.event_loop)
+    except DeviceUnavailable as exc:
+        sys.stderr.write(f"error: {_one_line(exc)}\n")
+        return EXIT_INFRA
+    except ModelLoadError as exc:
+        sys.stderr.write(f"error: {_one_line(exc)}\n")
+        return EXIT_CONFIG
+    except OSError as exc:
+        sys.stderr.write(f"error: cannot start the server: {_one_line(exc)}\n")
+        return EXIT_INFRA
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m reference_server",
+        description="Reference KServe v2 (HTTP + gRPC) / TF-Serving server over ONNX Runtime.",
+    )
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    add_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return run(args)

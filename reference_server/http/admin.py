@@ -1,0 +1,98 @@
+"""Admin API for chaos fault hooks, on the HTTP port under /admin.
+
+Off unless `ServerConfig.admin_token` is set: then every /admin route answers 404 as if it
+did not exist, so a production-like server exposes nothing. With a token, a request needs
+`Authorization: Bearer <token>` (compared in constant time with `hmac.compare_digest`),
+otherwise 401.
+
+    GET    /admin/faults        list active faults
+    POST   /admin/faults        add one; body = fault spec (see reference_server.faults)
+    DELETE /admin/faults/{id}   remove one
+    DELETE /admin/faults        remove all
+
+What a fault does (latency, failure ratio, device loss with its policy, hang) is the core's
+business (`core.faults`); this module only authenticates and translates JSON.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any
+
+from reference_server.core import InferenceCore
+from reference_server.errors import InvalidInput, NotFound, ServerError, Unauthorized
+from reference_server.http.server import Request, Response, Router, json_response
+
+logger = logging.getLogger(__name__)
+
+
+def _jsonable(value: Any) -> Any:
+    """A fault as JSON: pydantic models, dataclasses and dicts all work."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if hasattr(value, "__dataclass_fields__"):
+        import dataclasses
+
+        return dataclasses.asdict(value)
+    return value
+
+
+class AdminRoutes:
+    def __init__(self, core: InferenceCore, token: str | None) -> None:
+        self.core = core
+        self._token = token.encode() if token else None
+
+    def _authorize(self, req: Request) -> None:
+        if self._token is None:
+            raise NotFound(f"no route for {req.method} {req.path}")
+        auth = req.headers.get("authorization", "")
+        scheme, _, given = auth.partition(" ")
+        ok = hmac.compare_digest(given.strip().encode(), self._token)
+        if scheme.lower() != "bearer" or not ok:
+            raise Unauthorized("admin API: missing or wrong bearer token")
+
+    def list_faults(self, req: Request, params: dict[str, str]) -> Response:
+        self._authorize(req)
+        return json_response({"faults": [_jsonable(f) for f in self.core.faults.list()]})
+
+    def add_fault(self, req: Request, params: dict[str, str]) -> Response:
+        self._authorize(req)
+        try:
+            spec = json.loads(req.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"malformed JSON fault spec: {exc}") from None
+        if not isinstance(spec, dict):
+            raise InvalidInput("a fault spec must be a JSON object")
+        try:
+            fault = self.core.faults.add(spec)
+        except ServerError:
+            raise
+        except (ValueError, TypeError) as exc:  # pydantic ValidationError is a ValueError
+            raise InvalidInput(f"invalid fault spec: {exc}") from None
+        logger.warning("admin: fault added: %s", _jsonable(fault))
+        return json_response(_jsonable(fault), 201)
+
+    def remove_fault(self, req: Request, params: dict[str, str]) -> Response:
+        self._authorize(req)
+        if not self.core.faults.remove(params["id"]):
+            raise NotFound(f"no active fault with id '{params['id']}'")
+        logger.warning("admin: fault %s removed", params["id"])
+        return json_response({"removed": params["id"]})
+
+    def clear_faults(self, req: Request, params: dict[str, str]) -> Response:
+        self._authorize(req)
+        count = self.core.faults.clear()
+        logger.warning("admin: all faults cleared")
+        return json_response({"removed": count})
+
+
+def add_routes(router: Router, core: InferenceCore, token: str | None) -> AdminRoutes:
+    """Register /admin routes; they answer 404 unless `token` is set."""
+    r = AdminRoutes(core, token)
+    router.add("GET", "/admin/faults", r.list_faults)
+    router.add("POST", "/admin/faults", r.add_fault)
+    router.add("DELETE", "/admin/faults", r.clear_faults)
+    router.add("DELETE", "/admin/faults/{id}", r.remove_fault)
+    return r

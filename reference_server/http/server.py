@@ -1,0 +1,429 @@
+"""A small, fast asyncio HTTP/1.1 server on httptools, with a tiny router.
+
+Why not a framework: the reference server must answer thousands of inference requests per
+second per core, and a framework's per-request machinery (middleware stacks, request
+objects with lazy parsing, ASGI message passing) costs more than the model itself for small
+models. This module does only what the KServe v2 / TF-Serving / admin / metrics routes need:
+
+- keep-alive and pipelining: requests on one connection are answered strictly in order; a
+  connection with too many queued requests, or whose peer stops reading, is paused;
+- bodies framed by Content-Length or chunked transfer encoding (httptools decodes both),
+  optionally gzip/deflate Content-Encoding (what `tritonclient` can send);
+- a body limit answered with 413 as soon as the declared length (or the received bytes)
+  exceed it, followed by a lingering close so the client still reads the answer;
+- every error is JSON `{"error": "..."}` with the status of the ServerError raised; a
+  malformed request gets 400 and its connection closed, never an exception in the loop;
+- graceful shutdown: stop accepting, close idle connections, let busy ones finish.
+
+Handlers are `handler(request, params) -> Response` or `async def ... -> Response`; sync
+handlers run inline in the protocol callback (no task per request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import zlib
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import unquote
+
+import httptools
+
+from reference_server.errors import InvalidInput, NotFound, PayloadTooLarge, ServerError
+
+logger = logging.getLogger(__name__)
+
+_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+_MAX_PIPELINED = 64  # queued requests per connection before we stop reading from it
+_LINGER_S = 2.0  # how long to drain a rejected body before closing the socket
+_JSON = "application/json"
+
+
+class MethodNotAllowed(ServerError):
+    http_status = 405
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    keep_alive: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = _JSON
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+Handler = Callable[[Request, dict[str, str]], "Response | Awaitable[Response]"]
+
+
+def json_response(obj: Any, status: int = 200, headers: tuple = ()) -> Response:
+    return Response(status, json.dumps(obj, separators=(",", ":")).encode(), _JSON, headers)
+
+
+def error_response(status: int, message: str) -> Response:
+    return json_response({"error": message}, status)
+
+
+def response_for_exception(exc: BaseException) -> Response:
+    """The JSON error answer for an exception raised while handling a request."""
+    if isinstance(exc, ServerError):
+        headers = (("WWW-Authenticate", "Bearer"),) if exc.http_status == 401 else ()
+        return json_response({"error": str(exc) or type(exc).__name__}, exc.http_status, headers)
+    logger.exception("unhandled error while handling a request", exc_info=exc)
+    return error_response(500, f"internal error: {type(exc).__name__}")
+
+
+class Router:
+    """Exact paths through a dict; `{name}` patterns through regexes, cached per path."""
+
+    def __init__(self) -> None:
+        self._exact: dict[str, dict[str, Handler]] = {}
+        self._patterns: list[tuple[re.Pattern[str], dict[str, Handler]]] = []
+        self._cache: dict[str, tuple[dict[str, Handler], dict[str, str]] | None] = {}
+
+    def add(self, method: str, pattern: str, handler: Handler) -> None:
+        if "{" not in pattern:
+            self._exact.setdefault(pattern, {})[method] = handler
+            return
+        regex = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(pattern)) + "$"
+        for compiled, methods in self._patterns:
+            if compiled.pattern == regex:
+                methods[method] = handler
+                return
+        self._patterns.append((re.compile(regex), {method: handler}))
+        self._cache.clear()
+
+    def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
+        methods = self._exact.get(path)
+        params: dict[str, str] = {}
+        if methods is None:
+            hit = self._cache.get(path, False)
+            if hit is False:
+                hit = self._match(path)
+                if len(self._cache) < 4096:
+                    self._cache[path] = hit
+            if hit is None:
+                raise NotFound(f"no route for {method} {path}")
+            methods, params = hit
+        handler = methods.get(method)
+        if handler is None:
+            raise MethodNotAllowed(f"method {method} not allowed on {path}")
+        return handler, params
+
+    def _match(self, path: str) -> tuple[dict[str, Handler], dict[str, str]] | None:
+        for compiled, methods in self._patterns:
+            m = compiled.match(path)
+            if m is not None:
+                return methods, {k: unquote(v) for k, v in m.groupdict().items()}
+        return None
+
+
+def decode_content(body: bytes, encoding: str, limit: int) -> bytes:
+    """Undo gzip/deflate Content-Encoding without inflating more than `limit` bytes."""
+    enc = encoding.strip().lower()
+    if enc in ("", "identity"):
+        return body
+    if enc not in ("gzip", "deflate"):
+        raise InvalidInput(f"unsupported Content-Encoding '{encoding}'")
+    inflater = zlib.decompressobj(wbits=31 if enc == "gzip" else 15)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise InvalidInput(f"body is not valid {enc} data: {exc}") from None
+    if len(out) > limit:
+        raise PayloadTooLarge(f"decompressed body exceeds the limit of {limit} bytes")
+    return out
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class HttpServer:
+    """One listening socket, its router and its connections."""
+
+    def __init__(self, router: Router, *, max_body_bytes: int, name: str = "http") -> None:
+        self.router = router
+        self.max_body_bytes = max_body_bytes
+        self.name = name
+        self.closing = False
+        self.in_flight = 0  # requests received and not yet answered
+        self._connections: set[HttpProtocol] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen on host:port (0 = pick) and return the bound port."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: HttpProtocol(self), host, port, backlog=1024, reuse_address=True
+        )
+        return self._server.sockets[0].getsockname()[1]
+
+    def dispatch(self, req: Request) -> Response | Awaitable[Response]:
+        """Route and run a request; errors become JSON responses, never exceptions."""
+        try:
+            encoding = req.headers.get("content-encoding")
+            if encoding:
+                req.body = decode_content(req.body, encoding, self.max_body_bytes)
+            handler, params = self.router.resolve(req.method, req.path)
+            result = handler(req, params)
+        except Exception as exc:
+            return response_for_exception(exc)
+        if isinstance(result, Response):
+            return result
+        return self._guard(result)
+
+    @staticmethod
+    async def _guard(coro: Awaitable[Response]) -> Response:
+        try:
+            return await coro
+        except Exception as exc:
+            return response_for_exception(exc)
+
+    def stop_accepting(self) -> None:
+        self.closing = True
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self._connections):
+            conn.close_if_idle()
+
+    async def shutdown(self, deadline_s: float) -> bool:
+        """Stop accepting, let busy connections finish until the deadline; True if all did."""
+        self.stop_accepting()
+        loop = asyncio.get_running_loop()
+        end = loop.time() + deadline_s
+        while self._connections and loop.time() < end:
+            for conn in list(self._connections):
+                conn.close_if_idle()
+            await asyncio.sleep(0.01)
+        clean = not self._connections
+        for conn in list(self._connections):
+            conn.abort()
+        return clean
+
+    def _register(self, conn: HttpProtocol) -> None:
+        self._connections.add(conn)
+
+    def _unregister(self, conn: HttpProtocol) -> None:
+        self._connections.discard(conn)
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One client connection: httptools parsing, in-order answers, flow control."""
+
+    def __init__(self, server: HttpServer) -> None:
+        self._server = server
+        self._loop = asyncio.get_event_loop()
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._pending: deque[Request | ServerError] = deque()  # errors: answered in order
+        self._busy = False
+        self._closed = False
+        self._discarding = False
+        self._eof = False
+        self._read_paused = False
+        self._write_paused = False
+        self._url = b""
+        self._headers: dict[str, str] = {}
+        self._body: list[bytes] = []
+        self._body_size = 0
+
+    # -- asyncio.Protocol -------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        self._server._register(self)
+        if self._server.closing:
+            self._close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._drop_pending()
+        self._server._unregister(self)
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        return self._busy or bool(self._pending)  # keep the write side open to answer
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._update_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self._discarding or self._closed:
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, _BodyTooLarge):
+                self._reject(PayloadTooLarge(str(exc.__context__)))
+            else:
+                logger.exception("HTTP parser callback failed", exc_info=exc.__context__)
+                self._reject(ServerError("internal error while reading the request"))
+        except httptools.HttpParserUpgrade:
+            self._reject(InvalidInput("protocol upgrade is not supported"))
+        except httptools.HttpParserError as exc:
+            self._reject(InvalidInput(f"malformed HTTP request: {exc}"))
+
+    # -- httptools callbacks ----------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = {}
+        self._body = []
+        self._body_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        length = self._headers.get("content-length")
+        limit = self._server.max_body_bytes
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise _BodyTooLarge(f"request body of {length} bytes exceeds the limit of {limit}")
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > self._server.max_body_bytes:
+            raise _BodyTooLarge(
+                f"request body exceeds the limit of {self._server.max_body_bytes} bytes"
+            )
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        url = self._url.decode("latin-1")
+        path, _, query = url.partition("?")
+        if "%" in path:
+            path = unquote(path)
+        body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+        req = Request(
+            self._parser.get_method().decode("latin-1"),
+            path,
+            query,
+            self._headers,
+            body,
+            self._parser.should_keep_alive(),
+        )
+        self._server.in_flight += 1
+        if self._busy:
+            self._pending.append(req)
+            self._update_reading()
+        else:
+            self._start(req)
+
+    # -- request processing -----------------------------------------------------------
+    def _start(self, req: Request | ServerError) -> None:
+        if isinstance(req, ServerError):
+            self._send_rejection(req)
+            return
+        result = self._server.dispatch(req)
+        if isinstance(result, Response):
+            self._server.in_flight -= 1
+            self._write(req, result)
+        else:
+            self._busy = True
+            self._loop.create_task(self._finish(req, result))
+
+    async def _finish(self, req: Request, pending: Awaitable[Response]) -> None:
+        resp = await pending
+        self._server.in_flight -= 1
+        self._busy = False
+        if self._closed:
+            return
+        self._write(req, resp)
+        while self._pending and not self._busy and not self._closed:
+            self._start(self._pending.popleft())
+        if self._eof and not self._busy and not self._pending:
+            self._close()
+        self._update_reading()
+
+    def _write(self, req: Request, resp: Response) -> None:
+        if self._closed or self._transport is None:
+            return
+        keep = req.keep_alive and not self._server.closing
+        self._transport.write(_serialize(resp, keep))
+        if not keep:
+            self._close()
+
+    def _update_reading(self) -> None:
+        if self._transport is None or self._closed:
+            return
+        want_pause = self._write_paused or len(self._pending) >= _MAX_PIPELINED
+        if want_pause and not self._read_paused:
+            self._transport.pause_reading()
+            self._read_paused = True
+        elif not want_pause and self._read_paused:
+            self._transport.resume_reading()
+            self._read_paused = False
+
+    def _reject(self, exc: ServerError) -> None:
+        """Stop parsing; answer (after the requests before it) with an error, then close."""
+        self._discarding = True
+        if self._busy:
+            self._pending.append(exc)
+        else:
+            self._send_rejection(exc)
+
+    def _send_rejection(self, exc: ServerError) -> None:
+        """Write the error, then drain the peer's remaining bytes for a while and close."""
+        if self._transport is None or self._closed:
+            return
+        self._drop_pending()
+        self._transport.write(_serialize(response_for_exception(exc), keep_alive=False))
+        self._discarding = True
+        if self._transport.can_write_eof():
+            self._transport.write_eof()
+        if self._read_paused:
+            self._transport.resume_reading()
+            self._read_paused = False
+        self._loop.call_later(_LINGER_S, self._close)
+
+    def _drop_pending(self) -> None:
+        self._server.in_flight -= sum(isinstance(r, Request) for r in self._pending)
+        self._pending.clear()
+
+    def close_if_idle(self) -> None:
+        if not self._busy and not self._pending:
+            self._close()
+
+    def _close(self) -> None:
+        if not self._closed and self._transport is not None:
+            self._closed = True
+            self._transport.close()
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+
+def _serialize(resp: Response, keep_alive: bool) -> bytes:
+    head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n" % (
+        resp.status,
+        _REASONS.get(resp.status, b"Unknown"),
+        resp.content_type.encode(),
+        len(resp.body),
+    )
+    for name, value in resp.headers:
+        head += f"{name}: {value}\r\n".encode("latin-1")
+    if not keep_alive:
+        head += b"Connection: close\r\n"
+    return head + b"\r\n" + resp.body
