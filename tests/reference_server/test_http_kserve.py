@@ -1,0 +1,277 @@
+"""KServe v2 over HTTP against a real server process, with the real tritonclient.http.
+
+Every model's answers must equal in-process ONNX Runtime's, with the binary tensor
+extension on and off; every bad input gets the right 4xx with a message, and the server
+keeps serving afterwards.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+from tests.reference_server.conftest import RunningServer
+
+MODELS = [("digits", "1"), ("digits", "2"), ("mlp", "1"), ("cnn", "1"), ("pair", "1")]
+_NP = {"FP32": np.float32, "INT64": np.int64}
+
+
+@pytest.fixture(scope="module")
+def client(server: RunningServer) -> Iterator[httpclient.InferenceServerClient]:
+    c = httpclient.InferenceServerClient(server.http_url, concurrency=4)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def _random_inputs(meta: dict, batch: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for item in meta["inputs"]:
+        shape = [batch if d == -1 else d for d in item["shape"]]
+        out[item["name"]] = rng.standard_normal(shape).astype(_NP[item["datatype"]])
+    return out
+
+
+def _infer(
+    client: httpclient.InferenceServerClient,
+    model: str,
+    version: str,
+    feeds: dict[str, np.ndarray],
+    binary: bool,
+    outputs: list[str] | None = None,
+) -> httpclient.InferResult:
+    items = []
+    for name, array in feeds.items():
+        item = httpclient.InferInput(name, list(array.shape), "FP32")
+        item.set_data_from_numpy(array, binary_data=binary)
+        items.append(item)
+    requested = [httpclient.InferRequestedOutput(n, binary_data=binary) for n in outputs or []]
+    return client.infer(model, items, model_version=version, outputs=requested or None)
+
+
+def _assert_same(got: np.ndarray, want: np.ndarray) -> None:
+    assert got.shape == want.shape and got.dtype == want.dtype
+    if want.dtype.kind == "f":
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    else:
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+@pytest.mark.parametrize(("model", "version"), MODELS)
+def test_results_equal_in_process_onnxruntime(
+    client: httpclient.InferenceServerClient,
+    reference_outputs: Callable[..., dict[str, np.ndarray]],
+    model: str,
+    version: str,
+    binary: bool,
+) -> None:
+    meta = client.get_model_metadata(model, version)
+    feeds = _random_inputs(meta, batch=3, seed=hash((model, version)) % 1000)
+    want = reference_outputs(model, version, feeds)
+    out_names = [o["name"] for o in meta["outputs"]]
+    result = _infer(client, model, version, feeds, binary, outputs=out_names)
+    assert result.get_response()["model_name"] == model
+    assert result.get_response()["model_version"] == version
+    for name in out_names:
+        _assert_same(result.as_numpy(name), want[name])
+    # No outputs requested: tritonclient asks for all of them, in binary.
+    result = _infer(client, model, version, feeds, binary)
+    assert {o["name"] for o in result.get_response()["outputs"]} == set(out_names)
+    for name in out_names:
+        _assert_same(result.as_numpy(name), want[name])
+
+
+def test_async_infer_answers_go_back_to_the_right_caller(
+    client: httpclient.InferenceServerClient,
+    reference_outputs: Callable[..., dict[str, np.ndarray]],
+) -> None:
+    feeds = [{"input": np.full((1, 256), i / 10, np.float32)} for i in range(24)]
+    handles = []
+    for f in feeds:
+        item = httpclient.InferInput("input", [1, 256], "FP32")
+        item.set_data_from_numpy(f["input"])
+        handles.append(client.async_infer("mlp", [item]))
+    for f, handle in zip(feeds, handles, strict=True):
+        got = handle.get_result(timeout=30).as_numpy("output")
+        _assert_same(got, reference_outputs("mlp", "1", f)["output"])
+
+
+def test_requested_subset_of_outputs(client: httpclient.InferenceServerClient) -> None:
+    feeds = _random_inputs(client.get_model_metadata("pair"), 2, 1)
+    result = _infer(client, "pair", "", feeds, True, outputs=["diff"])
+    assert [o["name"] for o in result.get_response()["outputs"]] == ["diff"]
+    _assert_same(result.as_numpy("diff"), feeds["a"] - feeds["b"])
+
+
+def test_health_and_metadata_routes(client: httpclient.InferenceServerClient) -> None:
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_model_ready("digits", "2") and client.is_model_ready("mlp")
+    assert not client.is_model_ready("no-such-model")
+    meta = client.get_server_metadata()
+    assert meta["name"] and meta["version"] and isinstance(meta["extensions"], list)
+    mlp = client.get_model_metadata("mlp")
+    assert mlp["name"] == "mlp" and mlp["inputs"][0]["shape"] == [-1, 256]
+    assert mlp["inputs"][0]["datatype"] == "FP32"
+    assert set(client.get_model_metadata("digits")["versions"]) >= {"1", "2"}
+
+
+def test_model_config_is_triton_json(client: httpclient.InferenceServerClient) -> None:
+    config = client.get_model_config("mlp")
+    assert config["name"] == "mlp" and config["max_batch_size"] == 64
+    assert config["input"][0]["dims"] == [256]  # int64 as a number, as Triton writes it
+    assert config["input"][0]["data_type"] == "TYPE_FP32"
+    assert "dynamic_batching" in config
+    assert client.get_model_config("digits", "2")["name"] == "digits"
+
+
+def test_statistics_and_repository_index(client: httpclient.InferenceServerClient) -> None:
+    feeds = _random_inputs(client.get_model_metadata("pair"), 1, 2)
+    before = client.get_inference_statistics("pair", "1")["model_stats"][0]
+    for _ in range(3):
+        _infer(client, "pair", "1", feeds, True)
+    after = client.get_inference_statistics("pair", "1")["model_stats"][0]
+    assert after["name"] == "pair" and after["version"] == "1"
+    success = after["inference_stats"]["success"]
+    assert success["count"] - before["inference_stats"]["success"]["count"] == 3
+    assert success["ns"] > 0
+    everything = client.get_inference_statistics()["model_stats"]
+    assert {(s["name"], s["version"]) for s in everything} >= {("mlp", "1"), ("digits", "2")}
+    index = client.get_model_repository_index()
+    assert {(m["name"], m["version"]) for m in index} >= {("digits", "1"), ("cnn", "1")}
+    assert all(m["state"] == "READY" for m in index)
+
+
+# -- bad input: right status, clear message, server still serves --------------------------
+
+
+def _post(
+    server: RunningServer, path: str, body: bytes, headers: dict | None = None
+) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.http, timeout=10)
+    try:
+        conn.request("POST", path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def _json_infer(inputs: list[dict]) -> bytes:
+    return json.dumps({"inputs": inputs}).encode()
+
+
+def _mlp_input(**overrides: object) -> dict:
+    return {
+        "name": "input",
+        "datatype": "FP32",
+        "shape": [1, 256],
+        "data": [0.5] * 256,
+        **overrides,
+    }
+
+
+def _binary_claiming_more() -> tuple[bytes, dict]:
+    head = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "datatype": "FP32",
+                    "shape": [1, 256],
+                    "parameters": {"binary_data_size": 1024},
+                }
+            ]
+        }
+    ).encode()
+    return head + b"\0" * 100, {"Inference-Header-Content-Length": str(len(head))}
+
+
+BAD_REQUESTS = {
+    "malformed-json": ("/v2/models/mlp/infer", b'{"inputs": [', {}, 400, "malformed JSON"),
+    "unknown-datatype": (
+        "/v2/models/mlp/infer",
+        _json_infer([_mlp_input(datatype="FLOAT99")]),
+        {},
+        400,
+        "unknown datatype",
+    ),
+    "shape-data-mismatch": (
+        "/v2/models/mlp/infer",
+        _json_infer([_mlp_input(shape=[2, 256])]),
+        {},
+        400,
+        "needs 512 elements",
+    ),
+    "wrong-shape-for-model": (
+        "/v2/models/mlp/infer",
+        _json_infer([_mlp_input(shape=[1, 128], data=[0.0] * 128)]),
+        {},
+        400,
+        "input",
+    ),
+    "wrong-input-name": (
+        "/v2/models/mlp/infer",
+        _json_infer([_mlp_input(name="nope")]),
+        {},
+        400,
+        "nope",
+    ),
+    "too-many-inputs": (
+        "/v2/models/mlp/infer",
+        _json_infer([_mlp_input(), _mlp_input(name="extra")]),
+        {},
+        400,
+        "extra",
+    ),
+    "binary-claims-more": ("/v2/models/mlp/infer", *_binary_claiming_more(), 400, "past the end"),
+    "header-longer-than-body": (
+        "/v2/models/mlp/infer",
+        b"{}",
+        {"Inference-Header-Content-Length": "50"},
+        400,
+        "exceeds the body length",
+    ),
+    "unknown-model": ("/v2/models/nosuch/infer", _json_infer([_mlp_input()]), {}, 404, "nosuch"),
+    "unknown-version": (
+        "/v2/models/mlp/versions/7/infer",
+        _json_infer([_mlp_input()]),
+        {},
+        404,
+        "7",
+    ),
+    "body-over-limit": ("/v2/models/mlp/infer", b"x" * (5 * 1024 * 1024), {}, 413, "limit"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS))
+def test_bad_input_gets_4xx_and_server_survives(
+    server: RunningServer, client: httpclient.InferenceServerClient, case: str
+) -> None:
+    path, body, headers, status, text = BAD_REQUESTS[case]
+    got_status, got_body = _post(server, path, body, headers)
+    assert got_status == status, got_body
+    message = json.loads(got_body)["error"]
+    assert text in message, message
+    # Still serving, correctly:
+    feeds = {"a": np.ones((1, 4), np.float32), "b": np.full((1, 4), 2, np.float32)}
+    result = _infer(client, "pair", "1", feeds, True)
+    _assert_same(result.as_numpy("sum"), np.full((1, 4), 3, np.float32))
+
+
+def test_tritonclient_sees_errors_as_exceptions(client: httpclient.InferenceServerClient) -> None:
+    with pytest.raises(InferenceServerException, match="nosuch") as info:
+        client.get_model_metadata("nosuch")
+    assert info.value.status() == "404"
+    feeds = {"wrong": np.ones((1, 4), np.float32)}
+    with pytest.raises(InferenceServerException) as info:
+        _infer(client, "pair", "1", feeds, True)
+    assert info.value.status() == "400"
