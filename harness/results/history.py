@@ -1,0 +1,197 @@
+"""`<out>/history.duckdb`: one row per run, for trends, regression checks and `harness history`.
+
+The row is a projection of summary.json (the run directory stays the source of truth; a lost
+database can be rebuilt with `rebuild_history`). Appending the same run id again replaces its
+row, so re-summarising a run never duplicates it. DuckDB allows one writer process at a time:
+a locked database is retried for a few seconds, then reported as a StoreError. A `meta`
+table carries the schema version, checked on every open.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from harness.errors import SchemaVersionError, StoreError
+
+logger = logging.getLogger(__name__)
+
+HISTORY_FILE = "history.duckdb"
+HISTORY_SCHEMA_VERSION = 1
+COLUMNS = (
+    ("run_id", "VARCHAR PRIMARY KEY"),
+    ("scenario", "VARCHAR"),
+    ("started_at", "TIMESTAMP"),
+    ("status", "VARCHAR"),
+    ("requests", "BIGINT"),
+    ("failures", "BIGINT"),
+    ("throughput_rps", "DOUBLE"),
+    ("p50_ms", "DOUBLE"),
+    ("p99_ms", "DOUBLE"),
+    ("slo_passed", "BOOLEAN"),
+    ("valid", "BOOLEAN"),
+    ("run_dir", "VARCHAR"),
+    ("kind", "VARCHAR"),
+    ("offered_rps", "DOUBLE"),
+    ("p95_ms", "DOUBLE"),
+    ("error_rate", "DOUBLE"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    run_id: str
+    scenario: str | None
+    started_at: datetime | None
+    status: str | None
+    requests: int | None
+    failures: int | None
+    throughput_rps: float | None
+    p50_ms: float | None
+    p99_ms: float | None
+    slo_passed: bool | None
+    valid: bool | None
+    run_dir: str | None
+    kind: str | None
+    offered_rps: float | None
+    p95_ms: float | None
+    error_rate: float | None
+
+
+def history_path(out_dir: str | os.PathLike[str]) -> Path:
+    return Path(out_dir) / HISTORY_FILE
+
+
+@contextmanager
+def connect(path: Path, read_only: bool = False, wait_s: float = 10.0) -> Iterator[Any]:
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            if time.monotonic() > deadline:
+                raise StoreError(f"{path}: cannot open history database ({exc})") from exc
+            time.sleep(0.1)
+    try:
+        if not read_only:
+            _ensure_schema(con)
+        _check_schema(con, path)
+        yield con
+    finally:
+        con.close()
+
+
+def _ensure_schema(con: Any) -> None:
+    cols = ", ".join(f"{name} {kind}" for name, kind in COLUMNS)
+    con.execute(f"CREATE TABLE IF NOT EXISTS runs ({cols})")
+    con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    con.execute(
+        "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
+        [str(HISTORY_SCHEMA_VERSION)],
+    )
+
+
+def _check_schema(con: Any, path: Path) -> None:
+    row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is None or row[0] != str(HISTORY_SCHEMA_VERSION):
+        raise SchemaVersionError(
+            f"{path}: history schema_version {row and row[0]!r} is not supported "
+            f"(knows {HISTORY_SCHEMA_VERSION})"
+        )
+
+
+def _timestamp(text: object) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def row_from_summary(summary: Mapping[str, Any], run_dir: str | os.PathLike[str]) -> HistoryRow:
+    latency = summary.get("latency_ms") or {}
+    slo = summary.get("slo") or {}
+    return HistoryRow(
+        run_id=str(summary["run_id"]),
+        scenario=summary.get("scenario"),
+        started_at=_timestamp(summary.get("started_at")),
+        status=summary.get("status"),
+        requests=summary.get("requests"),
+        failures=summary.get("failures"),
+        throughput_rps=summary.get("throughput_rps"),
+        p50_ms=latency.get("p50"),
+        p99_ms=latency.get("p99"),
+        slo_passed=slo.get("passed"),
+        valid=summary.get("valid"),
+        run_dir=str(run_dir),
+        kind=summary.get("kind", "run"),
+        offered_rps=summary.get("offered_rps"),
+        p95_ms=latency.get("p95"),
+        error_rate=summary.get("error_rate"),
+    )
+
+
+def append_run(
+    out_dir: str | os.PathLike[str], summary: Mapping[str, Any], run_dir: str | os.PathLike[str]
+) -> HistoryRow:
+    """Insert (or replace) the run's row in `<out_dir>/history.duckdb`."""
+    row = row_from_summary(summary, run_dir)
+    names = [name for name, _ in COLUMNS]
+    values = [getattr(row, name) for name in names]
+    placeholders = ", ".join("?" for _ in names)
+    path = history_path(out_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with connect(path) as con:
+        con.execute(
+            f"INSERT OR REPLACE INTO runs ({', '.join(names)}) VALUES ({placeholders})", values
+        )
+    logger.debug("history: appended %s to %s", row.run_id, path)
+    return row
+
+
+def list_runs(
+    out_dir: str | os.PathLike[str], limit: int | None = None, scenario: str | None = None
+) -> list[HistoryRow]:
+    """Runs, newest first; empty when there is no history yet."""
+    path = history_path(out_dir)
+    if not path.exists():
+        return []
+    query = f"SELECT {', '.join(name for name, _ in COLUMNS)} FROM runs"
+    params: list[Any] = []
+    if scenario is not None:
+        query += " WHERE scenario = ?"
+        params.append(scenario)
+    query += " ORDER BY started_at DESC NULLS LAST, run_id DESC"
+    if limit is not None:
+        query += " LIMIT ?"
+        params.append(int(limit))
+    with connect(path, read_only=True) as con:
+        return [HistoryRow(*record) for record in con.execute(query, params).fetchall()]
+
+
+def rebuild_history(out_dir: str | os.PathLike[str]) -> int:
+    """Re-append every `<out>/*/summary.json`; returns how many runs were added."""
+    from harness.results.store import read_json
+
+    added = 0
+    for summary_path in sorted(Path(out_dir).glob("*/summary.json")):
+        try:
+            summary = read_json(summary_path)
+        except StoreError as exc:
+            logger.warning("history: skipping %s (%s)", summary_path, exc)
+            continue
+        append_run(out_dir, summary, summary_path.parent)
+        added += 1
+    return added

@@ -1,0 +1,340 @@
+"""The run directory: written atomically, versioned, readable after an interruption.
+
+    <out>/<run-id>/run.json               what ran (config, versions, git sha, host, status)
+                   windows.parquet        per-second HDR windows (see harness.load.hdr)
+                   server_metrics.parquet scraped /metrics, long format
+                   events.jsonl           stage changes, warm-up end, faults ...
+                   summary.json           the verdict (harness.results.summary)
+
+Every file but events.jsonl is replaced whole (temp file + `os.replace`), so a reader never
+sees half a file and a run killed midway keeps everything written so far; `RunWriter` is
+meant to be called repeatedly (e.g. windows every few seconds). events.jsonl is appended
+line by line and flushed; a torn last line is skipped on read. Files carry
+`schema_version`; reading a version this code does not know raises SchemaVersionError.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from harness.errors import SchemaVersionError, StoreError
+from harness.load.hdr import WindowRecord
+
+SCHEMA_VERSION = 1
+SUPPORTED_VERSIONS = frozenset({1})
+STATUSES = frozenset({"complete", "incomplete", "failed"})
+
+WINDOWS_SCHEMA = pa.schema(
+    [
+        ("second", pa.int64()),
+        ("endpoint", pa.string()),
+        ("outcome", pa.string()),
+        ("count", pa.int64()),
+        ("hdr", pa.binary()),
+        ("hdr_uncorrected", pa.binary()),
+        ("checked", pa.int64()),
+        ("correct", pa.int64()),
+        ("rejected", pa.int64()),
+        ("healthy", pa.bool_()),
+    ],
+    metadata={"schema_version": str(SCHEMA_VERSION)},
+)
+METRICS_SCHEMA = pa.schema(
+    [
+        ("ts", pa.float64()),
+        ("metric", pa.string()),
+        ("labels", pa.string()),
+        ("value", pa.float64()),
+    ],
+    metadata={"schema_version": str(SCHEMA_VERSION)},
+)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_run_id(scenario: str, now: datetime | None = None) -> str:
+    """`20261123T112233Z-steady-digits-ab12`: sortable by time, unique by a random suffix."""
+    stamp = (now or utc_now()).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{scenario}-{secrets.token_hex(2)}"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Mapping[str, Any]) -> None:
+    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default, allow_nan=False)
+    atomic_write_bytes(path, (text + "\n").encode())
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def atomic_write_table(path: Path, table: pa.Table) -> None:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    atomic_write_bytes(path, sink.getvalue().to_pybytes())
+
+
+def check_version(data: Mapping[str, Any], source: Path | str) -> None:
+    version = data.get("schema_version")
+    if version not in SUPPORTED_VERSIONS:
+        raise SchemaVersionError(
+            f"{source}: schema_version {version!r} is not supported by this harness "
+            f"(knows {sorted(SUPPORTED_VERSIONS)})"
+        )
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise StoreError(f"{path}: missing") from exc
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"{path}: unreadable ({exc})") from exc
+    if not isinstance(data, dict):
+        raise StoreError(f"{path}: expected a JSON object")
+    check_version(data, path)
+    return data
+
+
+def windows_table(records: Iterable[WindowRecord]) -> pa.Table:
+    rows = sorted(records, key=lambda r: r.key)
+    columns = {name: [getattr(r, name) for r in rows] for name in WINDOWS_SCHEMA.names}
+    return pa.Table.from_pydict(columns, schema=WINDOWS_SCHEMA)
+
+
+def records_from_table(table: pa.Table) -> list[WindowRecord]:
+    return [WindowRecord.from_dict(row) for row in table.to_pylist()]
+
+
+def read_table(path: Path, schema: pa.Schema) -> pa.Table:
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise StoreError(f"{path}: unreadable ({exc})") from exc
+    meta = table.schema.metadata or {}
+    raw = meta.get(b"schema_version")
+    check_version({"schema_version": int(raw) if raw and raw.isdigit() else raw}, path)
+    missing = [n for n in schema.names if n not in table.column_names]
+    if missing:
+        raise StoreError(f"{path}: missing columns {missing}")
+    return table.select(schema.names).cast(schema)
+
+
+def _versions(packages: Iterable[str]) -> dict[str, str]:
+    from importlib import metadata
+
+    found = {}
+    for name in packages:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+VERSIONED_PACKAGES = (
+    "serving-harness", "locust", "hdrhistogram", "onnxruntime-gpu", "onnxruntime",
+    "tritonclient", "numpy", "scipy", "pyarrow", "duckdb", "pydantic", "chaostoolkit-lib",
+)  # fmt: skip
+
+
+def git_sha(cwd: Path | None = None) -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def host_info() -> dict[str, Any]:
+    import platform
+
+    import psutil
+
+    return {
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus_logical": psutil.cpu_count(logical=True),
+        "cpus_physical": psutil.cpu_count(logical=False),
+        "memory_bytes": psutil.virtual_memory().total,
+    }
+
+
+class RunWriter:
+    """Creates `<out>/<run-id>/` and keeps it up to date while a run goes on.
+
+    writer = RunWriter(out, "steady-digits", scenario_config=scenario.model_dump(mode="json"))
+    writer.start()                       # run.json, status "incomplete"
+    writer.event("stage", ts=0.0, index=0)
+    writer.write_windows(store.records())   # as often as wanted; replaces the file
+    writer.finish("complete")            # run.json status + ended_at
+    writer.write_summary(summarize(read_run(writer.run_dir)))
+    """
+
+    def __init__(
+        self,
+        out_dir: str | os.PathLike[str],
+        scenario: str,
+        *,
+        scenario_config: Mapping[str, Any],
+        kind: str = "run",
+        run_id: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.run_id = run_id or new_run_id(scenario)
+        self.run_dir = Path(out_dir) / self.run_id
+        self._run: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "scenario": scenario,
+            "scenario_config": dict(scenario_config),
+            "kind": kind,
+            "versions": {},
+            "git_sha": None,
+            "host": {},
+            "started_at": None,
+            "ended_at": None,
+            "status": "incomplete",
+            "status_reason": None,
+            **(extra or {}),
+        }
+
+    def start(self, started_at: datetime | None = None) -> Path:
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=False)
+        except FileExistsError as exc:
+            raise StoreError(f"{self.run_dir}: run directory already exists") from exc
+        self._run.update(
+            versions=_versions(VERSIONED_PACKAGES),
+            git_sha=git_sha(),
+            host=host_info(),
+            started_at=iso(started_at or utc_now()),
+        )
+        atomic_write_json(self.run_dir / "run.json", self._run)
+        (self.run_dir / "events.jsonl").touch()
+        return self.run_dir
+
+    @property
+    def run(self) -> dict[str, Any]:
+        return dict(self._run)
+
+    def update(self, **fields: Any) -> None:
+        """Add or change top-level run.json fields (e.g. the resolved target URL)."""
+        self._run.update(fields)
+        atomic_write_json(self.run_dir / "run.json", self._run)
+
+    def event(self, type: str, ts: float, **fields: Any) -> None:
+        """Append one event (`ts`: seconds since run start) to events.jsonl."""
+        line = json.dumps({"ts": ts, "type": type, **fields}, default=_json_default)
+        with (self.run_dir / "events.jsonl").open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+            handle.flush()
+
+    def write_windows(self, records: Iterable[WindowRecord]) -> None:
+        """Replace windows.parquet with `records` (all windows so far)."""
+        atomic_write_table(self.run_dir / "windows.parquet", windows_table(records))
+
+    def write_server_metrics(self, rows: Iterable[tuple[float, str, Any, float]]) -> None:
+        """Replace server_metrics.parquet; rows are (ts, metric, labels dict|JSON str, value)."""
+        ts, metric, labels, value = [], [], [], []
+        for row in rows:
+            ts.append(float(row[0]))
+            metric.append(str(row[1]))
+            raw = row[2]
+            labels.append(raw if isinstance(raw, str) else json.dumps(raw, sort_keys=True))
+            value.append(float(row[3]))
+        columns = {"ts": ts, "metric": metric, "labels": labels, "value": value}
+        table = pa.Table.from_pydict(columns, schema=METRICS_SCHEMA)
+        atomic_write_table(self.run_dir / "server_metrics.parquet", table)
+
+    def finish(self, status: str, reason: str | None = None, ended_at: datetime | None = None):
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {sorted(STATUSES)}, not {status!r}")
+        self.update(status=status, status_reason=reason, ended_at=iso(ended_at or utc_now()))
+
+    def write_summary(self, summary: Mapping[str, Any]) -> Path:
+        path = self.run_dir / "summary.json"
+        atomic_write_json(path, summary)
+        return path
+
+
+@dataclass(frozen=True, slots=True)
+class RunData:
+    run_dir: Path
+    run: dict[str, Any]
+    windows: list[WindowRecord]
+    events: list[dict[str, Any]]
+    server_metrics: pa.Table | None = None
+    summary: dict[str, Any] | None = field(default=None)
+
+
+def read_run(run_dir: str | os.PathLike[str]) -> RunData:
+    """Everything in a run directory, version-checked; missing optional files read as empty."""
+    path = Path(run_dir)
+    run = read_json(path / "run.json")
+    windows_path = path / "windows.parquet"
+    windows = (
+        records_from_table(read_table(windows_path, WINDOWS_SCHEMA))
+        if windows_path.exists()
+        else []
+    )
+    metrics_path = path / "server_metrics.parquet"
+    metrics = read_table(metrics_path, METRICS_SCHEMA) if metrics_path.exists() else None
+    summary_path = path / "summary.json"
+    summary = read_json(summary_path) if summary_path.exists() else None
+    return RunData(path, run, windows, read_events(path / "events.jsonl"), metrics, summary)
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    events = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue  # a torn last line from an interrupted run
+        if isinstance(event, dict):
+            events.append(event)
+    return events

@@ -1,0 +1,176 @@
+"""summary.json: the numbers and verdicts of one run, rebuilt from the stored windows.
+
+The summary is derived data: `summarize(read_run(dir))` can be re-run at any time (the
+measurement is the windows; this is the report). What the numbers mean:
+
+- `requests` / `failures`: every request of the run (warm-up and unhealthy seconds included).
+- Everything else — `throughput_rps` (successful responses per measured second),
+  `offered_rps` (requests scheduled per measured second), `latency_ms` (successful requests,
+  from the intended start in open loop / the send in closed loop), `latency_uncorrected_ms`
+  (from the actual send), `latency_ci_ms`, the SLO checks and the per-endpoint numbers — is
+  over the *measured* seconds only: after the warm-up, where the load generator was healthy,
+  and (for staged loads) within the last stage. `validity` says which seconds those were.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from harness.config.scenario import Scenario, SloConfig, ValidityConfig
+from harness.results.history import append_run
+from harness.results.slo import evaluate_slo
+from harness.results.store import SCHEMA_VERSION, RunData, atomic_write_json, read_run
+from harness.results.validity import assess, percentile_ci
+from harness.results.windows import (
+    SparseHist,
+    Window,
+    decode_windows,
+    latency_hist,
+    per_second,
+    select,
+)
+
+logger = logging.getLogger(__name__)
+
+PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
+
+
+def _ms(us: float | None) -> float | None:
+    return None if us is None else round(us / 1000, 4)
+
+
+def latency_stats_ms(hist: SparseHist) -> dict[str, float | None]:
+    out = {name: _ms(hist.percentile(p)) for name, p in PERCENTILES.items()}
+    out["max"] = _ms(hist.max())
+    mean = hist.mean()
+    out["mean"] = None if mean is None else round(mean / 1000, 4)
+    return out
+
+
+def latency_ci_ms(hist: SparseHist, confidence: float) -> dict[str, list[float | None]]:
+    out = {}
+    for name, p in PERCENTILES.items():
+        ci = percentile_ci(hist, p, confidence)
+        out[name] = [_ms(ci.low_us), _ms(ci.high_us)]
+    return out
+
+
+def _scenario(run: RunData) -> Scenario | None:
+    try:
+        return Scenario.model_validate(run.run.get("scenario_config") or {})
+    except ValidationError:
+        logger.info("%s: scenario_config does not validate; using defaults", run.run_dir)
+        return None
+
+
+def _analysis_start(scenario: Scenario | None) -> int:
+    """Staged loads are judged on their last stage (the plateau whose numbers matter)."""
+    if scenario is None or not scenario.load.stages:
+        return 0
+    return int(sum(s.duration for s in scenario.load.stages[:-1]))
+
+
+def _duration_s(run: dict[str, Any], span_s: int) -> float:
+    try:
+        start = datetime.fromisoformat(run["started_at"])
+        end = datetime.fromisoformat(run["ended_at"])
+        return round((end - start).total_seconds(), 3)
+    except (KeyError, TypeError, ValueError):
+        return float(span_s)
+
+
+def endpoint_stats(windows: Sequence[Window], seconds: int) -> dict[str, Any]:
+    requests = sum(w.count for w in windows)
+    failures = sum(w.count for w in windows if not w.ok)
+    checked = sum(w.checked for w in windows)
+    hist = latency_hist(windows)
+    return {
+        "requests": requests,
+        "failures": failures,
+        "throughput_rps": round(hist.total / seconds, 3) if seconds else None,
+        "latency_ms": latency_stats_ms(hist),
+        "accuracy": round(sum(w.correct for w in windows) / checked, 6) if checked else None,
+    }
+
+
+def summarize(
+    run: RunData,
+    *,
+    slo: SloConfig | None = None,
+    validity: ValidityConfig | None = None,
+    confidence: float = 0.95,
+) -> dict[str, Any]:
+    """The summary.json dict of `run`; `slo` / `validity` default to the run's scenario."""
+    scenario = _scenario(run)
+    slo = slo or (scenario.slo if scenario else SloConfig())
+    validity = validity or (scenario.validity if scenario else ValidityConfig())
+    windows = decode_windows(run.windows)
+    last = max((w.second for w in windows), default=-1)
+    seconds = per_second(windows, range(0, last + 1))
+    warmup = scenario.load.warmup if scenario else "auto"
+    verdict = assess(
+        seconds,
+        validity,
+        warmup_s=None if warmup == "auto" else float(warmup),
+        start=_analysis_start(scenario),
+    )
+    measured = select(windows, seconds=verdict.measured_seconds)
+    n_seconds = len(verdict.measured_seconds)
+    hist = latency_hist(measured)
+    requests = sum(w.count for w in measured)
+    failures = sum(w.count for w in measured if not w.ok)
+    error_rate = failures / requests if requests else None
+    throughput = hist.total / n_seconds if n_seconds else None
+    latency = latency_stats_ms(hist)
+    slo_result = evaluate_slo(slo, latency, error_rate, throughput, hist, confidence)
+    status = run.run.get("status", "incomplete")
+    reasons = list(verdict.reasons)
+    if status != "complete":
+        reasons.append(f"run status is {status}")
+    endpoints = sorted({w.endpoint for w in windows})
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run.run.get("run_id"),
+        "scenario": run.run.get("scenario"),
+        "kind": run.run.get("kind", "run"),
+        "status": status,
+        "started_at": run.run.get("started_at"),
+        "ended_at": run.run.get("ended_at"),
+        "duration_s": _duration_s(run.run, last + 1),
+        "requests": sum(w.count for w in windows),
+        "failures": sum(w.count for w in windows if not w.ok),
+        "rejected": sum(w.rejected for w in windows),
+        "throughput_rps": None if throughput is None else round(throughput, 3),
+        "offered_rps": round(requests / n_seconds, 3) if n_seconds else None,
+        "error_rate": error_rate,
+        "latency_ms": latency,
+        "latency_uncorrected_ms": latency_stats_ms(latency_hist(measured, corrected=False)),
+        "latency_ci_ms": latency_ci_ms(hist, confidence),
+        "confidence": confidence,
+        "slo": slo_result.to_dict(),
+        "valid": not reasons,
+        "validity": {**verdict.to_dict(), "reasons": reasons},
+        "endpoints": {
+            name: endpoint_stats(select(measured, endpoint=name), n_seconds) for name in endpoints
+        },
+    }
+
+
+def finalize_run(
+    run_dir: str | os.PathLike[str], *, history: bool = True, **options: Any
+) -> dict[str, Any]:
+    """Summarise a run directory, write its summary.json and append it to the history
+    (`<run_dir>/../history.duckdb`). `options` go to `summarize`. Returns the summary."""
+    path = Path(run_dir)
+    summary = summarize(read_run(path), **options)
+    atomic_write_json(path / "summary.json", summary)
+    if history:
+        append_run(path.parent, summary, path)
+    return summary

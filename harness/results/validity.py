@@ -1,0 +1,257 @@
+"""Is a measurement worth believing? Warm-up, stability, self-health, sample size — pure.
+
+Rules (all on the per-second success histograms of `windows.per_second`):
+
+- **Self-health.** Seconds in which the load generator flagged itself unhealthy (CPU
+  saturated, schedule lag) are excluded from every verdict and reported.
+- **Warm-up (detected, a change-point rule).** The steady reference is the second half of the
+  analysed span (its median per-second throughput and its merged p99). Warm-up ends at the
+  first second `s` (searched over the first half) whose sliding window `[s, s + window_s)`
+  agrees with the reference: throughput within `tolerance` (or Poisson noise, 3 sqrt(n)) and
+  p99 within `tolerance` (or the reference p99 inside the window's own 95% order-statistic
+  interval, so that few-sample tails are not called different). If no window agrees, there
+  is no steady state: warm-up 0 and the run is unstable. An explicit `warmup: 10s` replaces
+  detection.
+- **Stability (perf_analyzer's rule).** After warm-up, the run is cut into complete, healthy
+  blocks of `window_s` seconds; it is stable when `windows` consecutive blocks have
+  throughput and p99 within `tolerance` of those blocks' mean (p99: or within the block's
+  own sampling interval, as above).
+- **Enough data.** At least `min_duration_s` measured seconds and `min_requests` requests.
+- **Percentile intervals** use the distribution-free order-statistic (binomial) method on the
+  merged histogram: ranks l, u with P(l <= B < u) >= confidence for B ~ Binomial(n, q); the
+  bounds are the low/high ends of the slots holding those ranks (conservative). When the
+  upper rank exceeds n there is no bound: `requests_needed(q)` = ceil(ln(alpha/2) / ln q)
+  requests are needed before the q-quantile can be bounded at all (MLPerf LoadGen's
+  early-stopping idea: report how many more requests would make the number mean something).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from harness.config.scenario import ValidityConfig
+from harness.results.windows import SecondStats, SparseHist, merge
+
+
+@dataclass(frozen=True, slots=True)
+class PercentileCI:
+    percentile: float
+    n: int
+    estimate_us: float | None
+    low_us: float | None
+    high_us: float | None
+    """None when the sample is too small for an upper bound (see `requests_needed`)."""
+    confidence: float
+
+
+def percentile_ci(hist: SparseHist, percentile: float, confidence: float = 0.95) -> PercentileCI:
+    """Order-statistic confidence interval for `percentile` (0..100) of `hist`."""
+    n = hist.total
+    if n == 0:
+        return PercentileCI(percentile, 0, None, None, None, confidence)
+    q, alpha = percentile / 100, 1 - confidence
+    low_rank = int(stats.binom.ppf(alpha / 2, n, q))
+    high_rank = int(stats.binom.ppf(1 - alpha / 2, n, q)) + 1
+    low = hist.value_at_rank(low_rank, upper=False) if low_rank >= 1 else 0.0
+    high = hist.value_at_rank(high_rank, upper=True) if high_rank <= n else None
+    return PercentileCI(percentile, n, hist.percentile(percentile), low, high, confidence)
+
+
+def requests_needed(percentile: float, confidence: float = 0.95) -> int:
+    """Fewest requests for which the order-statistic interval has an upper bound."""
+    q, alpha = percentile / 100, 1 - confidence
+    if q >= 1:
+        raise ValueError("the maximum has no distribution-free upper bound")
+    return max(1, math.ceil(math.log(alpha / 2) / math.log(q)))
+
+
+def more_requests_needed(n: int, percentile: float, confidence: float = 0.95) -> int:
+    return max(0, requests_needed(percentile, confidence) - n)
+
+
+def _p99_agrees(hist: SparseHist, reference_us: float | None, tolerance: float) -> bool:
+    estimate = hist.percentile(99)
+    if estimate is None or reference_us is None:
+        return estimate is None and reference_us is None
+    if abs(estimate - reference_us) <= tolerance * reference_us:
+        return True
+    ci = percentile_ci(hist, 99)
+    return ci.low_us is not None and ci.low_us <= reference_us <= (ci.high_us or math.inf)
+
+
+def _rate_agrees(rate: float, reference: float, tolerance: float, seconds: float) -> bool:
+    noise = 3 * math.sqrt(max(reference * seconds, 1)) / seconds
+    return abs(rate - reference) <= max(tolerance * reference, noise)
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    start: int
+    seconds: int
+    requests: int
+    hist: SparseHist
+
+    @property
+    def throughput(self) -> float:
+        return self.hist.total / self.seconds
+
+
+def make_block(stats_: Sequence[SecondStats]) -> Block:
+    return Block(
+        start=stats_[0].second,
+        seconds=len(stats_),
+        requests=sum(s.requests for s in stats_),
+        hist=merge(s.hist for s in stats_),
+    )
+
+
+def detect_warmup(seconds: Sequence[SecondStats], window_s: int, tolerance: float) -> int | None:
+    """Seconds of warm-up at the start of `seconds` (healthy, contiguous); None: no steady state."""
+    if len(seconds) < 2 * window_s:
+        return 0 if seconds else None
+    tail = seconds[len(seconds) // 2 :]
+    ref_rate = float(np.median([s.hist.total for s in tail]))
+    ref_p99 = merge(s.hist for s in tail).percentile(99)
+    for i in range(len(seconds) // 2 + 1):
+        block = make_block(seconds[i : i + window_s])
+        rate_ok = _rate_agrees(block.throughput, ref_rate, tolerance, block.seconds)
+        if rate_ok and _p99_agrees(block.hist, ref_p99, tolerance):
+            return seconds[i].second - seconds[0].second
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Stability:
+    stable: bool
+    start: int | None
+    """First second of the stable blocks (None when unstable)."""
+    blocks: int
+    reason: str
+
+
+def find_stable(blocks: Sequence[Block], windows: int, tolerance: float) -> Stability:
+    """Latest run of `windows` consecutive blocks agreeing within `tolerance` of their mean."""
+    if len(blocks) < windows:
+        return Stability(False, None, len(blocks), f"{len(blocks)} of {windows} blocks measured")
+    worst = ""
+    for end in range(len(blocks), windows - 1, -1):
+        run = blocks[end - windows : end]
+        if any(b.start + b.seconds != n.start for b, n in itertools.pairwise(run)):
+            worst = worst or "blocks not consecutive (unhealthy seconds between them)"
+            continue
+        rate = sum(b.throughput for b in run) / windows
+        p99 = merge(b.hist for b in run).percentile(99)
+        bad_rate = [b for b in run if not _rate_agrees(b.throughput, rate, tolerance, b.seconds)]
+        bad_p99 = [b for b in run if not _p99_agrees(b.hist, p99, tolerance)]
+        if not bad_rate and not bad_p99:
+            return Stability(True, run[0].start, len(blocks), "stable")
+        if not worst:
+            what = "throughput" if bad_rate else "p99"
+            worst = f"{what} of the last {windows} blocks differs by more than {tolerance:.0%}"
+    return Stability(False, None, len(blocks), worst)
+
+
+def blocks_after(seconds: Sequence[SecondStats], start: int, window_s: int) -> list[Block]:
+    """Complete blocks of `window_s` healthy seconds from `start` (an unhealthy second drops
+    its block)."""
+    by_second = {s.second: s for s in seconds}
+    last = max(by_second) if by_second else start - 1
+    blocks = []
+    for first in range(start, last - window_s + 2, window_s):
+        chunk = [by_second.get(t) for t in range(first, first + window_s)]
+        if all(c is not None and c.healthy for c in chunk):
+            blocks.append(make_block([c for c in chunk if c is not None]))
+    return blocks
+
+
+@dataclass(frozen=True, slots=True)
+class Validity:
+    valid: bool
+    stable: bool
+    reasons: tuple[str, ...]
+    """Why the measurement is not valid (empty when valid)."""
+    warmup_s: int
+    warmup_detected: bool
+    measured_seconds: tuple[int, ...]
+    """Seconds the verdicts use: after warm-up, healthy."""
+    excluded_windows: tuple[int, ...]
+    """Seconds dropped because the load generator was unhealthy."""
+    stable_from: int | None
+    requests: int
+    more_requests_needed_for_p99: int
+    more_requests_needed_for_p999: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "stable": self.stable,
+            "reasons": list(self.reasons),
+            "warmup_s": self.warmup_s,
+            "warmup_detected": self.warmup_detected,
+            "measured_s": len(self.measured_seconds),
+            "excluded_windows": len(self.excluded_windows),
+            "excluded_seconds": list(self.excluded_windows),
+            "stable_from_s": self.stable_from,
+            "more_requests_needed_for_p99": self.more_requests_needed_for_p99,
+            "more_requests_needed_for_p999": self.more_requests_needed_for_p999,
+        }
+
+
+def assess(
+    seconds: Sequence[SecondStats],
+    config: ValidityConfig,
+    *,
+    warmup_s: float | None = None,
+    start: int = 0,
+) -> Validity:
+    """Judge the per-second series from second `start` on (e.g. the last stage of a shape).
+
+    `warmup_s`: an explicit warm-up (skips detection); None detects it.
+    """
+    window_s = max(1, round(config.stability.window_s))
+    tolerance = config.stability.tolerance
+    span = [s for s in seconds if s.second >= start]
+    excluded = tuple(s.second for s in span if not s.healthy)
+    healthy = [s for s in span if s.healthy]
+    reasons: list[str] = []
+    if warmup_s is None:
+        detected = detect_warmup(healthy, window_s, tolerance)
+        warmup = detected or 0
+        if detected is None and healthy:
+            reasons.append("no steady state found to end the warm-up")
+    else:
+        warmup = math.ceil(warmup_s)
+    first = (span[0].second if span else start) + warmup
+    measured = [s for s in healthy if s.second >= first]
+    stability = find_stable(
+        blocks_after(span, first, window_s), config.stability.windows, tolerance
+    )
+    if not stability.stable:
+        reasons.append(f"not stable: {stability.reason}")
+    requests = sum(s.requests for s in measured)
+    if len(measured) < config.min_duration_s:
+        reasons.append(f"measured {len(measured)} s < min_duration_s {config.min_duration_s:g}")
+    if requests < config.min_requests:
+        reasons.append(f"measured {requests} requests < min_requests {config.min_requests}")
+    successes = sum(s.hist.total for s in measured)
+    need99 = more_requests_needed(successes, 99)
+    if need99:
+        reasons.append(f"p99 unbounded: {need99} more requests needed")
+    return Validity(
+        valid=not reasons,
+        stable=stability.stable,
+        reasons=tuple(reasons),
+        warmup_s=warmup,
+        warmup_detected=warmup_s is None,
+        measured_seconds=tuple(s.second for s in measured),
+        excluded_windows=excluded,
+        stable_from=stability.start,
+        requests=requests,
+        more_requests_needed_for_p99=need99,
+        more_requests_needed_for_p999=more_requests_needed(successes, 99.9),
+    )
