@@ -1,19 +1,61 @@
-"""InferenceCore: the protocol-independent heart of the server (INTERFACE STUB - being built).
+"""InferenceCore: the protocol-independent heart of the server.
 
 Every front end (KServe HTTP, TF-Serving REST, gRPC) decodes its wire format into an
 `InferRequest` with NumPy arrays, awaits `InferenceCore.infer`, and encodes the
-`InferResponse`. The core validates inputs against the model metadata, applies chaos
-faults, queues the request on the model's dynamic batcher, runs ONNX Runtime off the
-event loop, and records Triton-style statistics and Prometheus metrics.
+`InferResponse`. The core validates inputs against the model config, applies chaos
+faults, queues the request on the model version's dynamic batcher (so HTTP and gRPC
+requests share batches), runs ONNX Runtime off the event loop, and records Triton-style
+statistics, from which the Prometheus metrics are rendered at scrape time.
+
+Why one core and thin front ends: behaviour (validation messages, batching, faults,
+statistics) is identical whatever the protocol, and is tested once, in-process.
+
+Request validation against the config lives in repository.py (pure functions); sessions
+in runtime.py; batching in batcher.py; faults in faults.py; statistics in stats.py and their
+Prometheus rendering in metrics.py. The device-loss fault is handled here because it touches
+every model's sessions.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from reference_server.config import ServerConfig
+from reference_server import SERVER_NAME, __version__
+from reference_server.batcher import Batcher, BatchPolicy
+from reference_server.errors import NotFound, ServerError, Unavailable
+from reference_server.faults import FaultState
+from reference_server.metrics import ServerMetrics
+from reference_server.repository import (
+    ModelSpec,
+    check_inputs,
+    check_outputs,
+    scan_repository,
+    shape_outputs,
+)
+from reference_server.runtime import CPU, ModelRuntime, SessionSettings
+from reference_server.stats import StatsRegistry, VersionStats
+
+if TYPE_CHECKING:
+    from reference_server.config import ServerConfig
+
+logger = logging.getLogger(__name__)
+
+EXTENSIONS = (
+    "classification",
+    "binary_tensor_data",
+    "model_configuration",
+    "statistics",
+    "model_repository",
+    "schedule_policy",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +76,94 @@ class InferResponse:
     id: str = ""
 
 
+class LoadedVersion:
+    """One model version being served: sessions, batcher, statistics."""
+
+    __slots__ = ("batcher", "name_version", "runtime", "spec", "stats")
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        version: str,
+        settings: SessionSettings,
+        stats: VersionStats,
+        clock_ns: Callable[[], int],
+    ) -> None:
+        self.spec = spec
+        self.name_version = version
+        self.stats = stats
+        instances = sum(g.count for g in spec.config.instance_group) or 1
+        self.runtime = ModelRuntime(spec.model_file(version), settings, instances)
+        batching = spec.config.dynamic_batching
+        policy = BatchPolicy(
+            max_batch_size=spec.max_batch_size,
+            max_queue_delay_ns=int(batching.max_queue_delay_microseconds) * 1000,
+            preferred=tuple(int(p) for p in batching.preferred_batch_size),
+        )
+        self.batcher = Batcher(
+            self.runtime,
+            policy,
+            stats,
+            instances=instances,
+            name=f"{spec.name}:{version}",
+            clock_ns=clock_ns,
+        )
+
+    def prepare(self, inputs: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
+        return check_inputs(self.spec, inputs)
+
+    def check_outputs(self, requested: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return check_outputs(self.spec, requested)
+
+    def finish(
+        self, outputs: dict[str, np.ndarray], rows: int, wanted: tuple[str, ...] | None
+    ) -> dict[str, np.ndarray]:
+        return shape_outputs(self.spec, outputs, rows, wanted)
+
+
+class LoadedModel:
+    """A model and its loaded versions (those its version policy selects)."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        settings: SessionSettings,
+        stats: StatsRegistry,
+        *,
+        clock_ns: Callable[[], int],
+    ) -> None:
+        self.spec = spec
+        self.versions = {
+            v: LoadedVersion(spec, v, settings, stats.add(spec.name, v), clock_ns)
+            for v in spec.versions
+        }
+        self.latest = self.versions[spec.versions[-1]]
+        self.metadata = spec.metadata()
+
+    def version(self, version: str | None) -> LoadedVersion:
+        """The named version, or the newest loaded one; NotFound otherwise."""
+        if not version:
+            return self.latest
+        loaded = self.versions.get(version)
+        if loaded is None:
+            raise NotFound(
+                f"model '{self.spec.name}' has no loaded version '{version}'; "
+                f"loaded: {', '.join(self.versions)}"
+            )
+        return loaded
+
+
+def _repository_path(config: object) -> Path:
+    """The configured repository, or the default one (built on first use)."""
+    configured = getattr(config, "model_repository", None)
+    if configured:
+        return Path(configured)
+    from reference_server.config import default_model_repository
+    from reference_server.models.build import ensure_repository
+
+    return ensure_repository(Path(default_model_repository()))
+
+
 class InferenceCore:
     """Loaded models + batchers + faults + statistics. One per server process.
 
@@ -47,15 +177,224 @@ class InferenceCore:
       degraded: bool and provider: str ("CUDAExecutionProvider" | "CPUExecutionProvider")
       faults: reference_server.faults.FaultState (admin API manipulates it)
       in_flight: int
-      server_metadata() -> {"name", "version", "extensions": [...]}
+      server_metadata() -> {"name", "version", "extensions": [...], "provider", "degraded"}
       model_metadata(model, version=None) -> KServe v2 metadata dict
       model_config(model, version=None) -> tritonclient ModelConfig protobuf message
       model_ready(model, version=None) -> bool
       repository_index(ready_only=False) -> [{"name", "version", "state", "reason"}]
       model_statistics(model=None, version=None) -> Triton statistics-extension dict
+      metrics_text() -> bytes (Prometheus text exposition of this core's registry)
       async infer(request: InferRequest) -> InferResponse
           raises InvalidInput, NotFound, Unavailable, InjectedFailure
     """
 
-    def __init__(self, config: ServerConfig) -> None:
-        raise NotImplementedError
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        faults: FaultState | None = None,
+        clock_ns: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self.config = config
+        self.device: str = getattr(config, "device", "auto")
+        self.settings = SessionSettings(self.device, getattr(config, "intra_op_threads", 1))
+        self.repository = _repository_path(config)
+        self.stats = StatsRegistry()
+        self.models: dict[str, LoadedModel] = {}
+        for name, spec in scan_repository(self.repository).items():
+            self.models[name] = LoadedModel(spec, self.settings, self.stats, clock_ns=clock_ns)
+        self.provider = self._providers()
+        logger.info(
+            "loaded %d model(s) from %s on %s (device %s)",
+            len(self.models),
+            self.repository,
+            self.provider,
+            self.device,
+        )
+        self.faults = faults or FaultState()
+        self.faults.subscribe(self._on_faults_changed)
+        self.degraded = False
+        self.live = True
+        self.in_flight = 0
+        self._started = False
+        self._shutting_down = False
+        self._idle: asyncio.Event | None = None
+        self._rebuild: asyncio.Future | None = None
+        self.metrics = ServerMetrics(self)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start every batcher on the running loop."""
+        for model in self.models.values():
+            for version in model.versions.values():
+                version.batcher.start()
+        self._idle = asyncio.Event()
+        self._started = True
+
+    def begin_shutdown(self) -> None:
+        """Turn unready: new inference is refused with Unavailable, in-flight ones finish."""
+        if not self._shutting_down:
+            logger.info("shutting down: %d request(s) in flight", self.in_flight)
+        self._shutting_down = True
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Wait up to `grace_s` for in-flight requests, then stop the batchers."""
+        self.begin_shutdown()
+        if self.in_flight and self._idle is not None:
+            self._idle.clear()
+            try:
+                await asyncio.wait_for(self._idle.wait(), max(0.0, grace_s))
+            except TimeoutError:
+                logger.warning("grace period over with %d request(s) in flight", self.in_flight)
+        self.faults.clear()  # releases hung requests
+        for model in self.models.values():
+            for version in model.versions.values():
+                await version.batcher.stop()
+        self._started = False
+        self.live = False
+
+    # -- state -------------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        if self._shutting_down or not self._started:
+            return False
+        return not (self.faults.active and self.faults.device_loss() == "unready")
+
+    def _providers(self) -> str:
+        providers = {v.runtime.provider for m in self.models.values() for v in m.versions.values()}
+        return providers.pop() if len(providers) == 1 else CPU
+
+    def _on_faults_changed(self) -> None:
+        policy = self.faults.device_loss()
+        want_degraded = policy == "cpu-fallback"
+        if want_degraded == self.degraded:
+            return
+        self.degraded = want_degraded
+        target = "cpu" if want_degraded else self.device
+        logger.warning("device loss %s: sessions to %s", "on" if want_degraded else "off", target)
+        self._rebuild_sessions(target)
+
+    def _rebuild_sessions(self, device: str) -> None:
+        """Recreate sessions on `device` where they are not already there (off the loop)."""
+        todo = [
+            v
+            for m in self.models.values()
+            for v in m.versions.values()
+            if device != "cpu" or v.runtime.provider != CPU
+        ]
+        if not todo:
+            self.provider = self._providers()
+            return
+
+        def rebuild() -> None:
+            for version in todo:
+                version.runtime.rebuild(device)
+            self.provider = self._providers()
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            rebuild()
+            return
+        self._rebuild = loop.run_in_executor(None, rebuild)
+
+    # -- lookup ------------------------------------------------------------------------------
+    def _model(self, name: str) -> LoadedModel:
+        model = self.models.get(name)
+        if model is None:
+            raise NotFound(f"unknown model '{name}'; available: {', '.join(sorted(self.models))}")
+        return model
+
+    def _version(self, name: str, version: str | None) -> LoadedVersion:
+        return self._model(name).version(version)
+
+    # -- metadata ------------------------------------------------------------------------------
+    def server_metadata(self) -> dict:
+        return {
+            "name": SERVER_NAME,
+            "version": __version__,
+            "extensions": list(EXTENSIONS),
+            "provider": self.provider,
+            "device": self.device,
+            "degraded": self.degraded,
+        }
+
+    def model_metadata(self, model: str, version: str | None = None) -> dict:
+        loaded = self._model(model)
+        if version:
+            loaded.version(version)
+        return loaded.metadata
+
+    def model_config(self, model: str, version: str | None = None):  # -> mc.ModelConfig
+        loaded = self._model(model)
+        if version:
+            loaded.version(version)
+        config = type(loaded.spec.config)()
+        config.CopyFrom(loaded.spec.config)
+        return config
+
+    def model_ready(self, model: str, version: str | None = None) -> bool:
+        loaded = self._model(model)
+        if version and version not in loaded.versions:
+            if version in loaded.spec.available:
+                return False  # on disk, not selected by the version policy
+            loaded.version(version)  # raises NotFound
+        return self.ready
+
+    def repository_index(self, ready_only: bool = False) -> list[dict]:
+        rows = []
+        for name, loaded in sorted(self.models.items()):
+            for version in loaded.spec.available:
+                if version in loaded.versions:
+                    state, reason = ("READY", "") if self.ready else ("UNAVAILABLE", "not ready")
+                else:
+                    state, reason = "UNAVAILABLE", "unloaded: not selected by version policy"
+                if not ready_only or state == "READY":
+                    rows.append(
+                        {"name": name, "version": version, "state": state, "reason": reason}
+                    )
+        return rows
+
+    def model_statistics(self, model: str | None = None, version: str | None = None) -> dict:
+        if model:
+            loaded = self._model(model)
+            if version:
+                loaded.version(version)
+        elif version:
+            raise NotFound("a version needs a model name")
+        return {
+            "model_stats": [s.to_dict() for s in self.stats.select(model or None, version or None)]
+        }
+
+    def metrics_text(self) -> bytes:
+        return self.metrics.render()
+
+    def queue_depth(self, model: str, version: str) -> int:
+        return self._version(model, version).batcher.queue_depth
+
+    # -- inference -------------------------------------------------------------------------------
+    async def infer(self, request: InferRequest) -> InferResponse:
+        """Validate, apply faults, batch, run; raises a ServerError subclass on failure."""
+        if self._shutting_down or not self._started:
+            raise Unavailable("server is not ready (starting or shutting down)")
+        loaded = self._version(request.model, request.version)
+        start = time.perf_counter_ns()
+        self.in_flight += 1
+        try:
+            if self.faults.active:
+                if self.faults.device_loss() == "unready":
+                    raise Unavailable("device lost: server is unready (device_loss fault)")
+                await self.faults.apply(request.model)
+            feeds, rows = loaded.prepare(request.inputs)
+            wanted = loaded.check_outputs(request.requested_outputs)
+            outputs = await loaded.batcher.submit(feeds, rows)
+            result = loaded.finish(outputs, rows, wanted)
+        except ServerError:
+            loaded.stats.record_failure(time.perf_counter_ns() - start)
+            raise
+        finally:
+            self.in_flight -= 1
+            if not self.in_flight and self._idle is not None:
+                self._idle.set()
+        loaded.stats.record_success(time.perf_counter_ns() - start)
+        return InferResponse(request.model, loaded.name_version, result, request.id)

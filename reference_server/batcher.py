@@ -1,0 +1,296 @@
+"""Dynamic batching for one model version, the way Triton's dynamic batcher does it.
+
+Why: a batch-1 call into ONNX Runtime costs about as much as a batch of 16, so a server that
+runs each request alone wastes most of its compute. Requests (from HTTP and gRPC alike,
+they all come through `InferenceCore.infer`) are queued; a batch is dispatched as soon as
+an instance is free and either `max_batch_size` rows are waiting, a preferred batch size
+can be formed, or the oldest request has waited `max_queue_delay`. While every instance is
+busy the queue keeps growing, so batches grow with load. Inputs are concatenated along
+axis 0 and the session runs in a worker thread (one per instance, ONNX Runtime releases
+the GIL); outputs are split back by each request's row count and each request's future
+gets its own rows (or the exception).
+
+The decision is a pure function of (pending row counts, oldest arrival, now):
+`BatchPolicy.plan`, tested with a fake clock; the clock the batcher stamps arrivals with is
+injected (`clock_ns`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from reference_server.errors import ServerError, Unavailable
+from reference_server.stats import VersionStats
+
+logger = logging.getLogger(__name__)
+
+Outputs = dict[str, np.ndarray]
+
+
+class BatchRunner(Protocol):
+    """What the batcher runs batches on (runtime.ModelRuntime satisfies it)."""
+
+    output_names: tuple[str, ...]
+
+    def run(self, instance: int, feeds: dict[str, np.ndarray]) -> list[np.ndarray]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPolicy:
+    """Triton's dynamic_batching settings; max_batch_size 0 means no batching at all."""
+
+    max_batch_size: int
+    max_queue_delay_ns: int = 0
+    preferred: tuple[int, ...] = ()
+    eager_when_idle: bool = True
+
+    def plan(
+        self,
+        rows: Sequence[int],
+        total_rows: int,
+        oldest_ns: int,
+        now_ns: int,
+        idle: bool = False,
+    ) -> tuple[int, int]:
+        """(requests to dispatch now, 0) or (0, ns to wait before deciding again).
+
+        `rows` are the pending requests' row counts in arrival order, `total_rows` their sum.
+        `idle`: no batch of this model is running. With `eager_when_idle` the queue is then
+        dispatched at once: waiting helps only while another batch runs (requests pile up
+        anyway while an instance is busy), and event-loop timers have a 1 ms resolution, so
+        a 100-500 us delay would cost an idle server a full millisecond per request.
+        """
+        if not rows:
+            return 0, -1
+        if self.max_batch_size <= 0:
+            return 1, 0
+        if total_rows >= self.max_batch_size or (idle and self.eager_when_idle):
+            return _prefix(rows, self.max_batch_size), 0
+        reachable = [p for p in self.preferred if p <= total_rows]
+        if reachable:
+            return _prefix(rows, max(reachable)), 0
+        waited = now_ns - oldest_ns
+        if waited >= self.max_queue_delay_ns:
+            return len(rows), 0
+        return 0, self.max_queue_delay_ns - waited
+
+
+def _prefix(rows: Sequence[int], limit: int) -> int:
+    """How many leading requests fit in `limit` rows (always at least one)."""
+    total = 0
+    for i, n in enumerate(rows):
+        total += n
+        if total > limit:
+            return max(i, 1)
+    return len(rows)
+
+
+class _Pending:
+    __slots__ = ("arrival_ns", "future", "inputs", "rows")
+
+    def __init__(
+        self, inputs: dict[str, np.ndarray], rows: int, future: asyncio.Future, arrival_ns: int
+    ) -> None:
+        self.inputs = inputs
+        self.rows = rows
+        self.future = future
+        self.arrival_ns = arrival_ns
+
+
+class Batcher:
+    """The queue, batch formation and execution of one model version."""
+
+    def __init__(
+        self,
+        runner: BatchRunner,
+        policy: BatchPolicy,
+        stats: VersionStats,
+        *,
+        instances: int = 1,
+        name: str = "model",
+        clock_ns: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self.runner = runner
+        self.policy = policy
+        self.stats = stats
+        self.instances = max(1, instances)
+        self.name = name
+        self._clock = clock_ns
+        self._pending: deque[_Pending] = deque()
+        self._pending_rows = 0
+        self._free: list[int] = list(range(self.instances))
+        self._queue_waker: asyncio.Future | None = None
+        self._instance_waker: asyncio.Future | None = None
+        # A submit wakes a waiting batcher only when it can change the decision.
+        self._wake_rows = min(policy.preferred) if policy.preferred else policy.max_batch_size
+        self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self.running_batches = 0
+
+    @property
+    def queue_depth(self) -> int:
+        """Requests waiting to be batched (not yet running)."""
+        return len(self._pending)
+
+    def start(self) -> None:
+        """Start the batching task on the running event loop."""
+        self._loop = asyncio.get_running_loop()
+        self._executor = ThreadPoolExecutor(self.instances, thread_name_prefix=f"ort-{self.name}")
+        self._task = self._loop.create_task(self._run(), name=f"batcher-{self.name}")
+
+    async def stop(self) -> None:
+        """Stop batching; requests still queued fail with Unavailable."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        while self._pending:
+            item = self._pending.popleft()
+            if not item.future.done():
+                item.future.set_exception(Unavailable(f"{self.name}: server is shutting down"))
+        self._pending_rows = 0
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def submit(self, inputs: dict[str, np.ndarray], rows: int) -> asyncio.Future:
+        """Queue one request of `rows` rows; the future resolves to its outputs."""
+        if self._loop is None or self._task is None:
+            raise Unavailable(f"{self.name}: batcher is not running")
+        future = self._loop.create_future()
+        self._pending.append(_Pending(inputs, rows, future, self._clock()))
+        self._pending_rows += rows
+        waker = self._queue_waker
+        if (
+            waker is not None
+            and not waker.done()
+            and (self._pending_rows >= self._wake_rows or len(self._pending) == 1)
+        ):
+            waker.set_result(None)
+        return future
+
+    async def _wait_queue(self, timeout_ns: int) -> None:
+        """Sleep until a submit that matters, or `timeout_ns` (< 0: no timeout)."""
+        assert self._loop is not None
+        waker = self._queue_waker = self._loop.create_future()
+        handle = None
+        if timeout_ns >= 0:
+            handle = self._loop.call_later(timeout_ns / 1e9, _wake, waker)
+        try:
+            await waker
+        finally:
+            self._queue_waker = None
+            if handle is not None:
+                handle.cancel()
+
+    async def _wait_instance(self) -> None:
+        assert self._loop is not None
+        waker = self._instance_waker = self._loop.create_future()
+        try:
+            await waker
+        finally:
+            self._instance_waker = None
+
+    async def _run(self) -> None:
+        while True:
+            while not self._free:
+                await self._wait_instance()
+            take = 0
+            while not take:
+                pending = self._pending
+                if not pending:
+                    await self._wait_queue(-1)
+                    continue
+                rows = [p.rows for p in pending]
+                now = self._clock()
+                idle = self.running_batches == 0
+                take, wait_ns = self.policy.plan(
+                    rows, self._pending_rows, pending[0].arrival_ns, now, idle
+                )
+                if not take:
+                    await self._wait_queue(wait_ns)
+            self._dispatch(take)
+
+    def _dispatch(self, take: int) -> None:
+        assert self._loop is not None
+        now = self._clock()
+        batch = [self._pending.popleft() for _ in range(take)]
+        rows = 0
+        queue_ns = 0
+        for item in batch:
+            rows += item.rows
+            queue_ns += now - item.arrival_ns
+        self._pending_rows -= rows
+        instance = self._free.pop()
+        self.running_batches += 1
+        future = self._loop.run_in_executor(self._executor, self._execute, instance, batch)
+        future.add_done_callback(lambda f: self._deliver(f, instance, batch, rows, queue_ns))
+
+    def _execute(self, instance: int, batch: list[_Pending]) -> tuple[list[Outputs], int, int, int]:
+        """Worker thread: concatenate, run, split. Returns per-request outputs and timings."""
+        t0 = time.perf_counter_ns()
+        if len(batch) == 1:
+            feeds = batch[0].inputs
+        else:
+            feeds = {
+                name: np.concatenate([item.inputs[name] for item in batch])
+                for name in batch[0].inputs
+            }
+        t1 = time.perf_counter_ns()
+        arrays = self.runner.run(instance, feeds)
+        t2 = time.perf_counter_ns()
+        names = self.runner.output_names
+        if len(batch) == 1:
+            results = [dict(zip(names, arrays, strict=True))]
+        else:
+            results = []
+            start = 0
+            for item in batch:
+                end = start + item.rows
+                results.append({n: a[start:end] for n, a in zip(names, arrays, strict=True)})
+                start = end
+        t3 = time.perf_counter_ns()
+        return results, t1 - t0, t2 - t1, t3 - t2
+
+    def _deliver(
+        self, done: asyncio.Future, instance: int, batch: list[_Pending], rows: int, queue_ns: int
+    ) -> None:
+        self._free.append(instance)
+        self.running_batches -= 1
+        for waker in (self._instance_waker, self._queue_waker):  # re-plan: now idle/free
+            if waker is not None and not waker.done():
+                waker.set_result(None)
+        if done.cancelled():
+            exc: BaseException = Unavailable(f"{self.name}: execution cancelled")
+        else:
+            exc = done.exception()
+        if exc is not None:
+            if not isinstance(exc, ServerError):
+                logger.warning("%s: batch of %d rows failed: %s", self.name, rows, exc)
+                exc = ServerError(f"{self.name}: inference failed: {exc}")
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            return
+        results, input_ns, infer_ns, output_ns = done.result()
+        self.stats.record_batch(rows, len(batch), queue_ns, input_ns, infer_ns, output_ns)
+        for item, result in zip(batch, results, strict=True):
+            if not item.future.done():
+                item.future.set_result(result)
+
+
+def _wake(waker: asyncio.Future) -> None:
+    if not waker.done():
+        waker.set_result(None)

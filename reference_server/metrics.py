@@ -1,0 +1,244 @@
+"""Prometheus metrics of one InferenceCore, named and meant as Triton names and means them.
+
+Why rendered at scrape time from stats.py instead of incremented per request: the hot path
+stays a few integer additions, the statistics extension and /metrics can never disagree,
+and each core owns its own `CollectorRegistry` (never the process-global default one), so
+several cores in one test process do not collide.
+
+Triton's counters carry no `_total` suffix (`nv_inference_request_success`), which
+prometheus_client's exposition would add, so `render` writes the text format itself.
+
+  nv_inference_request_success / _failure         counter  requests  {model, version}
+  nv_inference_count / nv_inference_exec_count    counter  rows / batches
+  nv_inference_request_duration_us               counter  end-to-end, success + failure
+  nv_inference_queue_duration_us                 counter  waiting in the batcher queue
+  nv_inference_compute_{input,infer,output}_duration_us  counter (per request, as Triton)
+  nv_inference_pending_request_count             gauge    queue depth
+  nv_inference_batch_size                        histogram executed batch sizes
+  reference_server_inflight_requests             gauge
+  reference_server_device_info{provider,device,degraded}  gauge = 1
+  reference_server_degraded / reference_server_ready      gauge 0/1
+  nv_gpu_utilization, nv_gpu_memory_{used,total}_bytes   gauge {gpu_uuid}, only on CUDA
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from reference_server.runtime import CUDA
+
+if TYPE_CHECKING:
+    from reference_server.core import InferenceCore
+
+logger = logging.getLogger(__name__)
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+# name, help, VersionStats -> value
+_COUNTERS = (
+    ("nv_inference_request_success", "Number of successful inference requests", "success"),
+    ("nv_inference_request_failure", "Number of failed inference requests", "failure"),
+    ("nv_inference_count", "Number of inferences performed (batch rows)", "rows"),
+    ("nv_inference_exec_count", "Number of model executions performed (batches)", "execs"),
+    ("nv_inference_request_duration_us", "Cumulative inference request duration", "request"),
+    ("nv_inference_queue_duration_us", "Cumulative inference queuing duration", "queue"),
+    ("nv_inference_compute_input_duration_us", "Cumulative compute input duration", "input"),
+    ("nv_inference_compute_infer_duration_us", "Cumulative compute inference duration", "infer"),
+    ("nv_inference_compute_output_duration_us", "Cumulative compute output duration", "output"),
+)
+
+
+def _values(s) -> dict[str, float]:  # s: VersionStats
+    return {
+        "success": s.success_count,
+        "failure": s.fail_count,
+        "rows": s.inference_count,
+        "execs": s.execution_count,
+        "request": (s.success_ns + s.fail_ns) // 1000,
+        "queue": s.queue_ns // 1000,
+        "input": s.compute_input_ns // 1000,
+        "infer": s.compute_infer_ns // 1000,
+        "output": s.compute_output_ns // 1000,
+    }
+
+
+class GpuProbe:
+    """GPU utilisation and memory via pynvml, else nvidia-smi; cached for one second."""
+
+    def __init__(self, ttl_s: float = 1.0) -> None:
+        self.ttl_s = ttl_s
+        self._at = -1e9
+        self._rows: list[tuple[str, float, float, float]] = []
+        self._broken = False
+
+    def read(self) -> list[tuple[str, float, float, float]]:
+        """[(uuid, utilisation 0..1, memory used bytes, memory total bytes)]."""
+        if self._broken:
+            return []
+        now = time.monotonic()
+        if now - self._at >= self.ttl_s:
+            try:
+                self._rows = self._query()
+            except Exception as exc:  # no driver, no tool, odd output: stop trying
+                logger.info("GPU metrics unavailable: %s", exc)
+                self._broken = True
+                self._rows = []
+            self._at = now
+        return self._rows
+
+    @staticmethod
+    def _query() -> list[tuple[str, float, float, float]]:
+        try:
+            import pynvml  # type: ignore[import-not-found]
+        except ImportError:
+            pynvml = None
+        if pynvml is not None:
+            pynvml.nvmlInit()
+            rows = []
+            for i in range(pynvml.nvmlDeviceGetCount()):
+                h = pynvml.nvmlDeviceGetHandleByIndex(i)
+                util = pynvml.nvmlDeviceGetUtilizationRates(h).gpu / 100.0
+                mem = pynvml.nvmlDeviceGetMemoryInfo(h)
+                uuid = pynvml.nvmlDeviceGetUUID(h)
+                uuid = uuid.decode() if isinstance(uuid, bytes) else uuid
+                rows.append((uuid, util, float(mem.used), float(mem.total)))
+            return rows
+        out = subprocess.run(
+            [
+                "nvidia-smi",
+                "--query-gpu=uuid,utilization.gpu,memory.used,memory.total",
+                "--format=csv,noheader,nounits",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=2,
+            check=True,
+        ).stdout
+        rows = []
+        for line in out.strip().splitlines():
+            uuid, util, used, total = (x.strip() for x in line.split(","))
+            rows.append((uuid, float(util) / 100.0, float(used) * 2**20, float(total) * 2**20))
+        return rows
+
+
+class _CoreCollector(Collector):
+    def __init__(self, core: InferenceCore, gpu: GpuProbe) -> None:
+        self.core = core
+        self.gpu = gpu
+
+    def collect(self) -> Iterator[Metric]:
+        core = self.core
+        versions = [v for m in core.models.values() for v in m.versions.values()]
+        values = [(v, _values(v.stats)) for v in versions]
+        for name, doc, key in _COUNTERS:
+            metric = Metric(name, doc, "counter")
+            for v, vals in values:
+                labels = {"model": v.spec.name, "version": v.name_version}
+                metric.add_sample(name, labels, vals[key])
+            yield metric
+        pending = GaugeMetricFamily(
+            "nv_inference_pending_request_count",
+            "Instantaneous number of pending requests awaiting execution",
+            labels=["model", "version"],
+        )
+        for v in versions:
+            pending.add_metric([v.spec.name, v.name_version], v.batcher.queue_depth)
+        yield pending
+        yield self._batch_histogram(versions)
+        yield from self._server_gauges()
+        if core.provider == CUDA:
+            yield from self._gpu_gauges()
+
+    @staticmethod
+    def _batch_histogram(versions: list) -> Metric:
+        metric = Metric("nv_inference_batch_size", "Executed batch sizes (rows)", "histogram")
+        for v in versions:
+            labels = {"model": v.spec.name, "version": v.name_version}
+            sizes = {size: b.count for size, b in v.stats.batches.items()}
+            for bound in (*BATCH_BUCKETS, float("inf")):
+                count = sum(c for size, c in sizes.items() if size <= bound)
+                le = floatToGoString(bound)
+                metric.add_sample("nv_inference_batch_size_bucket", {**labels, "le": le}, count)
+            metric.add_sample("nv_inference_batch_size_sum", labels, v.stats.inference_count)
+            metric.add_sample("nv_inference_batch_size_count", labels, v.stats.execution_count)
+        return metric
+
+    def _server_gauges(self) -> Iterator[Metric]:
+        core = self.core
+        yield GaugeMetricFamily(
+            "reference_server_inflight_requests",
+            "Inference requests being handled now",
+            value=core.in_flight,
+        )
+        info = GaugeMetricFamily(
+            "reference_server_device_info",
+            "Execution provider in use (1); degraded after a device-loss cpu-fallback",
+            labels=["provider", "device", "degraded"],
+        )
+        info.add_metric([core.provider, core.device, str(core.degraded).lower()], 1)
+        yield info
+        yield GaugeMetricFamily(
+            "reference_server_degraded",
+            "1 while degraded (device lost, on CPU)",
+            int(core.degraded),
+        )
+        yield GaugeMetricFamily("reference_server_ready", "1 when ready", int(core.ready))
+
+    def _gpu_gauges(self) -> Iterator[Metric]:
+        rows = self.gpu.read()
+        if not rows:
+            return
+        util = GaugeMetricFamily(
+            "nv_gpu_utilization", "GPU utilization (0..1)", labels=["gpu_uuid"]
+        )
+        used = GaugeMetricFamily(
+            "nv_gpu_memory_used_bytes", "GPU used memory (bytes)", labels=["gpu_uuid"]
+        )
+        total = GaugeMetricFamily(
+            "nv_gpu_memory_total_bytes", "GPU total memory (bytes)", labels=["gpu_uuid"]
+        )
+        for uuid, u, mem_used, mem_total in rows:
+            util.add_metric([uuid], u)
+            used.add_metric([uuid], mem_used)
+            total.add_metric([uuid], mem_total)
+        yield from (util, used, total)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    """Prometheus text format 0.0.4, keeping sample names as given (no `_total` munging)."""
+    lines: list[str] = []
+    for metric in registry.collect():
+        mtype = "untyped" if metric.type == "unknown" else metric.type
+        doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
+        lines.append(f"# HELP {metric.name} {doc}")
+        lines.append(f"# TYPE {metric.name} {mtype}")
+        for s in metric.samples:
+            labels = ",".join(f'{k}="{_escape(str(v))}"' for k, v in s.labels.items())
+            label_part = f"{{{labels}}}" if labels else ""
+            lines.append(f"{s.name}{label_part} {floatToGoString(s.value)}")
+    lines.append("")
+    return "\n".join(lines).encode()
+
+
+class ServerMetrics:
+    """The registry of one core (its own, never the global default)."""
+
+    def __init__(self, core: InferenceCore, gpu: GpuProbe | None = None) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_CoreCollector(core, gpu or GpuProbe()))
+
+    def render(self) -> bytes:
+        return render(self.registry)
