@@ -1,0 +1,149 @@
+"""Open-loop arrivals inside Locust: start every request at its scheduled time, whatever happens.
+
+Why Locust's own users are not enough: a Locust user waits for its answer before its next
+request (closed loop), so a stalled server silently slows the generator down and the stall
+never appears in the percentiles (coordinated omission). Here one driver greenlet per worker
+walks a precomputed schedule (`harness.load.schedule`) and *spawns* each request at its
+intended time into a bounded pool; latency is recorded from the intended time.
+
+Honesty when the generator cannot keep up, measured, never hidden:
+  * schedule lag = actual send - intended start, per request, summarised per second;
+  * a request due while `max_outstanding` requests are in flight is dropped and counted;
+  * requests still in flight after the drain period are recorded as failures with the
+    latency they had reached (a lower bound), not forgotten.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import gevent
+import numpy as np
+from gevent.event import Event
+from gevent.pool import Pool
+
+from harness.load.schedule import pick_arms
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+@dataclass(slots=True)
+class ScheduleStats:
+    """Per-second schedule bookkeeping of one worker (seconds relative to the run origin)."""
+
+    origin: float
+    lags: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
+    dropped: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    outstanding_max: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    sent_total: int = 0
+    dropped_total: int = 0
+    abandoned_total: int = 0
+
+    def second_of(self, t: float) -> int:
+        return int(np.floor(t - self.origin))
+
+    def sent(self, intended: float, lag: float) -> None:
+        self.lags[self.second_of(intended)].append(lag)
+        self.sent_total += 1
+
+    def drop(self, intended: float) -> None:
+        self.dropped[self.second_of(intended)] += 1
+        self.dropped_total += 1
+
+    def outstanding(self, intended: float, count: int) -> None:
+        second = self.second_of(intended)
+        if count > self.outstanding_max[second]:
+            self.outstanding_max[second] = count
+
+    def pop(self, second: int) -> tuple[list[float], int, int]:
+        """(lags, dropped, outstanding max) of `second`, forgetting it."""
+        return (
+            self.lags.pop(second, []),
+            self.dropped.pop(second, 0),
+            self.outstanding_max.pop(second, 0),
+        )
+
+    def seconds(self) -> set[int]:
+        return set(self.lags) | set(self.dropped) | set(self.outstanding_max)
+
+
+Send = Callable[[int, float, float], None]
+"""send(arm, intended, sent): performs and records one request."""
+
+
+class OpenLoopDriver:
+    """Walks arrival times (seconds since `origin`) and fires `send` for each on time."""
+
+    def __init__(
+        self,
+        send: Send,
+        weights: list[float],
+        stats: ScheduleStats,
+        max_outstanding: int,
+        seed: int,
+        clock: Clock = time.perf_counter,
+    ) -> None:
+        self.send = send
+        self.weights = weights
+        self.stats = stats
+        self.pool = Pool(max_outstanding)
+        self.rng = np.random.default_rng(seed)
+        self.clock = clock
+        self.stop_event = Event()
+
+    def run(self, schedule: Iterable[np.ndarray]) -> None:
+        """Blocks (cooperatively) until the schedule is exhausted or `stop()` is called."""
+        origin, pool, stats = self.stats.origin, self.pool, self.stats
+        behind = 0
+        for chunk in schedule:
+            arms = pick_arms(self.weights, len(chunk), self.rng).tolist()
+            for offset, arm in zip(chunk.tolist(), arms, strict=True):
+                intended = origin + offset
+                delay = intended - self.clock()
+                if delay > 0:
+                    behind = 0
+                    if self.stop_event.wait(delay):
+                        return
+                else:
+                    behind += 1
+                    if behind % 32 == 0:  # lagging: let started requests run, stay fair
+                        gevent.sleep(0)
+                    if self.stop_event.is_set():
+                        return
+                if pool.full():
+                    stats.drop(intended)
+                    continue
+                pool.spawn(self._one, arm, intended)
+                stats.outstanding(intended, len(pool))
+
+    def _one(self, arm: int, intended: float) -> None:
+        sent = self.clock()
+        self.stats.sent(intended, sent - intended)
+        self.send(arm, intended, sent)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def drain(self, timeout_s: float) -> int:
+        """Wait for in-flight requests; kill those still running after `timeout_s`."""
+        self.pool.join(timeout=timeout_s)
+        left = len(self.pool)
+        if left:
+            log.warning(
+                "%d requests still in flight after %.1f s drain; abandoning", left, timeout_s
+            )
+            self.stats.abandoned_total += left
+            self.pool.kill(block=True, timeout=5)
+        return left
+
+
+def sleep_until(deadline: float, clock: Clock = time.perf_counter) -> None:
+    delay = deadline - clock()
+    if delay > 0:
+        gevent.sleep(delay)

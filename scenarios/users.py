@@ -1,0 +1,258 @@
+"""Protocol users for Locust: KServe v2 over HTTP and gRPC, and TF Serving REST.
+
+Import them into any locustfile:
+
+    from scenarios.users import KServeHttpUser
+
+    class Digits(KServeHttpUser):
+        host = "http://127.0.0.1:8000"
+        model = "digits"
+
+        @task
+        def infer(self):
+            self.infer_random()   # random inputs built from the model's metadata
+
+Why one small seam per protocol (`prepare` once, `send` many times): the harness's open-loop
+driver sends thousands of requests per second from one process, so everything that can be done
+ahead of time (tensors, JSON bodies, tritonclient `InferInput`s) is, and the hot path is one
+call that fires Locust's `request` event (so Locust's own stats see every request) and returns
+an `Answer` with the predicted labels checked against the expected ones.
+
+HTTP users build on FastHttpUser; the gRPC user on tritonclient's gRPC client, made
+gevent-cooperative with grpc's `init_gevent()`. Importing this module imports Locust (and so
+monkey-patches the process with gevent): only Locust processes should import it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from locust import FastHttpUser, User
+
+from harness.load.payloads import (
+    Sample,
+    count_correct,
+    kserve_json_body,
+    kserve_path,
+    label_from_kserve,
+    label_from_tfserving,
+    random_samples,
+    specs_from_metadata,
+    tfserving_body,
+    tfserving_path,
+)
+
+__all__ = ["Answer", "KServeGrpcUser", "KServeHttpUser", "TFServingUser"]
+
+log = logging.getLogger(__name__)
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Outcome of one request: transport/protocol success and the label check."""
+
+    ok: bool
+    checked: int = 0
+    correct: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A request built ahead of time; `target` is protocol specific."""
+
+    name: str
+    target: Any
+    expected: np.ndarray | None = None
+
+
+class _InferenceMixin:
+    """The `prepare`/`send` seam plus `infer_random()` for hand-written locustfiles."""
+
+    model: ClassVar[str] = ""
+    version: ClassVar[str | None] = None
+    pool_size: ClassVar[int] = 32
+
+    def prepare(self, name: str, model: str, version: str | None, sample: Sample) -> Prepared:
+        raise NotImplementedError
+
+    def send(self, request: Prepared) -> Answer:
+        raise NotImplementedError
+
+    def fetch_input_specs(self, model: str, version: str | None) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def infer_random(self) -> Answer:
+        """One request with random inputs (from the metadata) for `model`/`version`."""
+        if not self.model:
+            raise ValueError(f"{type(self).__name__}: set the `model` class attribute")
+        pool = self.__dict__.get("_default_pool")
+        if pool is None:
+            specs = specs_from_metadata(
+                {"inputs": self.fetch_input_specs(self.model, self.version)}
+            )
+            name = f"{self.model}/{self.version}" if self.version else self.model
+            samples = random_samples(specs, self.pool_size, seed=0)
+            pool = itertools.cycle(
+                [self.prepare(name, self.model, self.version, s) for s in samples]
+            )
+            self.__dict__["_default_pool"] = pool
+        return self.send(next(pool))
+
+
+def _http_answer(response: Any, decode: Any, expected: np.ndarray | None) -> Answer:
+    if response.status_code != 200:
+        detail = (response.text or "")[:200] if response.status_code else str(response.error)
+        response.failure(f"HTTP {response.status_code}: {detail}")
+        return Answer(False)
+    try:
+        predicted = decode(response.content)
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        response.failure(f"malformed answer: {exc}")
+        return Answer(False)
+    checked, correct = count_correct(expected, predicted)
+    return Answer(True, checked, correct)
+
+
+class KServeHttpUser(_InferenceMixin, FastHttpUser):
+    """KServe v2 inference over HTTP/REST with JSON tensors."""
+
+    abstract = True
+
+    def prepare(self, name: str, model: str, version: str | None, sample: Sample) -> Prepared:
+        target = (kserve_path(model, version), kserve_json_body(sample))
+        return Prepared(name, target, sample.labels)
+
+    def send(self, request: Prepared) -> Answer:
+        path, body = request.target
+        with self.client.post(
+            path, data=body, headers=JSON_HEADERS, name=request.name, catch_response=True
+        ) as response:
+            return _http_answer(response, label_from_kserve, request.expected)
+
+    def fetch_input_specs(self, model: str, version: str | None) -> list[dict[str, Any]]:
+        path = f"/v2/models/{model}" + (f"/versions/{version}" if version else "")
+        response = self.client.get(path, name="metadata")
+        response.raise_for_status()
+        return json.loads(response.content)["inputs"]
+
+
+class TFServingUser(_InferenceMixin, FastHttpUser):
+    """TF Serving REST predict (`/v1/models/{m}[/versions/{v}]:predict`)."""
+
+    abstract = True
+
+    def prepare(self, name: str, model: str, version: str | None, sample: Sample) -> Prepared:
+        target = (tfserving_path(model, version), tfserving_body(sample))
+        return Prepared(name, target, sample.labels)
+
+    def send(self, request: Prepared) -> Answer:
+        path, body = request.target
+        with self.client.post(
+            path, data=body, headers=JSON_HEADERS, name=request.name, catch_response=True
+        ) as response:
+            return _http_answer(response, label_from_tfserving, request.expected)
+
+    def fetch_input_specs(self, model: str, version: str | None) -> list[dict[str, Any]]:
+        """TF Serving's metadata route, mapped to KServe-style specs (serving_default)."""
+        path = f"/v1/models/{model}" + (f"/versions/{version}" if version else "") + "/metadata"
+        response = self.client.get(path, name="metadata")
+        response.raise_for_status()
+        return tfserving_input_specs(json.loads(response.content))
+
+
+def tfserving_input_specs(metadata: dict[str, Any]) -> list[dict[str, Any]]:
+    sig = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    specs = []
+    for name, info in sig["inputs"].items():
+        dims = [int(d["size"]) for d in info.get("tensor_shape", {}).get("dim", [])]
+        dtype = {"DT_FLOAT": "FP32", "DT_DOUBLE": "FP64", "DT_INT32": "INT32"}.get(
+            info.get("dtype", "DT_FLOAT"), "FP32"
+        )
+        specs.append({"name": name, "datatype": dtype, "shape": dims})
+    return specs
+
+
+_GEVENT_GRPC_READY = False
+
+
+def _init_gevent_grpc() -> None:
+    """grpc's C core must cooperate with gevent before the first channel is created."""
+    global _GEVENT_GRPC_READY
+    if not _GEVENT_GRPC_READY:
+        from grpc.experimental import gevent as grpc_gevent
+
+        grpc_gevent.init_gevent()
+        _GEVENT_GRPC_READY = True
+
+
+class KServeGrpcUser(_InferenceMixin, User):
+    """KServe v2 / Triton `GRPCInferenceService` through tritonclient's gRPC client."""
+
+    abstract = True
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        _init_gevent_grpc()
+        import tritonclient.grpc as grpcclient
+
+        self._grpc = grpcclient
+        url = (self.host or "").split("://", 1)[-1]
+        self.client = grpcclient.InferenceServerClient(url=url)
+
+    def on_stop(self) -> None:
+        self.client.close()
+
+    def prepare(self, name: str, model: str, version: str | None, sample: Sample) -> Prepared:
+        from reference_server.tensors import datatype_of
+
+        inputs = []
+        for input_name, array in sample.inputs.items():
+            tensor = self._grpc.InferInput(input_name, list(array.shape), datatype_of(array))
+            tensor.set_data_from_numpy(array)
+            inputs.append(tensor)
+        return Prepared(name, (model, version or "", inputs), sample.labels)
+
+    def send(self, request: Prepared) -> Answer:
+        model, version, inputs = request.target
+        start = time.perf_counter()
+        exc: Exception | None = None
+        answer = Answer(False)
+        try:
+            result = self.client.infer(model, inputs, model_version=version)
+            answer = Answer(True, *count_correct(request.expected, _grpc_labels(result)))
+        except Exception as error:  # tritonclient raises InferenceServerException and others
+            exc = error
+        self.environment.events.request.fire(
+            request_type="grpc",
+            name=request.name,
+            response_time=(time.perf_counter() - start) * 1000.0,
+            response_length=0,
+            exception=exc,
+            context={},
+        )
+        return answer
+
+    def fetch_input_specs(self, model: str, version: str | None) -> list[dict[str, Any]]:
+        meta = self.client.get_model_metadata(model, model_version=version or "", as_json=True)
+        return [
+            {"name": i["name"], "datatype": i["datatype"], "shape": [int(d) for d in i["shape"]]}
+            for i in meta["inputs"]
+        ]
+
+
+def _grpc_labels(result: Any) -> np.ndarray | None:
+    labels = result.as_numpy("label")
+    if labels is not None:
+        return labels.astype(np.int64).ravel()
+    outputs = result.get_response().outputs
+    if not outputs:
+        return None
+    first = result.as_numpy(outputs[0].name)
+    return None if first is None else np.argmax(first.reshape(first.shape[0], -1), axis=1)

@@ -1,0 +1,197 @@
+"""Worker side of a harness run: record every request, judge each second, ship windows.
+
+One `WorkerRuntime` per Locust worker process (created on Locust's `init` event). It
+  * waits for the master's `harness_start` message (the wall-clock epoch of second 0, common
+    to all workers) and maps it onto this process's monotonic clock;
+  * owns the `LatencyRecorder` every request goes into and the open-loop `ScheduleStats`;
+  * every second judges the second that just ended (CPU via psutil, schedule lag, drops;
+    `harness.load.health`), flags it unhealthy in the recorder if need be, and sends the
+    closed windows to the master (`harness_windows`);
+  * on the end of its schedule, or the master's `harness_finish`, lets in-flight requests
+    finish, then sends everything left plus its totals (`harness_final`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+import gevent
+import psutil
+from gevent import GreenletExit
+from gevent.event import Event
+
+from harness.load.hdr import LatencyRecorder, new_histogram
+from harness.load.health import evaluate_second
+from harness.load.payloads import Sample, dataset_samples, random_samples
+from harness.load.spec import RunSpec
+from scenarios.openloop import OpenLoopDriver, ScheduleStats
+from scenarios.users import Prepared
+
+log = logging.getLogger(__name__)
+
+MSG_START, MSG_FINISH = "harness_start", "harness_finish"
+MSG_WINDOWS, MSG_FINAL = "harness_windows", "harness_final"
+
+
+class WorkerRuntime:
+    def __init__(self, environment: Any, spec: RunSpec) -> None:
+        self.environment = environment
+        self.spec = spec
+        self.scenario = spec.parsed_scenario()
+        self.clock = time.perf_counter
+        self.started = Event()
+        self.finished = Event()  # no new requests from here on
+        self.recorder = LatencyRecorder()
+        self.stats = ScheduleStats(origin=0.0)
+        self.lag_histogram = new_histogram()
+        self.driver: OpenLoopDriver | None = None
+        self.in_flight = 0
+        self._prepared: list[list[Prepared]] | None = None
+        self._final_sent = False
+        self._process = psutil.Process()
+        self._process.cpu_percent(None)
+        runner = environment.runner
+        runner.register_message(MSG_START, self._on_start)
+        runner.register_message(MSG_FINISH, self._on_finish)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @property
+    def worker_index(self) -> int:
+        return max(int(getattr(self.environment.runner, "worker_index", 0)), 0) % max(
+            self.scenario.workers, 1
+        )
+
+    def _on_start(self, environment: Any, msg: Any, **_: Any) -> None:
+        if self.started.is_set():
+            return
+        origin = self.clock() + (float(msg.data["epoch"]) - time.time())
+        self.recorder.origin_s = origin
+        self.stats.origin = origin
+        self.started.set()
+        gevent.spawn(self._report_loop)
+
+    def _on_finish(self, environment: Any, msg: Any, **_: Any) -> None:
+        self.finished.set()
+        if self.driver is not None:
+            self.driver.stop()  # the driving user drains and finalises
+        else:
+            gevent.spawn(self._drain_closed_then_finalize)
+
+    def wait_started(self) -> float:
+        self.started.wait()
+        return self.stats.origin
+
+    def _drain_closed_then_finalize(self) -> None:
+        deadline = self.clock() + self.spec.drain_s
+        while self.in_flight > 0 and self.clock() < deadline:
+            gevent.sleep(0.01)
+        self.finalize()
+
+    # -- per-second reports ----------------------------------------------------------------
+    def _report_loop(self) -> None:
+        origin = self.stats.origin
+        while not self._final_sent:
+            now = self.clock()
+            next_tick = origin + math.floor(now - origin) + 1 + 0.05
+            gevent.sleep(max(0.0, next_tick - now))
+            if self._final_sent:
+                return
+            self._report(math.floor(self.clock() - origin))
+
+    def _health(self, seconds: list[int]) -> list[dict[str, Any]]:
+        cpu = self._process.cpu_percent(None)
+        out = []
+        for second in seconds:
+            lags, dropped, outstanding = self.stats.pop(second)
+            for lag in lags:
+                self.lag_histogram.record_value(max(1, int(lag * 1e6)))
+            health = evaluate_second(
+                second, self.worker_index, lags, cpu, dropped, outstanding, self.spec.health
+            )
+            if not health.healthy:
+                self.recorder.mark_unhealthy(second)
+            out.append(health.to_dict())
+        return out
+
+    def _report(self, before_second: int | None) -> None:
+        """Judge and ship every second before `before_second` (None: everything)."""
+        pending = self.stats.seconds()
+        if before_second is None:
+            current = math.floor(self.clock() - self.stats.origin)
+            seconds = sorted(pending | {current})
+        else:
+            seconds = sorted({s for s in pending if s < before_second} | {before_second - 1})
+        health = self._health([s for s in seconds if s >= 0 or s in pending])
+        records = self.recorder.flush(before_second)
+        message = MSG_FINAL if before_second is None else MSG_WINDOWS
+        data: dict[str, Any] = {
+            "worker": self.worker_index,
+            "horizon": before_second,
+            "records": [r.to_dict() for r in records],
+            "health": health,
+        }
+        if before_second is None:
+            data["totals"] = self.totals()
+        self.environment.runner.send_message(message, data)
+
+    def totals(self) -> dict[str, Any]:
+        return {
+            "worker": self.worker_index,
+            "sent": self.stats.sent_total,
+            "dropped": self.stats.dropped_total,
+            "abandoned": self.stats.abandoned_total,
+            "recorded": self.recorder.recorded,
+            "rejected": self.recorder.rejected,
+            "lag_hdr": self.lag_histogram.encode().decode("ascii"),
+        }
+
+    def finalize(self) -> None:
+        if self._final_sent:
+            return
+        self.finished.set()
+        self._report(None)
+        self._final_sent = True
+        log.info("worker %d sent its final windows", self.worker_index)
+
+    # -- requests --------------------------------------------------------------------------
+    def prepared(self, user: Any) -> list[list[Prepared]]:
+        """Per arm, the pre-encoded requests (built once per process with the first user)."""
+        if self._prepared is None:
+            self._prepared = [
+                [user.prepare(arm.name, arm.model, arm.version, s) for s in self._samples(i)]
+                for i, arm in enumerate(self.spec.endpoints)
+            ]
+        return self._prepared
+
+    def _samples(self, arm_index: int) -> list[Sample]:
+        arm = self.spec.endpoints[arm_index]
+        batch = self.scenario.target.inputs.batch_size
+        if self.spec.dataset_path:
+            return dataset_samples(self.spec.dataset_path, arm.inputs[0].name, batch)
+        seed = hash((self.spec.seed, self.worker_index, arm_index)) & 0x7FFFFFFF
+        return random_samples(arm.inputs, self.spec.random_pool, seed, batch)
+
+    def make_sender(self, user: Any) -> Any:
+        """send(arm, intended, sent) for the open-loop driver: request, then record."""
+        prepared, record, clock = self.prepared(user), self.recorder.record, self.clock
+        counters = [0] * len(prepared)
+
+        def send(arm: int, intended: float, sent: float) -> None:
+            requests = prepared[arm]
+            request = requests[counters[arm] % len(requests)]
+            counters[arm] += 1
+            try:
+                answer = user.send(request)
+            except GreenletExit:  # abandoned at the end of the drain: record what we know
+                record(request.name, False, intended, sent, clock())
+                raise
+            except Exception:
+                log.exception("request to %s raised", request.name)
+                record(request.name, False, intended, sent, clock())
+                return
+            record(request.name, answer.ok, intended, sent, clock(), answer.checked, answer.correct)
+
+        return send
