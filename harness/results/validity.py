@@ -7,7 +7,8 @@ Rules (all on the per-second success histograms of `windows.per_second`):
 - **Warm-up (detected, a change-point rule).** The steady reference is the second half of the
   analysed span (its median per-second throughput and its merged p99). Warm-up ends at the
   first second `s` (searched over the first half) whose sliding window `[s, s + window_s)`
-  agrees with the reference: throughput within `tolerance` (or Poisson noise, 3 sqrt(n)) and
+  agrees with the reference — throughput within `tolerance` (or Poisson noise, 3 sqrt(n)),
+  for the window and for second `s` itself (so a partly warm window does not pass), and
   p99 within `tolerance` (or the reference p99 inside the window's own 95% order-statistic
   interval, so that few-sample tails are not called different). If no window agrees, there
   is no steady state: warm-up 0 and the run is unstable. An explicit `warmup: 10s` replaces
@@ -121,6 +122,7 @@ def detect_warmup(seconds: Sequence[SecondStats], window_s: int, tolerance: floa
     for i in range(len(seconds) // 2 + 1):
         block = make_block(seconds[i : i + window_s])
         rate_ok = _rate_agrees(block.throughput, ref_rate, tolerance, block.seconds)
+        rate_ok = rate_ok and _rate_agrees(seconds[i].hist.total, ref_rate, tolerance, 1)
         if rate_ok and _p99_agrees(block.hist, ref_p99, tolerance):
             return seconds[i].second - seconds[0].second
     return None

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from hdrh.histogram import HdrHistogram
 
 from harness.load.hdr import SUCCESS, WindowRecord, decode_histogram, new_histogram
 
@@ -50,7 +51,11 @@ class SparseHist:
 
     @classmethod
     def from_blob(cls, blob: bytes) -> SparseHist:
-        dense = np.ctypeslib.as_array(decode_histogram(blob).counts)
+        return cls.from_histogram(decode_histogram(blob))
+
+    @classmethod
+    def from_histogram(cls, histogram: HdrHistogram) -> SparseHist:
+        dense = np.ctypeslib.as_array(histogram.counts)
         slots = np.flatnonzero(dense)
         return cls(slots.astype(np.int64), dense[slots].astype(np.int64))
 
