@@ -307,14 +307,16 @@ def ensure_repository(path: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from reference_server.config import default_model_repository
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("directory", nargs="?", type=Path, default=None)
     parser.add_argument("--if-missing", action="store_true", help="keep a complete repository")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    target = args.directory or default_model_repository()
+    if args.directory is None:
+        from reference_server.config import default_model_repository
+
+        args.directory = default_model_repository()
+    target = args.directory
     (ensure_repository if args.if_missing else build_repository)(target)
     return 0
 
