@@ -128,7 +128,11 @@ class _LoadBase(StrictModel):
     def total_duration_s(self) -> float:
         if self.stages:
             return float(sum(s.duration for s in self.stages))
-        assert self.duration is not None  # guaranteed by validation
+        if self.duration is None:  # only a trace replay may omit it (validated)
+            raise ValueError(
+                "a trace replay without a duration lasts the trace's (scaled) span; "
+                "read it from the trace (harness.load.arrivals.run_length_s)"
+            )
         return self.duration
 
 
@@ -148,6 +152,7 @@ class OpenLoad(_LoadBase):
                 raise ValueError("arrival 'trace' needs trace: {path: ...}")
             if self.stages:
                 raise ValueError("arrival 'trace' replays the trace; stages do not apply")
+            return self  # duration optional: without one the whole trace is replayed
         elif self.trace is not None:
             raise ValueError(f"trace is only used with arrival 'trace', not {self.arrival!r}")
         elif (self.rate is None) == (not self.stages):

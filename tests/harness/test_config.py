@@ -175,6 +175,24 @@ def test_trace_arrival_needs_trace(write):
     ok = text.replace("arrival: trace", "arrival: trace, trace: {path: t.csv, speedup: 10}")
     scenario = load(write(ok))
     assert scenario.load.trace is not None and scenario.load.trace.speedup == 10
+    assert scenario.total_duration_s() == 30
+    whole = load(write(ok.replace(", duration: 30s", "")))
+    assert whole.load.duration is None
+    with pytest.raises(ValueError, match="trace"):
+        whole.total_duration_s()
+
+
+def test_resolved_dict_round_trips(write):
+    text = MINIMAL.replace(
+        "{mode: open, arrival: poisson, rate: 200, duration: 30s}",
+        "{mode: closed, stages: [{duration: 1m, users: 4, ramp: true}, {duration: 2m, users: 4}],"
+        " wait_time: [0.1, 0.2], warmup: 10s}",
+    )
+    text += "stack: {replicas: 2}\nsplit: [{model: digits, version: 1, weight: 3}]\n"
+    scenario = load(write(text))
+    dumped = scenario.model_dump(mode="json")
+    assert dumped["load"]["stages"][0]["duration"] == 60.0
+    assert validate_scenario(dumped) == scenario
 
 
 @pytest.mark.parametrize(
