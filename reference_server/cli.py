@@ -33,37 +33,46 @@ EXIT_INFRA = 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The server options (shared by `python -m reference_server` and `harness serve`)."""
+    """The server options (shared by `python -m reference_server` and `harness serve`).
+
+    Options left out keep ServerConfig's defaults, so the defaults live in one place.
+    """
     parser.add_argument(
         "--model-repository",
         metavar="DIR",
-        default=None,
         help="Triton-layout model repository (default: the built-in one, built if missing)",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
-    for name, default in (("http", 8000), ("grpc", 8001), ("metrics", 8002)):
+    parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    for name in ("http", "grpc", "metrics"):
         parser.add_argument(
-            f"--{name}-port",
-            type=int,
-            default=default,
-            metavar="N",
-            help=f"{name} port; 0 = pick a free one (default {default})",
+            f"--{name}-port", type=int, metavar="N", help=f"{name} port; 0 = pick a free one"
         )
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--intra-op-threads", type=int, default=None, metavar="N")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto")
+    parser.add_argument("--intra-op-threads", type=int, metavar="N")
     parser.add_argument(
         "--admin-token",
-        default=None,
         metavar="T",
         help=f"enable the /admin fault API with this bearer token (or ${TOKEN_ENV})",
     )
-    parser.add_argument("--max-body-bytes", type=int, default=None, metavar="N")
+    parser.add_argument("--max-body-bytes", type=int, metavar="N")
     parser.add_argument(
         "--event-loop",
         choices=("asyncio", "uvloop"),
         default="uvloop",
         help="event loop implementation (default uvloop)",
     )
+
+
+_CONFIG_OPTIONS = (
+    "model_repository",
+    "host",
+    "http_port",
+    "grpc_port",
+    "metrics_port",
+    "device",
+    "intra_op_threads",
+    "max_body_bytes",
+)
 
 
 def config_from_args(
@@ -73,21 +82,10 @@ def config_from_args(
     from reference_server.config import ServerConfig
 
     env = os.environ if environ is None else environ
-    values: dict[str, object] = {
-        "host": args.host,
-        "http_port": args.http_port,
-        "grpc_port": args.grpc_port,
-        "metrics_port": args.metrics_port,
-        "device": args.device,
-    }
-    token = args.admin_token or env.get(TOKEN_ENV) or None
-    optional = {
-        "model_repository": args.model_repository,
-        "intra_op_threads": args.intra_op_threads,
-        "admin_token": token,
-        "max_body_bytes": args.max_body_bytes,
-    }
-    values.update({k: v for k, v in optional.items() if v is not None})
+    values = {k: getattr(args, k) for k in _CONFIG_OPTIONS if getattr(args, k) is not None}
+    token = args.admin_token or env.get(TOKEN_ENV)
+    if token:
+        values["admin_token"] = token
     return ServerConfig(**values)
 
 

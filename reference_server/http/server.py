@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 _MAX_PIPELINED = 64  # queued requests per connection before we stop reading from it
 _LINGER_S = 2.0  # how long to drain a rejected body before closing the socket
+_IDLE_CLOSE_PAUSE_S = 0.05  # at shutdown, read what idle connections already sent
 _JSON = "application/json"
 
 
@@ -195,17 +196,22 @@ class HttpServer:
             return response_for_exception(exc)
 
     def stop_accepting(self) -> None:
+        """Close the listening socket; connections already open keep being served."""
         self.closing = True
         if self._server is not None:
             self._server.close()
-        for conn in list(self._connections):
-            conn.close_if_idle()
 
     async def shutdown(self, deadline_s: float) -> bool:
-        """Stop accepting, let busy connections finish until the deadline; True if all did."""
+        """Stop accepting, let busy connections finish until the deadline; True if all did.
+
+        Idle keep-alive connections are closed after a short pause, so a request whose
+        bytes already sit in the socket buffer is still read and answered (with
+        `Connection: close`) rather than dropped.
+        """
         self.stop_accepting()
         loop = asyncio.get_running_loop()
         end = loop.time() + deadline_s
+        await asyncio.sleep(min(_IDLE_CLOSE_PAUSE_S, deadline_s))
         while self._connections and loop.time() < end:
             for conn in list(self._connections):
                 conn.close_if_idle()

@@ -1,7 +1,8 @@
 """Fixtures: a test model repository and real `python -m reference_server` processes.
 
 The repository holds the project's default models (built locally by
-reference_server.models.build: digits v1+v2, mlp, cnn) plus `pair`, a tiny two-input,
+reference_server.models.build: digits v1+v2, mlp, cnn; the `model_repository` fixture of
+tests/conftest.py) plus `pair`, a tiny two-input,
 two-output model (sum and difference) that exercises multi-tensor paths. Servers bind
 port 0 everywhere and announce their ports in their one stdout line; they are stopped by
 PID (SIGTERM, then SIGKILL after a deadline) in `finally`.
@@ -13,6 +14,7 @@ import contextlib
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -63,10 +65,10 @@ def _pair_model() -> bytes:
 
 
 @pytest.fixture(scope="session")
-def model_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from reference_server.models.build import build_repository
-
-    root = build_repository(tmp_path_factory.mktemp("models") / "repo")
+def http_model_repository(model_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's default models (tests/conftest.py builds them once) plus `pair`."""
+    root = tmp_path_factory.mktemp("http-models") / "repo"
+    shutil.copytree(model_repository, root)
     (root / "pair" / "1").mkdir(parents=True)
     (root / "pair" / "config.pbtxt").write_text(PAIR_CONFIG)
     (root / "pair" / "1" / "model.onnx").write_bytes(_pair_model())
@@ -159,14 +161,14 @@ def running_server(log_dir: Path, *args: str, **kwargs: object) -> Iterator[Runn
 
 @pytest.fixture(scope="session")
 def server(
-    model_repository: Path, tmp_path_factory: pytest.TempPathFactory
+    http_model_repository: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
     """One shared server with the admin API enabled (tests must clear faults they add)."""
     log_dir = tmp_path_factory.mktemp("server-logs")
     with running_server(
         log_dir,
         "--model-repository",
-        str(model_repository),
+        str(http_model_repository),
         "--device",
         "cpu",
         "--intra-op-threads",
@@ -179,7 +181,9 @@ def server(
 
 
 @pytest.fixture(scope="session")
-def reference_outputs(model_repository: Path) -> Callable[..., dict[str, np.ndarray]]:
+def reference_outputs(
+    http_model_repository: Path,
+) -> Callable[..., dict[str, np.ndarray]]:
     """In-process ONNX Runtime: run(model, version, feeds) -> dict of outputs."""
     import onnxruntime as ort
 
@@ -190,7 +194,7 @@ def reference_outputs(model_repository: Path) -> Callable[..., dict[str, np.ndar
         if key not in sessions:
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = 1
-            path = model_repository / model / version / "model.onnx"
+            path = http_model_repository / model / version / "model.onnx"
             sessions[key] = ort.InferenceSession(
                 str(path), opts, providers=["CPUExecutionProvider"]
             )

@@ -1,0 +1,188 @@
+"""Graceful shutdown and start-up failures of the real server process.
+
+Shutdown: with HTTP and gRPC requests in flight (held by an injected latency fault), SIGTERM
+turns the server unready at once, refuses new connections, answers every in-flight request
+correctly and exits 0 within the grace period. Start-up: `--device cuda` on a machine
+without a usable GPU and a bad repository fail with one clear line and a documented code.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+
+from tests.reference_server.conftest import ADMIN_TOKEN, REPO_ROOT, RunningServer, running_server
+
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+HTTP_CLIENTS = 8
+GRPC_CLIENTS = 2
+
+
+@pytest.fixture(scope="module")
+def small_repository(http_model_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("small") / "repo"
+    shutil.copytree(http_model_repository / "pair", root / "pair")
+    return root
+
+
+def _request(port: int, method: str, path: str, doc: object = None, headers: dict | None = None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(
+            method, path, body=None if doc is None else json.dumps(doc), headers=headers or {}
+        )
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def _pair_doc(k: int) -> dict:
+    return {
+        "inputs": [
+            {"name": "a", "datatype": "FP32", "shape": [1, 4], "data": [k, k, k, k]},
+            {"name": "b", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]},
+        ]
+    }
+
+
+def _inflight(srv: RunningServer) -> float:
+    _, body = _request(srv.metrics, "GET", "/metrics")
+    m = re.search(rb"^reference_server_inflight_requests (\S+)$", body, re.M)
+    return float(m[1]) if m else -1.0
+
+
+def _grpc_call(port: int, k: int, out: list) -> None:
+    client = grpcclient.InferenceServerClient(f"127.0.0.1:{port}")
+    try:
+        a = grpcclient.InferInput("a", [1, 4], "FP32")
+        a.set_data_from_numpy(np.full((1, 4), k, np.float32))
+        b = grpcclient.InferInput("b", [1, 4], "FP32")
+        b.set_data_from_numpy(np.array([[1, 2, 3, 4]], np.float32))
+        out.append(("grpc", k, client.infer("pair", [a, b]).as_numpy("sum").tolist()))
+    except Exception as exc:  # recorded, asserted in the test
+        out.append(("grpc", k, repr(exc)))
+    finally:
+        client.close()
+
+
+def _http_call(port: int, k: int, out: list) -> None:
+    try:
+        status, body = _request(port, "POST", "/v2/models/pair/infer", _pair_doc(k))
+        out.append(("http", k, status, json.loads(body)["outputs"][0]["data"]))
+    except Exception as exc:
+        out.append(("http", k, repr(exc)))
+
+
+def test_sigterm_drains_in_flight_requests_and_exits_0(
+    small_repository: Path, tmp_path: Path
+) -> None:
+    with running_server(
+        tmp_path, "--model-repository", str(small_repository), "--admin-token", ADMIN_TOKEN
+    ) as srv:
+        status, _ = _request(
+            srv.http, "POST", "/admin/faults", {"type": "latency", "fixed_ms": 1500}, AUTH
+        )
+        assert status == 201
+        keep = http.client.HTTPConnection("127.0.0.1", srv.http, timeout=10)  # opened before
+        keep.request("GET", "/v2/health/ready")
+        assert keep.getresponse().read() == b""
+        results: list = []
+        threads = [
+            threading.Thread(target=_http_call, args=(srv.http, k, results))
+            for k in range(HTTP_CLIENTS)
+        ]
+        threads += [
+            threading.Thread(target=_grpc_call, args=(srv.grpc, 100 + k, results))
+            for k in range(GRPC_CLIENTS)
+        ]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while _inflight(srv) < HTTP_CLIENTS + GRPC_CLIENTS:
+            assert time.monotonic() < deadline, "requests never got in flight"
+            time.sleep(0.02)
+        sigterm_at = time.monotonic()
+        srv.proc.send_signal(15)
+        # Unready at once (asked on a connection opened before the signal) ...
+        keep.request("GET", "/v2/health/ready")
+        resp = keep.getresponse()
+        resp.read()
+        assert resp.status == 503
+        assert resp.getheader("Connection") == "close"
+        keep.close()
+        # ... and no new connections.
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", srv.http), timeout=1).close()
+            except OSError:
+                break
+            assert time.monotonic() < deadline, "still accepting connections"
+            time.sleep(0.02)
+        code = srv.proc.wait(20)
+        elapsed = time.monotonic() - sigterm_at
+        srv.stopped = True
+        for t in threads:
+            t.join(10)
+    assert code == 0, srv.log()[-2000:]
+    assert elapsed < 10  # within the default grace period
+    assert sorted(r[:2] for r in results) == sorted(
+        [("http", k) for k in range(HTTP_CLIENTS)]
+        + [("grpc", 100 + k) for k in range(GRPC_CLIENTS)]
+    )
+    for r in results:
+        k = r[1]
+        want = [[k + 1.0, k + 2.0, k + 3.0, k + 4.0]]
+        assert r[-1] == (want if r[0] == "grpc" else want[0]), r
+        if r[0] == "http":
+            assert r[2] == 200
+
+
+def test_idle_server_exits_0_quickly_on_sigterm(small_repository: Path, tmp_path: Path) -> None:
+    with running_server(tmp_path, "--model-repository", str(small_repository)) as srv:
+        keep = http.client.HTTPConnection("127.0.0.1", srv.http, timeout=10)
+        keep.request("GET", "/v2/health/live")
+        keep.getresponse().read()  # an idle keep-alive connection must not hold shutdown
+        start = time.monotonic()
+        assert srv.terminate() == 0
+        assert time.monotonic() - start < 5
+        keep.close()
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "reference_server", "--http-port", "0", "--grpc-port", "0"]
+    cmd += ["--metrics-port", "0", *args]
+    return subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_device_cuda_without_gpu_fails_clearly(small_repository: Path) -> None:
+    proc = _run_cli("--model-repository", str(small_repository), "--device", "cuda")
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout == ""
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error:") and "cuda" in last.lower()
+
+
+def test_bad_repository_is_a_config_error(tmp_path: Path) -> None:
+    proc = _run_cli("--model-repository", str(tmp_path / "missing"))
+    assert proc.returncode == 2, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error:") and "missing" in last
+
+
+def test_bad_option_is_a_usage_error() -> None:
+    proc = _run_cli("--device", "tpu")
+    assert proc.returncode == 2 and "tpu" in proc.stderr
