@@ -38,21 +38,23 @@ def _flag(value: bool | None) -> str:
     return {True: "[green]yes[/]", False: "[red]no[/]", None: "-"}[value]
 
 
-def history_table(rows: Sequence[HistoryRow]) -> Table:
-    table = Table(title="runs", title_justify="left")
-    for name in ("run id", "scenario", "started (UTC)", "status"):
-        table.add_column(name, no_wrap=True)
-    for name in ("requests", "fail", "rps", "p50 ms", "p99 ms"):
-        table.add_column(name, justify="right")
-    table.add_column("SLO")
-    table.add_column("valid")
+def history_table(rows: Sequence[HistoryRow], wide: bool = True) -> Table:
+    """`wide=False` leaves out scenario and start time (the run id carries both)."""
+    table = Table(title="runs (latency in ms)", title_justify="left")
+    table.add_column("run id", overflow="fold", min_width=12)
+    if wide:
+        table.add_column("scenario", overflow="fold")
+        table.add_column("started UTC")
+    table.add_column("status", overflow="fold", min_width=8)
+    for name in ("requests", "fail", "rps", "p50", "p99"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("SLO", no_wrap=True)
+    table.add_column("valid", no_wrap=True)
     for row in rows:
         started = row.started_at.strftime("%Y-%m-%d %H:%M:%S") if row.started_at else "-"
+        cells = [row.run_id, *([row.scenario or "-", started] if wide else []), row.status or "-"]
         table.add_row(
-            row.run_id,
-            row.scenario or "-",
-            started,
-            row.status or "-",
+            *cells,
             _num(row.requests, 0),
             _num(row.failures, 0),
             _num(row.throughput_rps),
@@ -73,5 +75,5 @@ def run(args: argparse.Namespace, console: Console | None = None) -> int:
     if not rows:
         console.print(f"no runs recorded in {args.out}/history.duckdb")
         return 0
-    console.print(history_table(rows))
+    console.print(history_table(rows, wide=console.width >= 130))
     return 0
