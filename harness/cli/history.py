@@ -46,7 +46,7 @@ def history_table(rows: Sequence[HistoryRow], wide: bool = True) -> Table:
         table.add_column("scenario", overflow="fold")
         table.add_column("started UTC")
     table.add_column("status", overflow="fold", min_width=8)
-    for name in ("requests", "fail", "rps", "p50", "p99"):
+    for name in ("req", "fail", "rps", "p50", "p99"):
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column("SLO", no_wrap=True)
     table.add_column("valid", no_wrap=True)
