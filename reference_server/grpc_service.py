@@ -21,12 +21,14 @@ import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from math import prod
 from typing import Any, TypeVar
 
 import grpc
 import numpy as np
 from google.protobuf import json_format
+from google.protobuf.message import DecodeError
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
@@ -44,6 +46,21 @@ logger = logging.getLogger(__name__)
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "GRPCInferenceService", "start_grpc_server"]
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+SERVICE = "inference.GRPCInferenceService"
+# The RPCs served; the rest of Triton's service (shared memory, trace, log settings,
+# repository load/unload) has no handler, so gRPC answers UNIMPLEMENTED for it.
+UNARY_RPCS = (
+    "ServerLive",
+    "ServerReady",
+    "ModelReady",
+    "ServerMetadata",
+    "ModelMetadata",
+    "ModelInfer",
+    "ModelConfig",
+    "ModelStatistics",
+    "RepositoryIndex",
+)
+STREAM_RPCS = ("ModelStreamInfer",)
 
 # KServe datatype -> the InferTensorContents field that carries it (FP16/BF16 have none:
 # Triton requires raw contents for them).
@@ -66,13 +83,45 @@ _Resp = TypeVar("_Resp")
 _Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[_Resp]]
 
 
+@dataclass(frozen=True, slots=True)
+class _Undecodable:
+    """What the lenient deserializer hands over for bytes that are not the request type."""
+
+    message_type: str
+    error: str
+
+
+def _lenient(message_class: Any) -> Callable[[bytes], Any]:
+    """A deserializer that turns a protobuf DecodeError into INVALID_ARGUMENT later.
+
+    gRPC itself would answer UNKNOWN for a request it cannot parse; the handler answers
+    INVALID_ARGUMENT with the parser's message instead.
+    """
+    parse = message_class.FromString
+    name = message_class.DESCRIPTOR.full_name
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except DecodeError as exc:
+            return _Undecodable(name, str(exc))
+
+    return deserialize
+
+
+def _decoded(request: Any) -> Any:
+    if isinstance(request, _Undecodable):
+        raise InvalidInput(f"request is not a valid {request.message_type}: {request.error}")
+    return request
+
+
 def _guarded(method: _Handler[_Resp]) -> _Handler[_Resp]:
     """Turn ServerError into its gRPC status and any other exception into INTERNAL."""
 
     @functools.wraps(method)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> _Resp:
         try:
-            return await method(self, request, context)
+            return await method(self, _decoded(request), context)
         except ServerError as exc:
             code, details = exc.grpc_code, str(exc) or type(exc).__name__
         except (asyncio.CancelledError, grpc.aio.AbortError):
@@ -273,15 +322,35 @@ class GRPCInferenceService(pb_grpc.GRPCInferenceServiceServicer):
         done: asyncio.Queue[pb.ModelStreamInferResponse | None],
     ) -> None:
         try:
-            response = await self._core.infer(to_core_request(request))
+            response = await self._core.infer(to_core_request(_decoded(request)))
             item = pb.ModelStreamInferResponse(infer_response=to_grpc_response(response))
         except ServerError as exc:
             item = pb.ModelStreamInferResponse(error_message=str(exc) or type(exc).__name__)
-            item.infer_response.id = request.id
+            item.infer_response.id = getattr(request, "id", "")
         except Exception as exc:
             logger.exception("gRPC ModelStreamInfer request failed")
             item = pb.ModelStreamInferResponse(error_message=f"internal error: {exc!r}")
         done.put_nowait(item)
+
+
+def add_service(servicer: GRPCInferenceService, server: grpc.aio.Server) -> None:
+    """Register the served RPCs, parsed by lenient deserializers, on `server`."""
+    methods = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods_by_name
+    handlers: dict[str, grpc.RpcMethodHandler] = {}
+    for name in (*UNARY_RPCS, *STREAM_RPCS):
+        method = methods[name]
+        factory = (
+            grpc.unary_unary_rpc_method_handler
+            if name in UNARY_RPCS
+            else grpc.stream_stream_rpc_method_handler
+        )
+        handlers[name] = factory(
+            getattr(servicer, name),
+            request_deserializer=_lenient(getattr(pb, method.input_type.name)),
+            response_serializer=getattr(pb, method.output_type.name).SerializeToString,
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    server.add_registered_method_handlers(SERVICE, handlers)
 
 
 def _address(host: str, port: int) -> str:
@@ -307,7 +376,7 @@ async def start_grpc_server(
         ("grpc.so_reuseport", 0),
     ]
     server = grpc.aio.server(options=options)
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(GRPCInferenceService(core), server)
+    add_service(GRPCInferenceService(core), server)
     try:
         bound = server.add_insecure_port(_address(host, port))
     except RuntimeError as exc:
