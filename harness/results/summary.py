@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from harness.config.scenario import Scenario, SloConfig, ValidityConfig
+from harness.config.scenario import OpenLoad, Scenario, SloConfig, ValidityConfig
 from harness.results.history import append_run
 from harness.results.slo import evaluate_slo
 from harness.results.store import SCHEMA_VERSION, RunData, atomic_write_json, read_run
@@ -75,6 +75,20 @@ def _analysis_start(scenario: Scenario | None) -> int:
     if scenario is None or not scenario.load.stages:
         return 0
     return int(sum(s.duration for s in scenario.load.stages[:-1]))
+
+
+def _offered_rps(scenario: Scenario | None, seconds: Sequence[int], requests: int) -> float | None:
+    """Open loop: what the schedule asked for (so requests the generator could not send still
+    count as offered); otherwise the requests recorded per measured second."""
+    if not seconds:
+        return None
+    load = scenario.load if scenario else None
+    if isinstance(load, OpenLoad) and load.arrival != "trace" and scenario is not None:
+        rates = [scenario.rate_at(s + 0.5) for s in seconds]
+        known = [r for r in rates if r is not None]
+        if known:
+            return round(sum(known) / len(known), 3)
+    return round(requests / len(seconds), 3)
 
 
 def _duration_s(run: dict[str, Any], span_s: int) -> float:
@@ -148,7 +162,7 @@ def summarize(
         "failures": sum(w.count for w in windows if not w.ok),
         "rejected": sum(w.rejected for w in windows),
         "throughput_rps": None if throughput is None else round(throughput, 3),
-        "offered_rps": round(requests / n_seconds, 3) if n_seconds else None,
+        "offered_rps": _offered_rps(scenario, verdict.measured_seconds, requests),
         "error_rate": error_rate,
         "latency_ms": latency,
         "latency_uncorrected_ms": latency_stats_ms(latency_hist(measured, corrected=False)),

@@ -83,6 +83,7 @@ def test_run_lifecycle_and_summary_contract(tmp_path):
         low, high = summary["latency_ci_ms"][name]
         assert low <= summary["latency_ms"][name] <= high
     assert summary["throughput_rps"] == pytest.approx(200, rel=0.05)
+    assert summary["offered_rps"] == 200  # open loop: the schedule's rate, not what got sent
     arms = summary["endpoints"]
     assert set(arms) == {"digits/1", "digits/2"}
     share = arms["digits/2"]["requests"] / (
