@@ -116,7 +116,8 @@ class CapacityPlan:
     notes: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        """JSON-ready (non-finite numbers become None), with a schema version."""
+        d = _finite(asdict(self))
         d["schema_version"] = 1
         return d
 
@@ -128,6 +129,16 @@ class CapacityPlan:
         d["arithmetic"] = tuple(d.get("arithmetic", ()))
         d["notes"] = tuple(d.get("notes", ()))
         return cls(operating_point=OperatingPoint(**op), **d)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def operating_point_manual(

@@ -1,0 +1,351 @@
+"""`harness sweep SCENARIO.yaml`: the highest load that meets the SLO, in few steps.
+
+Steps the scenario's load — users for a closed loop, the arrival rate for an open one — with
+`harness.analysis.sweep_search` (grow geometrically, then bisect), running each step as an
+ordinary run through the load engine (`harness.load.api.run_scenario`), so every step has
+its own complete run directory under `<sweep-run>/steps/`. Writes
+
+    <out>/<run-id>/run.json      kind "sweep", status, the resolved scenario
+                   events.jsonl  one "sweep_step" event per step
+                   sweep.parquet one row per step (SWEEP_COLUMNS)
+                   sweep.json    criteria, search outcome, steps vs a linear sweep, USL fit
+
+and fits the Universal Scalability Law on closed-loop sweeps. `harness plan --from` reads
+the directory back with `read_sweep`. Exit 0 when a passing load was found, 1 when even the
+starting load misses the SLO.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from rich.console import Console
+from rich.table import Table
+
+from harness.analysis.curves import USLModel
+from harness.analysis.sweep_search import SearchResult, StepResult, SweepCriteria, search_max_load
+from harness.config import load_scenario, validate_scenario
+from harness.config.durations import parse_duration
+from harness.config.scenario import ClosedLoad, Scenario
+from harness.errors import AnalysisError, ConfigError, StoreError
+from harness.results.store import (
+    RunWriter,
+    atomic_write_json,
+    atomic_write_table,
+    read_json,
+)
+
+log = logging.getLogger(__name__)
+
+SWEEP_SCHEMA = pa.schema(
+    [
+        ("step", pa.int64()),
+        ("mode", pa.string()),
+        ("load", pa.float64()),
+        ("throughput_rps", pa.float64()),
+        ("p50_ms", pa.float64()),
+        ("p99_ms", pa.float64()),
+        ("mean_ms", pa.float64()),
+        ("error_rate", pa.float64()),
+        ("stable", pa.bool_()),
+        ("passed", pa.bool_()),
+        ("run_id", pa.string()),
+    ]
+)
+SWEEP_COLUMNS = tuple(SWEEP_SCHEMA.names)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="find the highest load meeting the SLO (grow + bisect)")
+    p.add_argument("scenario", type=Path, help="scenario YAML (open or closed load)")
+    p.add_argument("--out", type=Path, default=Path("results"), help="results directory")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario field (repeatable)",
+    )
+    p.add_argument("--start", type=float, help="first load (default: 1 user / 10 req/s)")
+    p.add_argument(
+        "--resolution",
+        type=float,
+        help="stop bisecting at this load gap "
+        "(default: 1 user / 5 %% of the start rate, at least 1 req/s)",
+    )
+    p.add_argument("--growth", type=float, default=2.0, help="geometric factor (default 2)")
+    p.add_argument("--max-load", type=float, help="never step above this load")
+    p.add_argument("--max-steps", type=int, default=16, help="step budget (default 16)")
+    p.add_argument(
+        "--step-duration", help="duration of each step, e.g. 30s (default: the scenario's duration)"
+    )
+    p.add_argument("--slo-p99-ms", type=float, help="p99 SLO (default: the scenario's slo)")
+    p.add_argument("--max-error-rate", type=float, help="default: scenario slo or 0.01")
+    p.add_argument(
+        "--min-throughput-ratio",
+        type=float,
+        default=0.95,
+        help="open loop: achieved/offered at least this (default 0.95)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no live progress display")
+
+
+@dataclass(frozen=True, slots=True)
+class SweepData:
+    """A sweep read back from disk."""
+
+    run_dir: Path
+    mode: str  # "closed" | "open"
+    columns: dict[str, np.ndarray]
+    meta: dict[str, Any]
+
+    @property
+    def slo_p99_ms(self) -> float | None:
+        return self.meta.get("criteria", {}).get("p99_ms")
+
+
+def read_sweep(run_dir: str | Path) -> SweepData:
+    run_dir = Path(run_dir)
+    meta = read_json(run_dir / "sweep.json")
+    try:
+        table = pq.read_table(run_dir / "sweep.parquet")
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise StoreError(f"{run_dir / 'sweep.parquet'}: unreadable ({exc})") from exc
+    missing = [c for c in SWEEP_COLUMNS if c not in table.column_names]
+    if missing:
+        raise StoreError(f"{run_dir / 'sweep.parquet'}: missing columns {missing}")
+    cols = {c: table.column(c).to_numpy(zero_copy_only=False) for c in SWEEP_COLUMNS}
+    return SweepData(run_dir=run_dir, mode=str(meta["mode"]), columns=cols, meta=meta)
+
+
+def step_scenario(scenario: Scenario, load: float, duration_s: float | None) -> Scenario:
+    """The scenario held at one load level (stages dropped), validated like a file."""
+    data = scenario.model_dump(mode="json")
+    ld = data["load"]
+    ld["stages"] = []
+    ld["duration"] = duration_s if duration_s is not None else scenario.total_duration_s()
+    if isinstance(scenario.load, ClosedLoad):
+        ld["users"] = int(load)
+        ld["spawn_rate"] = max(float(load), float(ld.get("spawn_rate") or 0.0))
+    else:
+        if scenario.load.arrival == "trace":
+            raise ConfigError(
+                f"{scenario.name}: sweep a constant/poisson or closed load, not a trace replay"
+            )
+        ld["rate"] = float(load)
+    return validate_scenario(data, f"{scenario.name} (sweep step at load {load:g})")
+
+
+def step_from_summary(load: float, summary: dict[str, Any], run_id: str) -> StepResult:
+    lat = summary.get("latency_ms") or {}
+    requests = int(summary.get("requests") or 0)
+    failures = int(summary.get("failures") or 0)
+    stable = bool((summary.get("validity") or {}).get("stable", False))
+    stable = stable and summary.get("status") == "complete"
+
+    def num(v: Any) -> float:
+        return float(v) if v is not None else float("nan")
+
+    return StepResult(
+        load=load,
+        throughput=num(summary.get("throughput_rps")),
+        p99_ms=num(lat.get("p99")),
+        error_rate=failures / requests if requests else 1.0,
+        stable=stable,
+        mean_ms=num(lat.get("mean")),
+        p50_ms=num(lat.get("p50")),
+        run_id=run_id,
+    )
+
+
+def _measure(scenario: Scenario, writer: RunWriter, duration_s: float | None, progress: bool):
+    from harness.load.api import run_scenario  # the load engine (imports Locust lazily)
+
+    steps_dir = writer.run_dir / "steps"
+    t0 = time.monotonic()
+    count = [0]
+
+    def measure(load: float) -> StepResult:
+        k = count[0]
+        count[0] += 1
+        run_id = f"step{k:02d}-load{load:g}"
+        writer.event("sweep_step", ts=time.monotonic() - t0, index=k, load=load, run_id=run_id)
+        outcome = run_scenario(
+            step_scenario(scenario, load, duration_s),
+            steps_dir,
+            run_id=run_id,
+            show_progress=progress,
+        )
+        run_dir = Path(getattr(outcome, "run_dir", None) or steps_dir / run_id)
+        step = step_from_summary(load, read_json(run_dir / "summary.json"), run_id)
+        writer.event(
+            "sweep_step_end",
+            ts=time.monotonic() - t0,
+            index=k,
+            load=load,
+            p99_ms=step.p99_ms,
+            throughput_rps=step.throughput,
+        )
+        return step
+
+    return measure
+
+
+def sweep_table(result: SearchResult, mode: str) -> pa.Table:
+    rows: dict[str, list[Any]] = {c: [] for c in SWEEP_COLUMNS}
+    for i, (s, ok) in enumerate(zip(result.steps, result.passed, strict=True)):
+        for col, val in (
+            ("step", i),
+            ("mode", mode),
+            ("load", s.load),
+            ("throughput_rps", s.throughput),
+            ("p50_ms", s.p50_ms),
+            ("p99_ms", s.p99_ms),
+            ("mean_ms", s.mean_ms),
+            ("error_rate", s.error_rate),
+            ("stable", s.stable),
+            ("passed", ok),
+            ("run_id", s.run_id or ""),
+        ):
+            rows[col].append(val)
+    return pa.Table.from_pydict(rows, schema=SWEEP_SCHEMA)
+
+
+def usl_summary(result: SearchResult) -> dict[str, Any]:
+    """USL fit over every measured step (passing or not); an error message if it cannot."""
+    n = np.array([s.load for s in result.steps])
+    x = np.array([s.throughput for s in result.steps])
+    try:
+        f = USLModel().fit(n, x).result_
+    except AnalysisError as exc:
+        return {"error": str(exc)}
+    est = {
+        k: {"value": e.value, "lo": e.lo, "hi": e.hi}
+        for k, e in (("lambda", f.lambda_), ("sigma", f.sigma), ("kappa", f.kappa))
+    }
+    return {
+        **est,
+        "r2": f.r2,
+        "n_star": f.n_star if np.isfinite(f.n_star) else None,
+        "x_max": f.x_max if np.isfinite(f.x_max) else None,
+    }
+
+
+def criteria_from(args: argparse.Namespace, scenario: Scenario) -> SweepCriteria:
+    p99 = args.slo_p99_ms or scenario.slo.p99_ms
+    if p99 is None:
+        raise ConfigError(f"{args.scenario}: a sweep needs a p99 SLO (slo.p99_ms or --slo-p99-ms)")
+    err = args.max_error_rate
+    if err is None:
+        err = scenario.slo.error_rate if scenario.slo.error_rate is not None else 0.01
+    closed = isinstance(scenario.load, ClosedLoad)
+    return SweepCriteria(
+        p99_ms=p99,
+        max_error_rate=err,
+        min_throughput_ratio=None if closed else args.min_throughput_ratio,
+    )
+
+
+def search_options(args: argparse.Namespace, closed: bool) -> dict[str, Any]:
+    start = args.start or (1.0 if closed else 10.0)
+    resolution = args.resolution or (1.0 if closed else max(1.0, 0.05 * start))
+    if args.growth <= 1 or start <= 0 or resolution <= 0:
+        raise ConfigError("--growth must be > 1, --start and --resolution > 0")
+    return {
+        "start": start,
+        "resolution": resolution,
+        "growth": args.growth,
+        "max_load": args.max_load,
+        "max_steps": args.max_steps,
+        "integer": closed,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario, overrides=args.overrides)
+    closed = isinstance(scenario.load, ClosedLoad)
+    mode = "closed" if closed else "open"
+    criteria = criteria_from(args, scenario)
+    opts = search_options(args, closed)
+    try:
+        duration = parse_duration(args.step_duration) if args.step_duration else None
+    except ValueError as exc:
+        raise ConfigError(f"--step-duration: {exc}") from exc
+    writer = RunWriter(
+        args.out, scenario.name, kind="sweep", scenario_config=scenario.model_dump(mode="json")
+    )
+    writer.start()
+    try:
+        measure = _measure(scenario, writer, duration, not args.no_progress)
+        result = search_max_load(measure, criteria=criteria, **opts)
+    except BaseException as exc:
+        writer.finish("failed", reason=f"{type(exc).__name__}: {exc}")
+        raise
+    write_results(writer, result, mode, criteria, opts)
+    print_result(Console(), writer.run_dir, result, mode)
+    return 0 if result.best is not None else 1
+
+
+def write_results(
+    writer: RunWriter,
+    result: SearchResult,
+    mode: str,
+    criteria: SweepCriteria,
+    opts: dict[str, Any],
+) -> None:
+    atomic_write_table(writer.run_dir / "sweep.parquet", sweep_table(result, mode))
+    meta = {
+        "schema_version": 1,
+        "run_id": writer.run_id,
+        "mode": mode,
+        "criteria": {
+            "p99_ms": criteria.p99_ms,
+            "max_error_rate": criteria.max_error_rate,
+            "min_throughput_ratio": criteria.min_throughput_ratio,
+        },
+        "search": {
+            **opts,
+            "steps": result.n_steps,
+            "linear_steps": result.linear_steps,
+            "reason": result.reason,
+        },
+        "best_load": result.best_load,
+        "best_throughput_rps": None if result.best is None else result.best.throughput,
+        "first_failing_load": None if result.first_failure is None else result.first_failure.load,
+        "usl": usl_summary(result) if mode == "closed" else None,
+    }
+    atomic_write_json(writer.run_dir / "sweep.json", meta)
+    writer.finish("complete", reason=result.reason)
+
+
+def print_result(console: Console, run_dir: Path, result: SearchResult, mode: str) -> None:
+    unit = "users" if mode == "closed" else "req/s offered"
+    table = Table(title=f"sweep ({mode} loop) — {run_dir}")
+    for col in ("step", f"load ({unit})", "throughput rps", "p99 ms", "errors", "stable", "SLO"):
+        table.add_column(col, justify="right")
+    for i, (s, ok) in enumerate(zip(result.steps, result.passed, strict=True)):
+        table.add_row(
+            str(i),
+            f"{s.load:g}",
+            f"{s.throughput:.1f}",
+            f"{s.p99_ms:.2f}",
+            f"{s.error_rate:.2%}",
+            "yes" if s.stable else "no",
+            "[green]pass[/]" if ok else "[red]fail[/]",
+        )
+    console.print(table)
+    best = "none" if result.best is None else f"{result.best.load:g} {unit}"
+    console.print(
+        f"highest passing load: [bold]{best}[/] ({result.reason}); "
+        f"{result.n_steps} steps vs {result.linear_steps} for a linear sweep at "
+        f"resolution {result.resolution:g}"
+    )
