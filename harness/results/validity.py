@@ -180,6 +180,8 @@ class Validity:
     """Why the measurement is not valid (empty when valid)."""
     warmup_s: int
     warmup_detected: bool
+    analysed_from: int
+    """First second analysed (0, or the last stage's start for staged loads)."""
     measured_seconds: tuple[int, ...]
     """Seconds the verdicts use: after warm-up, healthy."""
     excluded_windows: tuple[int, ...]
@@ -195,6 +197,7 @@ class Validity:
             "reasons": list(self.reasons),
             "warmup_s": self.warmup_s,
             "warmup_detected": self.warmup_detected,
+            "analysed_from_s": self.analysed_from,
             "measured_s": len(self.measured_seconds),
             "excluded_windows": len(self.excluded_windows),
             "excluded_seconds": list(self.excluded_windows),
@@ -213,7 +216,8 @@ def assess(
 ) -> Validity:
     """Judge the per-second series from second `start` on (e.g. the last stage of a shape).
 
-    `warmup_s`: an explicit warm-up (skips detection); None detects it.
+    `warmup_s`: an explicit warm-up from the run's start (skips detection); None detects it
+    within the analysed span. `Validity.warmup_s` is what was cut from the span's start.
     """
     window_s = max(1, round(config.stability.window_s))
     tolerance = config.stability.tolerance
@@ -221,14 +225,15 @@ def assess(
     excluded = tuple(s.second for s in span if not s.healthy)
     healthy = [s for s in span if s.healthy]
     reasons: list[str] = []
+    origin = span[0].second if span else start
     if warmup_s is None:
         detected = detect_warmup(healthy, window_s, tolerance)
-        warmup = detected or 0
+        first = (healthy[0].second if healthy else origin) + (detected or 0)
         if detected is None and healthy:
             reasons.append("no steady state found to end the warm-up")
-    else:
-        warmup = math.ceil(warmup_s)
-    first = (span[0].second if span else start) + warmup
+    else:  # an explicit warm-up counts from the start of the run
+        first = max(origin, math.ceil(warmup_s))
+    warmup = first - origin
     measured = [s for s in healthy if s.second >= first]
     stability = find_stable(
         blocks_after(span, first, window_s), config.stability.windows, tolerance
@@ -250,6 +255,7 @@ def assess(
         reasons=tuple(reasons),
         warmup_s=warmup,
         warmup_detected=warmup_s is None,
+        analysed_from=origin,
         measured_seconds=tuple(s.second for s in measured),
         excluded_windows=excluded,
         stable_from=stability.start,

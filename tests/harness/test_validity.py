@@ -122,3 +122,20 @@ def test_unhealthy_seconds_are_excluded_and_reported():
     assert verdict.excluded_windows == (12, 13)
     assert not set(verdict.measured_seconds) & sick
     assert verdict.stable  # the blocks after the gap still agree
+
+
+def test_warmup_after_unhealthy_start_counts_from_the_run_start():
+    series = seconds_of([(40.0, 1.0)] * 7 + [(5.0, 1.0)] * 30)
+    series = [s if s.second > 2 else type(s)(s.second, s.requests, s.failures, False, s.hist)
+              for s in series]  # fmt: skip
+    verdict = assess(series, ValidityConfig())
+    assert verdict.excluded_windows == (0, 1, 2)
+    assert verdict.warmup_s == 7 and verdict.measured_seconds[0] == 7
+
+
+def test_staged_load_is_judged_on_its_last_stage():
+    series = seconds_of([(5.0, (s + 1) / 10) for s in range(10)] + [(5.0, 1.0)] * 20)
+    verdict = assess(series, ValidityConfig(), start=10)
+    assert verdict.analysed_from == 10 and verdict.warmup_s == 0 and verdict.stable
+    explicit = assess(series, ValidityConfig(), start=10, warmup_s=12)
+    assert explicit.measured_seconds[0] == 12 and explicit.warmup_s == 2
