@@ -162,3 +162,7 @@ def print_table(console: Console, results: list[SimResult], source: str, slo: fl
             str(s["scale_events"]),
         )
     console.print(t)
+    console.print(
+        "min>SLO: minutes with predicted p99 over the SLO; replica-h: pod-hours "
+        "(starting pods included); scalings: HPA scale events"
+    )

@@ -1,0 +1,226 @@
+"""`harness plan` / `harness simulate-hpa` / `harness sweep` end to end (exit codes, files).
+
+The sweep test swaps the load engine's `run_scenario` for a synthetic USL system that
+writes a contract-shaped summary.json, so the CLI's wiring (steps, sweep.parquet, sweep.json,
+USL fit, plan --from) is exercised without starting servers; the real engine is covered by
+the integration test.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from harness.analysis.curves import usl_throughput
+from harness.cli.main import main
+from harness.cli.sweep import read_sweep
+from harness.config import Scenario
+
+
+def test_plan_by_hand_worked_example(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "plan"
+    rc = main(
+        [
+            "plan",
+            "--peak-qps",
+            "10000",
+            "--latency-ms",
+            "50",
+            "--concurrency",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["replicas"] == 500 and plan["n0"] == 500
+    assert {"min_replicas", "max_replicas", "inputs", "arithmetic", "operating_point"} <= set(plan)
+    assert sorted(plan["manifests"]) == ["deployment.yaml", "hpa.yaml", "pdb.yaml", "service.yaml"]
+    hpa = yaml.safe_load((out / "hpa.yaml").read_text())
+    assert hpa["spec"]["maxReplicas"] == plan["max_replicas"]
+    text = capsys.readouterr().out
+    assert "500" in text and "MEAN" in text
+
+
+def test_plan_headroom_n_plus_one_and_gpu(tmp_path: Path) -> None:
+    out = tmp_path / "p"
+    rc = main(
+        [
+            "plan",
+            "--peak-qps",
+            "10000",
+            "--latency-ms",
+            "50",
+            "--concurrency",
+            "1",
+            "--headroom",
+            "0.2",
+            "--redundancy",
+            "1",
+            "--gpu",
+            "--k8s-version",
+            "1.29",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    assert json.loads((out / "plan.json").read_text())["replicas"] == 601
+    dep = yaml.safe_load((out / "deployment.yaml").read_text())
+    limits = dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert limits["nvidia.com/gpu"] == "1"
+
+
+def test_plan_usage_errors_exit_2(tmp_path: Path) -> None:
+    assert main(["plan", "--peak-qps", "100", "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(["plan", "--peak-qps", "100", "--latency-ms", "5", "--out", str(tmp_path / "x")]) == 2
+    )
+    assert (
+        main(
+            [
+                "plan",
+                "--peak-qps",
+                "100",
+                "--latency-ms",
+                "5",
+                "--concurrency",
+                "1",
+                "--headroom",
+                "-1",
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
+    assert (
+        main(
+            [
+                "plan",
+                "--peak-qps",
+                "100",
+                "--latency-ms",
+                "5",
+                "--concurrency",
+                "1",
+                "--k8s-version",
+                "1.99",
+                "--out",
+                str(tmp_path / "y"),
+            ]
+        )
+        == 2
+    )
+    assert not (tmp_path / "y" / "plan.json").exists()
+
+
+def test_simulate_hpa_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "p"
+    assert (
+        main(
+            [
+                "plan",
+                "--peak-qps",
+                "500",
+                "--latency-ms",
+                "20",
+                "--concurrency",
+                "4",
+                "--p99-ms",
+                "40",
+                "--slo-p99-ms",
+                "100",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    rc = main(
+        [
+            "simulate-hpa",
+            "--plan",
+            str(out / "plan.json"),
+            "--compare",
+            "plan",
+            "k8s-default",
+            "slow-scale-up",
+        ]
+    )
+    assert rc == 0
+    doc = json.loads((out / "hpa_sim.json").read_text())
+    assert [r["name"] for r in doc["results"]] == ["plan", "k8s-default", "slow-scale-up"]
+    assert doc["peak_qps"] == pytest.approx(500)
+    rows = (out / "hpa_sim.csv").read_text().splitlines()
+    assert rows[0].startswith("setting,t_s") and len(rows) == 1 + 3 * doc["seconds"]
+    assert "replica-h" in capsys.readouterr().out
+    assert main(["simulate-hpa", "--plan", str(out), "--compare", "nonsense"]) == 2
+
+
+# --- sweep with a synthetic engine -------------------------------------------------------
+
+
+def fake_run_scenario(scenario: Scenario, out_dir: Path, run_id=None, show_progress=True):
+    """A USL system (lambda 100/user, sigma .05, kappa .0005); p99 = 2.5 x mean."""
+    n = float(scenario.load.users)
+    x = float(usl_throughput(n, 100.0, 0.05, 0.0005))
+    mean_ms = n / x * 1000
+    run_dir = Path(out_dir) / run_id
+    run_dir.mkdir(parents=True)
+    summary = {
+        "schema_version": 1,
+        "run_id": run_id,
+        "status": "complete",
+        "requests": int(x * 10),
+        "failures": 0,
+        "throughput_rps": x,
+        "latency_ms": {"p50": mean_ms, "p99": 2.5 * mean_ms, "mean": mean_ms},
+        "validity": {"stable": True},
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    return SimpleNamespace(run_dir=run_dir, summary=summary, exit_code=0)
+
+
+def test_sweep_cli_then_plan_from_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.load.api
+
+    monkeypatch.setattr(harness.load.api, "run_scenario", fake_run_scenario)
+    scen = tmp_path / "closed.yaml"
+    scen.write_text(
+        yaml.safe_dump(
+            {
+                "name": "sweep-test",
+                "target": {
+                    "url": "http://127.0.0.1:9",
+                    "protocol": "kserve-http",
+                    "model": "digits",
+                },
+                "load": {"mode": "closed", "users": 1, "duration": "10s"},
+                "slo": {"p99_ms": 100},
+            }
+        )
+    )
+    out = tmp_path / "results"
+    rc = main(["sweep", str(scen), "--out", str(out), "--no-progress", "--max-steps", "20"])
+    assert rc == 0
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    sw = read_sweep(run_dir)
+    meta = sw.meta
+    # p99 = 2.5 N/X(N) ms: 100 ms between N=42 (98.6 ms) and 43 (101.0 ms) -> best 42
+    assert meta["best_load"] == 42 and meta["first_failing_load"] == 43
+    assert meta["search"]["steps"] < meta["search"]["linear_steps"]
+    assert meta["usl"]["kappa"]["value"] == pytest.approx(0.0005, rel=0.05)
+    assert json.loads((run_dir / "run.json").read_text())["kind"] == "sweep"
+    assert len(sw.columns["load"]) == meta["search"]["steps"]
+    plan_dir = tmp_path / "plan"
+    assert main(["plan", "--peak-qps", "5000", "--from", str(run_dir), "--out", str(plan_dir)]) == 0
+    plan = json.loads((plan_dir / "plan.json").read_text())
+    assert plan["operating_point"]["source"] == "sweep-closed"
+    assert plan["operating_point"]["concurrency"] == 42
+    assert plan["inputs"]["slo_p99_ms"] == 100
