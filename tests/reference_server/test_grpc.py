@@ -14,6 +14,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -46,10 +47,10 @@ def stub(server: RunningServer) -> Iterator[pb_grpc.GRPCInferenceServiceStub]:
         channel.close()
 
 
-def _feeds(model: str, model_repository, batch: int = 3) -> dict[str, np.ndarray]:
+def _feeds(model: str, repository: Path, batch: int = 3) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(7)
     if model == "digits":
-        return {"input": np.load(model_repository / "digits" / "test_set.npz")["X"][:batch]}
+        return {"input": np.load(repository / "digits" / "test_set.npz")["X"][:batch]}
     if model == "mlp":
         return {"input": rng.standard_normal((batch, 256), dtype=np.float32)}
     if model == "cnn":
@@ -75,12 +76,12 @@ MODELS = [("digits", "1"), ("digits", "2"), ("mlp", "1"), ("cnn", "1"), ("pair",
 @pytest.mark.parametrize(("model", "version"), MODELS)
 def test_raw_contents_infer_equals_onnxruntime(
     client: grpcclient.InferenceServerClient,
-    model_repository,
+    http_model_repository: Path,
     reference_outputs: RefFn,
     model: str,
     version: str,
 ) -> None:
-    feeds = _feeds(model, model_repository)
+    feeds = _feeds(model, http_model_repository)
     inputs = []
     for name, array in feeds.items():
         tensor = grpcclient.InferInput(name, list(array.shape), "FP32")
@@ -98,12 +99,12 @@ def test_raw_contents_infer_equals_onnxruntime(
 @pytest.mark.parametrize(("model", "version"), [("mlp", "1"), ("digits", "2"), ("pair", "1")])
 def test_typed_contents_infer_equals_onnxruntime(
     stub: pb_grpc.GRPCInferenceServiceStub,
-    model_repository,
+    http_model_repository: Path,
     reference_outputs: RefFn,
     model: str,
     version: str,
 ) -> None:
-    feeds = _feeds(model, model_repository, batch=2)
+    feeds = _feeds(model, http_model_repository, batch=2)
     request = pb.ModelInferRequest(model_name=model, model_version=version)
     for name, array in feeds.items():
         tensor = request.inputs.add(name=name, datatype="FP32", shape=array.shape)
@@ -137,13 +138,13 @@ def test_health_and_metadata(client: grpcclient.InferenceServerClient) -> None:
 
 
 def test_model_config_is_the_repository_config(
-    client: grpcclient.InferenceServerClient, model_repository
+    client: grpcclient.InferenceServerClient, http_model_repository: Path
 ) -> None:
     from google.protobuf import text_format
     from tritonclient.grpc import model_config_pb2 as mc
 
     on_disk = text_format.Parse(
-        (model_repository / "pair" / "config.pbtxt").read_text(), mc.ModelConfig()
+        (http_model_repository / "pair" / "config.pbtxt").read_text(), mc.ModelConfig()
     )
     config = client.get_model_config("pair").config
     assert config.name == "pair" and config.max_batch_size == on_disk.max_batch_size
