@@ -162,7 +162,7 @@ class Batcher:
                 item.future.set_exception(Unavailable(f"{self.name}: server is shutting down"))
         self._pending_rows = 0
         if self._executor is not None:
-            self._executor.shutdown(wait=True)
+            self._executor.shutdown(wait=False)  # a running batch finishes on its own
             self._executor = None
 
     def submit(self, inputs: dict[str, np.ndarray], rows: int) -> asyncio.Future:

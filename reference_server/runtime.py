@@ -83,6 +83,11 @@ def create_session(path: Path, settings: SessionSettings) -> tuple[ort.Inference
     except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
         raise ModelLoadError(f"{path}: ONNX Runtime cannot load the model: {exc}") from exc
     provider = session.get_providers()[0]
+    if settings.device == "auto":
+        why = "" if want_cuda else " (no CUDA device/driver present)"
+        logger.info("device auto: %s runs on %s%s", path, provider, why)
+        if want_cuda and provider != CUDA:
+            logger.warning("device auto: CUDA present but ONNX Runtime fell back to %s", provider)
     if settings.device == "cuda" and provider != CUDA:
         raise DeviceUnavailable(
             f"device 'cuda' requested but ONNX Runtime fell back to {provider} for {path} "
