@@ -18,7 +18,13 @@ from functools import lru_cache
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from harness.load.hdr import SUCCESS, WindowRecord, decode_histogram, new_histogram
+from harness.load.hdr import (
+    HIGHEST_US,
+    SUCCESS,
+    WindowRecord,
+    decode_histogram,
+    new_histogram,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +37,13 @@ class SlotValues:
 
 
 @lru_cache(maxsize=1)
+def _template() -> HdrHistogram:
+    return new_histogram()
+
+
+@lru_cache(maxsize=1)
 def slot_values() -> SlotValues:
-    template = new_histogram()
+    template = _template()
     low = np.array([template.get_value_from_index(i) for i in range(template.counts_len)])
     high = np.array([template.get_highest_equivalent_value(v) for v in low])
     return SlotValues(low=low, high=high, mid=low + (high - low + 1) // 2)
@@ -58,6 +69,23 @@ class SparseHist:
         dense = np.ctypeslib.as_array(histogram.counts)
         slots = np.flatnonzero(dense)
         return cls(slots.astype(np.int64), dense[slots].astype(np.int64))
+
+    @classmethod
+    def from_values(cls, values_us: np.ndarray) -> SparseHist:
+        """Vectorised `record_value` for many integer microsecond values (same slots as
+        HdrHistogram; values outside 0..60 s raise, as nothing may be clamped silently)."""
+        values = np.asarray(values_us, dtype=np.int64)
+        if values.size and (values.min() < 0 or values.max() > HIGHEST_US):
+            raise ValueError("values outside 0..60 s cannot be recorded")
+        template = _template()
+        half_mag = template.sub_bucket_half_count_magnitude
+        _, bit_length = np.frexp((values | template.sub_bucket_mask).astype(np.float64))
+        unit = template.unit_magnitude
+        bucket = bit_length.astype(np.int64) - unit - (half_mag + 1)
+        sub_bucket = values >> (bucket + unit)
+        index = ((bucket + 1) << half_mag) + sub_bucket - template.sub_bucket_half_count
+        slots, counts = np.unique(index, return_counts=True)
+        return cls(slots.astype(np.int64), counts.astype(np.int64))
 
     @property
     def total(self) -> int:

@@ -161,3 +161,20 @@ def test_sparse_percentiles_equal_hdrhistogram_own():
         assert sparse.percentile(p) == histogram.get_value_at_percentile(p)
     assert sparse.max() == histogram.get_max_value()
     assert sparse.mean() == pytest.approx(histogram.get_mean_value())
+
+
+def test_vectorised_recording_matches_hdrhistogram():
+    rng = np.random.default_rng(12)
+    values = np.r_[
+        rng.lognormal(8, 3, 50_000).astype(np.int64).clip(0, 60_000_000),
+        [0, 1, 2047, 2048, 4095, 4096, 1_000_000, 60_000_000],
+    ]
+    histogram = new_histogram()
+    for value in values:
+        assert histogram.record_value(int(value))
+    expected = SparseHist.from_histogram(histogram)
+    got = SparseHist.from_values(values)
+    assert np.array_equal(got.slots, expected.slots)
+    assert np.array_equal(got.counts, expected.counts)
+    with pytest.raises(ValueError, match="60 s"):
+        SparseHist.from_values(np.array([60_000_001]))
