@@ -204,13 +204,19 @@ def to_core_request(request: pb.ModelInferRequest) -> InferRequest:
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _datatype_of_dtype(dtype: np.dtype) -> str:
+    return datatype_of(np.empty(0, dtype=dtype))
+
+
 def to_grpc_response(response: InferResponse) -> pb.ModelInferResponse:
     """A ModelInferResponse with every output in raw_output_contents."""
     message = pb.ModelInferResponse(
         model_name=response.model, model_version=response.version, id=response.id
     )
     for name, array in response.outputs.items():
-        message.outputs.add(name=name, datatype=datatype_of(array), shape=array.shape)
+        datatype = _datatype_of_dtype(array.dtype)  # on the hot path: cached per dtype
+        message.outputs.add(name=name, datatype=datatype, shape=array.shape)
         message.raw_output_contents.append(encode_raw_tensor(array))
     return message
 
