@@ -27,7 +27,7 @@ from harness.config.scenario import OpenLoad, Scenario, SloConfig, ValidityConfi
 from harness.results.history import append_run
 from harness.results.slo import evaluate_slo
 from harness.results.store import SCHEMA_VERSION, RunData, atomic_write_json, read_run
-from harness.results.validity import assess, percentile_ci
+from harness.results.validity import Validity, assess, percentile_ci
 from harness.results.windows import (
     SparseHist,
     Window,
@@ -114,6 +114,48 @@ def endpoint_stats(windows: Sequence[Window], seconds: int) -> dict[str, Any]:
     }
 
 
+def _judge(
+    run: RunData, scenario: Scenario | None, windows: Sequence[Window], config: ValidityConfig
+) -> tuple[Validity, list[str]]:
+    """Validity of the run and the reasons it is not valid (run status, rejects included)."""
+    last = max((w.second for w in windows), default=-1)
+    warmup = scenario.load.warmup if scenario else "auto"
+    verdict = assess(
+        per_second(windows, range(0, last + 1)),
+        config,
+        warmup_s=None if warmup == "auto" else float(warmup),
+        start=_analysis_start(scenario),
+    )
+    reasons = list(verdict.reasons)
+    status = run.run.get("status", "incomplete")
+    if status != "complete":
+        reasons.append(f"run status is {status}")
+    rejected = sum(w.rejected for w in select(windows, seconds=verdict.measured_seconds))
+    if rejected:
+        reasons.append(f"{rejected} latencies outside 1 us..60 s are missing from the percentiles")
+    return verdict, reasons
+
+
+def _measured(
+    measured: Sequence[Window], n_seconds: int, slo: SloConfig, confidence: float
+) -> dict[str, Any]:
+    """The numbers over the measured seconds, and the SLO verdict on them."""
+    hist = latency_hist(measured)
+    requests = sum(w.count for w in measured)
+    error_rate = sum(w.count for w in measured if not w.ok) / requests if requests else None
+    throughput = round(hist.total / n_seconds, 3) if n_seconds else None
+    latency = latency_stats_ms(hist)
+    return {
+        "throughput_rps": throughput,
+        "error_rate": error_rate,
+        "latency_ms": latency,
+        "latency_uncorrected_ms": latency_stats_ms(latency_hist(measured, corrected=False)),
+        "latency_ci_ms": latency_ci_ms(hist, confidence),
+        "confidence": confidence,
+        "slo": evaluate_slo(slo, latency, error_rate, throughput, hist, confidence).to_dict(),
+    }
+
+
 def summarize(
     run: RunData,
     *,
@@ -126,53 +168,29 @@ def summarize(
     slo = slo or (scenario.slo if scenario else SloConfig())
     validity = validity or (scenario.validity if scenario else ValidityConfig())
     windows = decode_windows(run.windows)
-    last = max((w.second for w in windows), default=-1)
-    seconds = per_second(windows, range(0, last + 1))
-    warmup = scenario.load.warmup if scenario else "auto"
-    verdict = assess(
-        seconds,
-        validity,
-        warmup_s=None if warmup == "auto" else float(warmup),
-        start=_analysis_start(scenario),
-    )
+    verdict, reasons = _judge(run, scenario, windows, validity)
     measured = select(windows, seconds=verdict.measured_seconds)
     n_seconds = len(verdict.measured_seconds)
-    hist = latency_hist(measured)
     requests = sum(w.count for w in measured)
-    failures = sum(w.count for w in measured if not w.ok)
-    error_rate = failures / requests if requests else None
-    throughput = hist.total / n_seconds if n_seconds else None
-    latency = latency_stats_ms(hist)
-    slo_result = evaluate_slo(slo, latency, error_rate, throughput, hist, confidence)
-    status = run.run.get("status", "incomplete")
-    reasons = list(verdict.reasons)
-    if status != "complete":
-        reasons.append(f"run status is {status}")
-    endpoints = sorted({w.endpoint for w in windows})
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": run.run.get("run_id"),
         "scenario": run.run.get("scenario"),
         "kind": run.run.get("kind", "run"),
-        "status": status,
+        "status": run.run.get("status", "incomplete"),
         "started_at": run.run.get("started_at"),
         "ended_at": run.run.get("ended_at"),
-        "duration_s": _duration_s(run.run, last + 1),
+        "duration_s": _duration_s(run.run, max((w.second for w in windows), default=-1) + 1),
         "requests": sum(w.count for w in windows),
         "failures": sum(w.count for w in windows if not w.ok),
         "rejected": sum(w.rejected for w in windows),
-        "throughput_rps": None if throughput is None else round(throughput, 3),
         "offered_rps": _offered_rps(scenario, verdict.measured_seconds, requests),
-        "error_rate": error_rate,
-        "latency_ms": latency,
-        "latency_uncorrected_ms": latency_stats_ms(latency_hist(measured, corrected=False)),
-        "latency_ci_ms": latency_ci_ms(hist, confidence),
-        "confidence": confidence,
-        "slo": slo_result.to_dict(),
+        **_measured(measured, n_seconds, slo, confidence),
         "valid": not reasons,
         "validity": {**verdict.to_dict(), "reasons": reasons},
         "endpoints": {
-            name: endpoint_stats(select(measured, endpoint=name), n_seconds) for name in endpoints
+            name: endpoint_stats(select(measured, endpoint=name), n_seconds)
+            for name in sorted({w.endpoint for w in windows})
         },
     }
 

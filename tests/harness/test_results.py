@@ -178,3 +178,17 @@ def test_vectorised_recording_matches_hdrhistogram():
     assert np.array_equal(got.counts, expected.counts)
     with pytest.raises(ValueError, match="60 s"):
         SparseHist.from_values(np.array([60_000_001]))
+
+
+def test_latencies_beyond_the_histogram_make_the_run_invalid(tmp_path):
+    recorder = LatencyRecorder()
+    for i in range(6000):
+        t = i / 200
+        recorder.record("digits", True, t, t, t + (75.0 if i == 4000 else 0.004))
+    writer = start_writer(tmp_path)
+    writer.write_windows(recorder.flush())
+    writer.finish("complete")
+    summary = summarize(read_run(writer.run_dir))
+    assert summary["rejected"] == 1 and summary["requests"] == 6000
+    assert summary["valid"] is False
+    assert any("outside 1 us..60 s" in r for r in summary["validity"]["reasons"])
