@@ -112,7 +112,7 @@ class _ClosedLoopMixin:
         finally:
             runtime.in_flight -= 1
         if not runtime.finished.is_set():
-            runtime.recorder.record(
+            runtime.record(
                 request.name, answer.ok, sent, sent, done, answer.checked, answer.correct
             )
 
@@ -129,6 +129,8 @@ def _user_class() -> type:
     base = PROTOCOL_USERS[SCENARIO.target.protocol]
     mixin = _OpenLoopMixin if isinstance(SCENARIO.load, OpenLoad) else _ClosedLoopMixin
     attrs: dict[str, Any] = {"abstract": False, "host": SPEC.target_url, "wait_time": _wait_time()}
+    # Locust collects @task methods only from User classes, not from plain mixins.
+    attrs["tasks"] = [mixin.drive if mixin is _OpenLoopMixin else mixin.one_request]
     if isinstance(SCENARIO.load, OpenLoad):
         attrs["concurrency"] = SCENARIO.load.max_outstanding  # FastHttp connection pool
     return type("HarnessUser", (mixin, base), attrs)

@@ -15,6 +15,7 @@ shape (`scenarios.shapes`) stops Locust once `done` is set.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -48,6 +49,8 @@ class MasterRuntime:
         self.finish_reason = ""
         self._missing_reported: set[str] = set()
         runner = environment.runner
+        port = getattr(getattr(runner, "server", None), "port", None)
+        stream.write_json_atomic(self.dir / "master.json", {"port": port, "pid": os.getpid()})
         runner.register_message(MSG_WINDOWS, self._on_windows)
         runner.register_message(MSG_FINAL, self._on_final)
         environment.events.test_start.add_listener(self._on_test_start)

@@ -45,6 +45,7 @@ from harness.load.payloads import (
     random_samples,
     specs_from_metadata,
     tfserving_body,
+    tfserving_input_specs,
     tfserving_path,
 )
 
@@ -165,18 +166,6 @@ class TFServingUser(_InferenceMixin, FastHttpUser):
         response = self.client.get(path, name="metadata")
         response.raise_for_status()
         return tfserving_input_specs(json.loads(response.content))
-
-
-def tfserving_input_specs(metadata: dict[str, Any]) -> list[dict[str, Any]]:
-    sig = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]
-    specs = []
-    for name, info in sig["inputs"].items():
-        dims = [int(d["size"]) for d in info.get("tensor_shape", {}).get("dim", [])]
-        dtype = {"DT_FLOAT": "FP32", "DT_DOUBLE": "FP64", "DT_INT32": "INT32"}.get(
-            info.get("dtype", "DT_FLOAT"), "FP32"
-        )
-        specs.append({"name": name, "datatype": dtype, "shape": dims})
-    return specs
 
 
 _GEVENT_GRPC_READY = False

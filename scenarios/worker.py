@@ -23,6 +23,7 @@ import psutil
 from gevent import GreenletExit
 from gevent.event import Event
 
+from harness.load import stream
 from harness.load.hdr import LatencyRecorder, new_histogram
 from harness.load.health import evaluate_second
 from harness.load.payloads import Sample, dataset_samples, random_samples
@@ -45,6 +46,8 @@ class WorkerRuntime:
         self.started = Event()
         self.finished = Event()  # no new requests from here on
         self.recorder = LatencyRecorder()
+        self.raw: list[tuple[str, bool, float, float, float]] = []
+        self.record = self._record_raw if spec.record_raw else self.recorder.record
         self.stats = ScheduleStats(origin=0.0)
         self.lag_histogram = new_histogram()
         self.driver: OpenLoopDriver | None = None
@@ -53,6 +56,7 @@ class WorkerRuntime:
         self._final_sent = False
         self._process = psutil.Process()
         self._process.cpu_percent(None)
+        self._cpu_at = self.clock()
         runner = environment.runner
         runner.register_message(MSG_START, self._on_start)
         runner.register_message(MSG_FINISH, self._on_finish)
@@ -101,8 +105,17 @@ class WorkerRuntime:
                 return
             self._report(math.floor(self.clock() - origin))
 
-    def _health(self, seconds: list[int]) -> list[dict[str, Any]]:
+    def _cpu_percent(self) -> float:
+        """Process CPU since the last call, minus the driver's timer-precision spinning."""
         cpu = self._process.cpu_percent(None)
+        now = self.clock()
+        interval = now - self._cpu_at
+        spin, self.stats.spin_s = self.stats.spin_s, 0.0
+        self._cpu_at = now
+        return max(0.0, cpu - 100.0 * spin / interval) if interval > 0 else cpu
+
+    def _health(self, seconds: list[int]) -> list[dict[str, Any]]:
+        cpu = self._cpu_percent()
         out = []
         for second in seconds:
             lags, dropped, outstanding = self.stats.pop(second)
@@ -148,10 +161,31 @@ class WorkerRuntime:
             "lag_hdr": self.lag_histogram.encode().decode("ascii"),
         }
 
+    def _record_raw(
+        self,
+        endpoint: str,
+        ok: bool,
+        intended: float,
+        sent: float,
+        done: float,
+        checked: int = 0,
+        correct: int = 0,
+    ) -> None:
+        self.recorder.record(endpoint, ok, intended, sent, done, checked, correct)
+        origin = self.stats.origin
+        self.raw.append((endpoint, ok, intended - origin, sent - origin, done - origin))
+
+    def _write_raw(self) -> None:
+        if self.spec.record_raw:
+            path = self.spec.stream_dir / f"raw-{self.worker_index}.jsonl"
+            keys = ("endpoint", "ok", "intended", "sent", "done")
+            stream.append_lines(path, (dict(zip(keys, row, strict=True)) for row in self.raw))
+
     def finalize(self) -> None:
         if self._final_sent:
             return
         self.finished.set()
+        self._write_raw()
         self._report(None)
         self._final_sent = True
         log.info("worker %d sent its final windows", self.worker_index)
@@ -176,7 +210,7 @@ class WorkerRuntime:
 
     def make_sender(self, user: Any) -> Any:
         """send(arm, intended, sent) for the open-loop driver: request, then record."""
-        prepared, record, clock = self.prepared(user), self.recorder.record, self.clock
+        prepared, record, clock = self.prepared(user), self.record, self.clock
         counters = [0] * len(prepared)
 
         def send(arm: int, intended: float, sent: float) -> None:

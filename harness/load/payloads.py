@@ -34,6 +34,7 @@ __all__ = [
     "random_samples",
     "specs_from_metadata",
     "tfserving_body",
+    "tfserving_input_specs",
     "tfserving_path",
 ]
 
@@ -172,6 +173,19 @@ def label_from_tfserving(body: bytes | str) -> np.ndarray:
         value = np.asarray(row, dtype=np.float64).ravel()
         labels.append(int(value[0]) if value.size == 1 else int(np.argmax(value)))
     return np.asarray(labels, dtype=np.int64)
+
+
+def tfserving_input_specs(metadata: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """KServe-style input specs from TF Serving's metadata answer (serving_default)."""
+    sig = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    specs = []
+    for name, info in sig["inputs"].items():
+        dims = [int(d["size"]) for d in info.get("tensor_shape", {}).get("dim", [])]
+        dtype = {"DT_FLOAT": "FP32", "DT_DOUBLE": "FP64", "DT_INT32": "INT32"}.get(
+            info.get("dtype", "DT_FLOAT"), "FP32"
+        )
+        specs.append({"name": name, "datatype": dtype, "shape": dims})
+    return specs
 
 
 def count_correct(expected: np.ndarray | None, predicted: np.ndarray | None) -> tuple[int, int]:

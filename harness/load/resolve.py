@@ -1,0 +1,103 @@
+"""Resolve a validated scenario against a live target into the RunSpec Locust processes read.
+
+Why one step, before any load: everything that can fail without load (the target's readiness,
+a model missing from it, a dataset or trace file that is not there) fails here, once, with a
+clear error — and everything the workers need (the real URL, each arm's input metadata, the
+dataset file, the seed) is fixed and recorded, so every worker runs the same thing.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.config import OpenLoad, Scenario
+from harness.errors import ConfigError
+from harness.load.spec import EndpointSpec, RunSpec
+from harness.load.target import fetch_input_specs, wait_ready
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where the load goes: the URL Locust uses and where to scrape metrics."""
+
+    url: str
+    metrics_urls: tuple[str, ...] = ()
+    model_repository: Path | None = None
+    pids: tuple[int, ...] = field(default=())
+
+
+def resolve_path(text: str, what: str) -> Path:
+    """A file named in a scenario: absolute, or relative to the cwd, then to the repository."""
+    path = Path(text).expanduser()
+    for candidate in (path, Path.cwd() / path, REPO_ROOT / path):
+        if candidate.is_file():
+            return candidate.resolve()
+    raise ConfigError(f"{what}: file {text!r} not found (relative paths: cwd, then repository)")
+
+
+def dataset_path(scenario: Scenario, repository: Path | None) -> Path | None:
+    """The `.npz` (X, y) for `inputs.source: dataset`: `<repository>/<name>/test_set.npz`."""
+    inputs = scenario.target.inputs
+    if inputs.source != "dataset":
+        return None
+    name = str(inputs.dataset)
+    if name.endswith(".npz"):
+        return resolve_path(name, "target.inputs.dataset")
+    from reference_server.config import default_model_repository
+
+    roots = [r for r in (repository, Path(default_model_repository())) if r is not None]
+    for root in roots:
+        candidate = Path(root) / name / "test_set.npz"
+        if candidate.is_file():
+            return candidate
+    if name == "digits":  # the reference repository builds it locally, no download
+        from reference_server.models.build import ensure_repository
+
+        root = ensure_repository(Path(default_model_repository()))
+        return root / "digits" / "test_set.npz"
+    raise ConfigError(f"target.inputs.dataset: no test set for {name!r} under {roots}")
+
+
+def resolve_spec(
+    scenario: Scenario,
+    run_dir: Path,
+    target: Target,
+    ready_timeout_s: float = 60.0,
+    record_raw: bool = False,
+) -> RunSpec:
+    protocol = scenario.target.protocol
+    arms = scenario.endpoints()
+    wait_ready(protocol, target.url, [(a.model, a.version) for a in arms], ready_timeout_s)
+    endpoints = tuple(
+        EndpointSpec(
+            a.name,
+            a.model,
+            a.version,
+            a.weight,
+            fetch_input_specs(protocol, target.url, a.model, a.version),
+        )
+        for a in arms
+    )
+    load = scenario.load
+    trace = None
+    if isinstance(load, OpenLoad) and load.arrival == "trace" and load.trace is not None:
+        trace = str(resolve_path(load.trace.path, "load.trace.path"))
+    data = dataset_path(scenario, target.model_repository)
+    seed = load.seed if load.seed is not None else secrets.randbits(31)
+    return RunSpec(
+        run_dir=str(run_dir),
+        scenario=scenario.model_dump(mode="json"),
+        target_url=target.url,
+        endpoints=endpoints,
+        seed=seed,
+        dataset_path=None if data is None else str(data),
+        trace_path=trace,
+        record_raw=record_raw,
+    )

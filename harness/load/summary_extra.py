@@ -1,0 +1,56 @@
+"""The summary's `loadgen` section: how the load generator itself did during the run.
+
+Why it is reported next to the latency numbers: an open-loop generator that dropped requests
+at its `max_outstanding` cap, fell behind its schedule, saturated a CPU or lost a worker did
+not offer the load the scenario asked for, and the reader must see that in the same place as
+the percentiles. Built from the master's stream (per-second health lines and each worker's
+final totals, including an HDR histogram of schedule lag).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.config import OpenLoad, Scenario
+from harness.load import stream
+from harness.load.hdr import decode_histogram, new_histogram
+
+
+def _lag_ms(workers: list[dict[str, Any]]) -> dict[str, float | None]:
+    merged = new_histogram()
+    for totals in workers:
+        blob = totals.get("lag_hdr")
+        if blob:
+            merged.add(decode_histogram(blob.encode("ascii")))
+    if not merged.get_total_count():
+        return {"p50": None, "p99": None, "max": None}
+    return {
+        "p50": merged.get_value_at_percentile(50) / 1000.0,
+        "p99": merged.get_value_at_percentile(99) / 1000.0,
+        "max": merged.get_max_value() / 1000.0,
+    }
+
+
+def loadgen_section(stream_dir: Path, scenario: Scenario) -> dict[str, Any]:
+    health, _ = stream.read_lines(stream_dir / stream.HEALTH)
+    final = stream.read_json(stream_dir / stream.FINAL) or {}
+    workers = list(final.get("workers", []))
+    events, _ = stream.read_lines(stream_dir / stream.EVENTS)
+    unhealthy = sorted({int(h["second"]) for h in health if not h.get("healthy", True)})
+    reasons = sorted({r for h in health for r in h.get("reasons", [])})
+    section: dict[str, Any] = {
+        "mode": "open" if isinstance(scenario.load, OpenLoad) else "closed",
+        "workers_expected": scenario.workers,
+        "workers_finished": len(workers),
+        "workers_lost": [e.get("worker") for e in events if e.get("type") == "worker_lost"],
+        "sent": sum(int(w.get("sent", 0)) for w in workers),
+        "dropped": sum(int(w.get("dropped", 0)) for w in workers),
+        "abandoned": sum(int(w.get("abandoned", 0)) for w in workers),
+        "rejected": sum(int(w.get("rejected", 0)) for w in workers),
+        "schedule_lag_ms": _lag_ms(workers),
+        "max_cpu_percent": max((float(h.get("cpu_percent", 0)) for h in health), default=None),
+        "unhealthy_seconds": unhealthy,
+        "unhealthy_reasons": reasons[:20],
+    }
+    return section
