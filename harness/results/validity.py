@@ -207,6 +207,32 @@ class Validity:
         }
 
 
+def _measurement_start(
+    span: Sequence[SecondStats], origin: int, warmup_s: float | None, window_s: int, tol: float
+) -> tuple[int, str | None]:
+    """First measured second, and why the warm-up could not be found (if so)."""
+    if warmup_s is not None:  # an explicit warm-up counts from the start of the run
+        return max(origin, math.ceil(warmup_s)), None
+    healthy = [s for s in span if s.healthy]
+    detected = detect_warmup(healthy, window_s, tol)
+    first = (healthy[0].second if healthy else origin) + (detected or 0)
+    missing = detected is None and bool(healthy)
+    return first, "no steady state found to end the warm-up" if missing else None
+
+
+def _sample_reasons(measured: Sequence[SecondStats], config: ValidityConfig) -> list[str]:
+    reasons = []
+    requests = sum(s.requests for s in measured)
+    if len(measured) < config.min_duration_s:
+        reasons.append(f"measured {len(measured)} s < min_duration_s {config.min_duration_s:g}")
+    if requests < config.min_requests:
+        reasons.append(f"measured {requests} requests < min_requests {config.min_requests}")
+    need99 = more_requests_needed(sum(s.hist.total for s in measured), 99)
+    if need99:
+        reasons.append(f"p99 unbounded: {need99} more requests needed")
+    return reasons
+
+
 def assess(
     seconds: Sequence[SecondStats],
     config: ValidityConfig,
@@ -222,44 +248,28 @@ def assess(
     window_s = max(1, round(config.stability.window_s))
     tolerance = config.stability.tolerance
     span = [s for s in seconds if s.second >= start]
-    excluded = tuple(s.second for s in span if not s.healthy)
-    healthy = [s for s in span if s.healthy]
-    reasons: list[str] = []
     origin = span[0].second if span else start
-    if warmup_s is None:
-        detected = detect_warmup(healthy, window_s, tolerance)
-        first = (healthy[0].second if healthy else origin) + (detected or 0)
-        if detected is None and healthy:
-            reasons.append("no steady state found to end the warm-up")
-    else:  # an explicit warm-up counts from the start of the run
-        first = max(origin, math.ceil(warmup_s))
-    warmup = first - origin
-    measured = [s for s in healthy if s.second >= first]
+    first, warmup_problem = _measurement_start(span, origin, warmup_s, window_s, tolerance)
+    measured = [s for s in span if s.healthy and s.second >= first]
     stability = find_stable(
         blocks_after(span, first, window_s), config.stability.windows, tolerance
     )
+    reasons = [warmup_problem] if warmup_problem else []
     if not stability.stable:
         reasons.append(f"not stable: {stability.reason}")
-    requests = sum(s.requests for s in measured)
-    if len(measured) < config.min_duration_s:
-        reasons.append(f"measured {len(measured)} s < min_duration_s {config.min_duration_s:g}")
-    if requests < config.min_requests:
-        reasons.append(f"measured {requests} requests < min_requests {config.min_requests}")
+    reasons += _sample_reasons(measured, config)
     successes = sum(s.hist.total for s in measured)
-    need99 = more_requests_needed(successes, 99)
-    if need99:
-        reasons.append(f"p99 unbounded: {need99} more requests needed")
     return Validity(
         valid=not reasons,
         stable=stability.stable,
         reasons=tuple(reasons),
-        warmup_s=warmup,
+        warmup_s=first - origin,
         warmup_detected=warmup_s is None,
         analysed_from=origin,
         measured_seconds=tuple(s.second for s in measured),
-        excluded_windows=excluded,
+        excluded_windows=tuple(s.second for s in span if not s.healthy),
         stable_from=stability.start,
-        requests=requests,
-        more_requests_needed_for_p99=need99,
+        requests=sum(s.requests for s in measured),
+        more_requests_needed_for_p99=more_requests_needed(successes, 99),
         more_requests_needed_for_p999=more_requests_needed(successes, 99.9),
     )
