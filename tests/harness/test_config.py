@@ -208,3 +208,13 @@ def test_validate_scenario_from_mapping():
         validate_scenario(
             {"name": "x", "load": {"mode": "open", "rate": 1, "duration": 1}}, "<cli>"
         )
+
+
+def test_override_into_a_list_item(write):
+    text = MINIMAL + "split: [{model: digits, version: 1, weight: 90},"
+    text += " {model: digits, version: 2, weight: 10}]\n"
+    scenario = load(write(text), "split.1.weight=30", "split.1.version=3")
+    assert {e.name: round(e.weight, 3) for e in scenario.endpoints()} == {
+        "digits/1": 0.75, "digits/3": 0.25,
+    }  # fmt: skip
+    assert "past the list end" in error_of(write(text), "split.5.weight=1")

@@ -143,3 +143,13 @@ def test_window_record_ships_by_pickle_and_dict():
     assert pickle.loads(pickle.dumps(record)) == record
     assert WindowRecord.from_dict(record.to_dict()) == record
     assert isinstance(record.hdr, bytes) and record.checked == record.correct == 1
+
+
+def test_window_record_survives_locust_msgpack_transport():
+    msgpack = pytest.importorskip("msgpack")
+    recorder = LatencyRecorder()
+    recorder.record("digits/2", False, 3.2, 3.25, 3.3)
+    (record,) = recorder.flush()
+    wire = msgpack.packb({"records": [record.to_dict()]}, use_bin_type=True)
+    (back,) = msgpack.unpackb(wire, raw=False)["records"]
+    assert WindowRecord.from_dict(back) == record
