@@ -222,3 +222,23 @@ def per_second(windows: Sequence[Window], span: range | None = None) -> list[Sec
         )
         for s, ws in by_second.items()
     ]
+
+
+def timeline(windows: Sequence[Window]) -> list[dict[str, object]]:
+    """Per-second rows for plots and notebooks: requests, failures, achieved rate, p50/p99 (ms)
+    of the successful requests, and the generator's health flag."""
+    rows = []
+    for stats in per_second(windows):
+        p50, p99 = stats.hist.percentile(50), stats.hist.percentile(99)
+        rows.append(
+            {
+                "second": stats.second,
+                "requests": stats.requests,
+                "failures": stats.failures,
+                "throughput_rps": stats.hist.total,
+                "p50_ms": None if p50 is None else p50 / 1000,
+                "p99_ms": None if p99 is None else p99 / 1000,
+                "healthy": stats.healthy,
+            }
+        )
+    return rows

@@ -192,3 +192,14 @@ def test_latencies_beyond_the_histogram_make_the_run_invalid(tmp_path):
     assert summary["rejected"] == 1 and summary["requests"] == 6000
     assert summary["valid"] is False
     assert any("outside 1 us..60 s" in r for r in summary["validity"]["reasons"])
+
+
+def test_timeline_rows_per_second():
+    from harness.results.windows import decode_windows, timeline
+
+    records, _ = synthetic_records(seconds=6)
+    rows = timeline(decode_windows(records))
+    assert [r["second"] for r in rows] == list(range(6))
+    assert sum(r["requests"] for r in rows) == 1200
+    assert rows[0]["p50_ms"] == pytest.approx(50, rel=0.1)  # the slow warm-up
+    assert rows[5]["p50_ms"] == pytest.approx(5, rel=0.1)
