@@ -87,6 +87,8 @@ def connect(path: Path, read_only: bool = False, wait_s: float = 10.0) -> Iterat
             _ensure_schema(con)
         _check_schema(con, path)
         yield con
+    except duckdb.Error as exc:  # a damaged or foreign file: one typed error at the boundary
+        raise StoreError(f"{path}: history database error ({exc})") from exc
     finally:
         con.close()
 

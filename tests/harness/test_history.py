@@ -88,3 +88,15 @@ def test_cli_prints_a_table(tmp_path):
     assert history_cli.run(args, console=console) == 0
     text = console.export_text()
     assert "20261123T100000Z-steady-digits-ab12" in text and "199.5" in text and "9.50" in text
+
+
+def test_a_foreign_database_is_a_store_error(tmp_path):
+    from harness.errors import StoreError
+
+    con = duckdb.connect(str(tmp_path / "history.duckdb"))
+    try:
+        con.execute("CREATE TABLE something_else (x INTEGER)")
+    finally:
+        con.close()
+    with pytest.raises(StoreError, match="history database error"):
+        list_runs(tmp_path)
