@@ -1,0 +1,255 @@
+"""Server benchmark: the reference server against baselines measured in the same run.
+
+Why ratios: this machine is shared and noisy, so an absolute number means little; each
+result is printed next to a baseline taken minutes apart on the same cores. The server is
+pinned to core 0 (`taskset -c 0`, one intra-op thread), every load generator to core 1,
+and each row shows the generator's own CPU so it is visibly not the limit.
+
+  (a) `mlp` batch-1 requests, dynamic batching on, saturated: requests/s per server core
+      over HTTP (KServe binary extension, Debian's `wrk` + wrk_kserve.lua) and gRPC (raw
+      contents, many concurrent grpc.aio calls), with p99 — against the Python peers
+      (MLServer / KServe ModelServer, ~1.5 k/s, stated in issue 2) and against a bare
+      asyncio HTTP "hello" server measured in this run.
+  (b) `cnn` batch-1 requests, saturated: samples/s over in-process ONNX Runtime at its best
+      batch size with the same budget (one core, one thread).
+  (c) per-request overhead: p50 at concurrency 1 minus in-process batch-1 latency.
+
+Not a test: it prints; nothing asserts. `--quick` takes ~40 s, a full run under ~3 min.
+
+    .venv/bin/python benchmarks/bench_server.py [--quick] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from loadgen import Load, Pinned, ort_baseline, pinned_server, run_grpc, run_wrk
+
+PEERS_RPS = 1500.0  # MLServer / KServe ModelServer on a trivial model, one core (issue 2)
+GOAL_PEERS_RATIO = 3.0
+GOAL_CNN_RATIO = 0.9
+GOAL_OVERHEAD_MS = 1.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Plan:
+    seconds: int  # per saturated measurement
+    warmup: float
+    ort_seconds: float
+    cnn_sweep: str
+    grpc_cnn: bool
+
+
+FULL = Plan(seconds=10, warmup=1.0, ort_seconds=1.5, cnn_sweep="1,2,4,8,16,32", grpc_cnn=True)
+QUICK = Plan(seconds=3, warmup=0.5, ort_seconds=0.4, cnn_sweep="1,4,16", grpc_cnn=False)
+
+
+def kserve_binary_body(model: str, http_port: int, shape: tuple[int, ...]) -> tuple[bytes, int]:
+    """A KServe v2 binary-extension body for `model` (names from its metadata), checked once."""
+    base = f"http://127.0.0.1:{http_port}/v2/models/{model}"
+    with urllib.request.urlopen(base, timeout=10) as resp:
+        meta = json.loads(resp.read())
+    data = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+    header = {
+        "inputs": [
+            {
+                "name": meta["inputs"][0]["name"],
+                "shape": list(shape),
+                "datatype": "FP32",
+                "parameters": {"binary_data_size": data.nbytes},
+            }
+        ],
+        "outputs": [{"name": meta["outputs"][0]["name"], "parameters": {"binary_data": True}}],
+    }
+    head = json.dumps(header, separators=(",", ":")).encode()
+    body = head + data.tobytes()
+    request = urllib.request.Request(
+        f"{base}/infer",
+        data=body,
+        headers={"Inference-Header-Content-Length": str(len(head))},
+    )
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        if resp.status != 200:
+            raise RuntimeError(f"{model}: the prepared body was refused ({resp.status})")
+    return body, len(head)
+
+
+def measure_hello(plan: Plan) -> Load:
+    cmd = [sys.executable, str(Path(__file__).parent / "hello_server.py")]
+    with pinned_server(cmd) as hello:
+        url = f"http://127.0.0.1:{hello.ports[0]}/"
+        run_wrk("warm-up", hello, url, 64, 1)
+        return run_wrk("bare asyncio hello (HTTP)", hello, url, 64, plan.seconds)
+
+
+def _http_load(
+    label: str,
+    server: Pinned,
+    body_dir: Path,
+    model: str,
+    shape: tuple[int, ...],
+    connections: int,
+    plan: Plan,
+) -> Load:
+    body, head_len = kserve_binary_body(model, server.ports[0], shape)
+    path = body_dir / f"{model}-{shape[0]}.bin"
+    path.write_bytes(body)
+    url = f"http://127.0.0.1:{server.ports[0]}/v2/models/{model}/infer"
+    args = [str(path), str(head_len)]
+    if connections > 1:
+        run_wrk("warm-up", server, url, connections, max(1, round(plan.warmup)), args)
+    return run_wrk(label, server, url, connections, plan.seconds, args)
+
+
+def measure_server(plan: Plan, repository: Path) -> dict[str, Load]:
+    cmd = [sys.executable, "-m", "reference_server", "--model-repository", str(repository)]
+    cmd += ["--device", "cpu", "--intra-op-threads", "1", "--log-level", "WARNING"]
+    cmd += ["--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"]
+    results: dict[str, Load] = {}
+    with pinned_server(cmd) as srv, tempfile.TemporaryDirectory() as tmp:
+        body_dir, target = Path(tmp), f"127.0.0.1:{srv.ports[1]}"
+        mlp, cnn = (1, 256), (1, 3, 64, 64)
+        results["mlp_http"] = _http_load("mlp HTTP binary", srv, body_dir, "mlp", mlp, 64, plan)
+        results["mlp_grpc"] = run_grpc(
+            "mlp gRPC raw", srv, target, "mlp", 64, plan.seconds, plan.warmup
+        )
+        results["cnn_http"] = _http_load("cnn HTTP binary", srv, body_dir, "cnn", cnn, 32, plan)
+        if plan.grpc_cnn:
+            results["cnn_grpc"] = run_grpc(
+                "cnn gRPC raw", srv, target, "cnn", 32, plan.seconds, plan.warmup
+            )
+        results["c1_http"] = _http_load("mlp HTTP, 1 conn", srv, body_dir, "mlp", mlp, 1, plan)
+        results["c1_grpc"] = run_grpc(
+            "mlp gRPC, 1 call", srv, target, "mlp", 1, plan.seconds, plan.warmup
+        )
+        results["stats"] = _batching_stats(srv.ports[0])  # type: ignore[assignment]
+    return results
+
+
+def _batching_stats(http_port: int) -> dict[str, float]:
+    """Average executed batch size per model, from the server's own statistics."""
+    out = {}
+    for model in ("mlp", "cnn"):
+        url = f"http://127.0.0.1:{http_port}/v2/models/{model}/stats"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            stats = json.loads(resp.read())["model_stats"][0]
+        execs = max(1, int(stats["execution_count"]))
+        out[model] = int(stats["inference_count"]) / execs
+    return out
+
+
+def _row(load: Load) -> str:
+    return (
+        f"  {load.label:<28} {load.rps:>9.0f}/s  p50 {load.p50_ms:7.2f} ms  "
+        f"p99 {load.p99_ms:7.2f} ms  c={load.concurrency:<3} err={load.errors:<4} "
+        f"server CPU {load.server_cpu_pct:4.0f}%  generator CPU {load.generator_cpu_pct:4.0f}%"
+    )
+
+
+def _verdict(ok: bool) -> str:
+    return "meets goal" if ok else "MISSES goal"
+
+
+def ratios(base: dict, res: dict, hello: Load) -> dict[str, float]:
+    """Every reported ratio, from the measurements of one run."""
+    out: dict[str, float] = {}
+    for proto in ("http", "grpc"):
+        load = res[f"mlp_{proto}"]
+        out[f"mlp_{proto}_vs_peers"] = load.rps / PEERS_RPS
+        out[f"mlp_{proto}_vs_hello"] = load.rps / hello.rps if hello.rps else float("nan")
+        out[f"overhead_{proto}_ms"] = res[f"c1_{proto}"].p50_ms - base["mlp"]["batch1"]["p50_ms"]
+        if f"cnn_{proto}" in res:
+            out[f"cnn_{proto}_vs_ort"] = res[f"cnn_{proto}"].rps / base["cnn"]["best_samples_per_s"]
+    return out
+
+
+def report(base: dict, hello: Load, res: dict, r: dict[str, float]) -> list[str]:
+    mlp1, cnn = base["mlp"]["batch1"], base["cnn"]
+    sweep = ", ".join(f"b{b}: {v:.0f}" for b, v in cnn["sweep"].items())
+    lines = [
+        "== baselines, same run (core 0, 1 intra-op thread) ==",
+        f"  ORT mlp batch-1: p50 {mlp1['p50_ms']:.3f} ms, {mlp1['rate']:.0f} inferences/s",
+        f"  ORT cnn samples/s: {sweep}; best batch {cnn['best_batch']}: "
+        f"{cnn['best_samples_per_s']:.0f}/s",
+        _row(hello),
+        "== reference server (core 0; generators on core 1) ==",
+        *(_row(load) for key, load in res.items() if key != "stats"),
+        "  average executed batch: " + ", ".join(f"{m} {b:.1f}" for m, b in res["stats"].items()),
+        "== ratios ==",
+    ]
+    for proto in ("http", "grpc"):
+        load, ratio = res[f"mlp_{proto}"], r[f"mlp_{proto}_vs_peers"]
+        lines.append(
+            f"  (a) mlp {proto.upper():<4}: {load.rps:.0f} req/s/core = {ratio:.2f}x the Python "
+            f"peers' {PEERS_RPS:.0f}/s ({_verdict(ratio >= GOAL_PEERS_RATIO)} >= "
+            f"{GOAL_PEERS_RATIO:.0f}x), {r[f'mlp_{proto}_vs_hello']:.3f}x bare asyncio hello; "
+            f"p99 {load.p99_ms:.2f} ms"
+        )
+    for proto in ("http", "grpc"):
+        if (key := f"cnn_{proto}_vs_ort") in r:
+            lines.append(
+                f"  (b) cnn {proto.upper():<4}: {res[f'cnn_{proto}'].rps:.0f} samples/s = "
+                f"{r[key]:.2f}x in-process ORT at batch {cnn['best_batch']} "
+                f"({_verdict(r[key] >= GOAL_CNN_RATIO)} >= {GOAL_CNN_RATIO})"
+            )
+    for proto in ("http", "grpc"):
+        over = r[f"overhead_{proto}_ms"]
+        lines.append(
+            f"  (c) overhead {proto.upper():<4}: p50 {res[f'c1_{proto}'].p50_ms:.3f} ms - ORT "
+            f"{mlp1['p50_ms']:.3f} ms = {over:.3f} ms = {over / GOAL_OVERHEAD_MS:.2f}x the "
+            f"{GOAL_OVERHEAD_MS:.0f} ms budget ({_verdict(over <= GOAL_OVERHEAD_MS)})"
+        )
+    return lines
+
+
+def default_repository() -> Path:
+    from reference_server.config import default_model_repository
+    from reference_server.models.build import ensure_repository
+
+    return ensure_repository(Path(default_model_repository()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs (~40 s in all)")
+    parser.add_argument("--model-repository", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    repository = args.model_repository or default_repository()
+    base = {
+        "mlp": ort_baseline(repository / "mlp" / "1" / "model.onnx", 1, "", plan.ort_seconds),
+        "cnn": ort_baseline(
+            repository / "cnn" / "1" / "model.onnx", 1, plan.cnn_sweep, plan.ort_seconds
+        ),
+    }
+    hello = measure_hello(plan)
+    res = measure_server(plan, repository)
+    r = ratios(base, res, hello)
+    sys.stdout.write("\n".join(report(base, hello, res, r)) + "\n")
+    if args.json:
+        loads = {k: dataclasses.asdict(v) for k, v in res.items() if isinstance(v, Load)}
+        doc = {
+            "baselines": base,
+            "hello": dataclasses.asdict(hello),
+            "server": loads,
+            "batching": res["stats"],
+            "ratios": r,
+        }
+        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
