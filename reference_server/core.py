@@ -213,7 +213,8 @@ class InferenceCore:
         )
         self.faults = faults or FaultState()
         self.faults.subscribe(self._on_faults_changed)
-        self.degraded = False
+        self._loaded_provider = self.provider
+        self._degraded = False
         self.live = True
         self.in_flight = 0
         self._started = False
@@ -264,26 +265,31 @@ class InferenceCore:
         providers = {v.runtime.provider for m in self.models.values() for v in m.versions.values()}
         return providers.pop() if len(providers) == 1 else CPU
 
-    def _on_faults_changed(self) -> None:
-        policy = self.faults.device_loss()
-        want_degraded = policy == "cpu-fallback"
-        if want_degraded == self.degraded:
-            return
-        self.degraded = want_degraded
-        target = "cpu" if want_degraded else self.device
-        logger.warning("device loss %s: sessions to %s", "on" if want_degraded else "off", target)
-        self._rebuild_sessions(target)
+    @property
+    def degraded(self) -> bool:
+        """True while a device-loss fault with the cpu-fallback policy is active."""
+        if self.faults.active:
+            self.faults.device_loss()  # lets an expired fault end (listeners run)
+        return self._degraded
 
-    def _rebuild_sessions(self, device: str) -> None:
-        """Recreate sessions on `device` where they are not already there (off the loop)."""
-        todo = [
-            v
-            for m in self.models.values()
-            for v in m.versions.values()
-            if device != "cpu" or v.runtime.provider != CPU
-        ]
+    def _on_faults_changed(self) -> None:
+        want_degraded = self.faults.device_loss() == "cpu-fallback"
+        if want_degraded == self._degraded:
+            return
+        self._degraded = want_degraded
+        if self._shutting_down:
+            return
+        if want_degraded:
+            logger.warning("device lost (cpu-fallback): moving sessions to the CPU provider")
+            self._move_sessions("cpu", lambda v: v.runtime.provider != CPU)
+        else:
+            logger.warning("device restored: sessions back on %s", self._loaded_provider)
+            self._move_sessions(self.device, lambda v: v.runtime.provider != self._loaded_provider)
+
+    def _move_sessions(self, device: str, needed: Callable[[LoadedVersion], bool]) -> None:
+        """Recreate the sessions that need it on `device`, in a worker thread."""
+        todo = [v for m in self.models.values() for v in m.versions.values() if needed(v)]
         if not todo:
-            self.provider = self._providers()
             return
 
         def rebuild() -> None:

@@ -14,6 +14,7 @@ import pytest
 from reference_server.core import InferenceCore, InferRequest
 from reference_server.errors import InjectedFailure, InvalidInput, Unavailable
 from reference_server.faults import FaultState
+from reference_server.runtime import CPU, CUDA
 
 X = np.ones((1, 256), np.float32)
 
@@ -148,17 +149,21 @@ def test_device_loss_unready_policy(config: object) -> None:
 
 def test_device_loss_cpu_fallback_policy(config: object) -> None:
     async def body(core: InferenceCore):
+        mlp = core.models["mlp"].versions["1"].runtime
+        mlp.provider = CUDA  # pretend mlp's sessions sit on the GPU that is about to vanish
         core.faults.add({"type": "device_loss", "policy": "cpu-fallback"})
         assert core.ready and core.degraded
+        deadline = time.monotonic() + 10
+        while mlp.provider != CPU:  # sessions are rebuilt in a worker thread
+            assert time.monotonic() < deadline, "sessions never moved to the CPU provider"
+            await asyncio.sleep(0.01)
         assert core.server_metadata()["degraded"] is True
         text = core.metrics_text().decode()
         assert "reference_server_degraded 1" in text
         assert 'degraded="true"' in text and 'provider="CPUExecutionProvider"' in text
         response = await _infer(core)  # still serving, on the CPU provider
         assert all(
-            v.runtime.provider == "CPUExecutionProvider"
-            for m in core.models.values()
-            for v in m.versions.values()
+            v.runtime.provider == CPU for m in core.models.values() for v in m.versions.values()
         )
         core.faults.clear()
         assert not core.degraded and core.server_metadata()["degraded"] is False
@@ -179,6 +184,16 @@ def test_hang_holds_requests_until_cleared(config: object) -> None:
 
     results, in_flight = run_with_core(config, body)
     assert len(results) == 3 and in_flight == 0
+
+
+def test_device_loss_with_duration_ends_by_itself(config: object) -> None:
+    async def body(core: InferenceCore):
+        core.faults.add({"type": "device_loss", "policy": "cpu-fallback", "duration_s": 0.2})
+        assert core.degraded
+        await asyncio.sleep(0.3)
+        return core.degraded, b"reference_server_degraded 0" in core.metrics_text()
+
+    assert run_with_core(config, body) == (False, True)
 
 
 def test_hang_with_duration_releases_itself(config: object) -> None:
