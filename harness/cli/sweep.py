@@ -18,8 +18,10 @@ starting load misses the SLO.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,6 +145,31 @@ def step_scenario(scenario: Scenario, load: float, duration_s: float | None) -> 
             )
         ld["rate"] = float(load)
     return validate_scenario(data, f"{scenario.name} (sweep step at load {load:g})")
+
+
+@contextlib.contextmanager
+def shared_stack(scenario: Scenario, run_dir: Path) -> Iterator[Scenario]:
+    """Start the scenario's local stack once for the whole sweep (warm across steps).
+
+    Yields the scenario the steps run: without `stack`, aimed at the running stack's URL.
+    """
+    cfg = scenario.stack
+    if cfg is None or not cfg.local:
+        yield scenario
+        return
+    from harness.stack.local import LocalStack
+
+    repo = Path(cfg.model_repository) if cfg.model_repository else None
+    stack = LocalStack(
+        replicas=cfg.replicas, model_repository=repo, device=cfg.device, workdir=run_dir / "stack"
+    )
+    with stack:
+        grpc = scenario.target.protocol == "kserve-grpc"
+        data = scenario.model_dump(mode="json")
+        data["stack"] = None
+        data["target"]["url"] = stack.grpc_url if grpc else stack.url
+        log.info("sweep: local stack up at %s for every step", data["target"]["url"])
+        yield validate_scenario(data, f"{scenario.name} (sweep on the shared stack)")
 
 
 def step_from_summary(load: float, summary: dict[str, Any], run_id: str) -> StepResult:
@@ -285,8 +312,9 @@ def run(args: argparse.Namespace) -> int:
     )
     writer.start()
     try:
-        measure = _measure(scenario, writer, duration, not args.no_progress)
-        result = search_max_load(measure, criteria=criteria, **opts)
+        with shared_stack(scenario, writer.run_dir) as base:
+            measure = _measure(base, writer, duration, not args.no_progress)
+            result = search_max_load(measure, criteria=criteria, **opts)
     except BaseException as exc:
         writer.finish("failed", reason=f"{type(exc).__name__}: {exc}")
         raise
