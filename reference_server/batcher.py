@@ -156,11 +156,7 @@ class Batcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        while self._pending:
-            item = self._pending.popleft()
-            if not item.future.done():
-                item.future.set_exception(Unavailable(f"{self.name}: server is shutting down"))
-        self._pending_rows = 0
+        self._fail_pending(Unavailable(f"{self.name}: server is shutting down"))
         if self._executor is not None:
             self._executor.shutdown(wait=False)  # a running batch finishes on its own
             self._executor = None
@@ -205,23 +201,39 @@ class Batcher:
 
     async def _run(self) -> None:
         while True:
-            while not self._free:
-                await self._wait_instance()
-            take = 0
-            while not take:
-                pending = self._pending
-                if not pending:
-                    await self._wait_queue(-1)
-                    continue
-                rows = [p.rows for p in pending]
-                now = self._clock()
-                idle = self.running_batches == 0
-                take, wait_ns = self.policy.plan(
-                    rows, self._pending_rows, pending[0].arrival_ns, now, idle
-                )
-                if not take:
-                    await self._wait_queue(wait_ns)
-            self._dispatch(take)
+            try:
+                await self._next_batch()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug here must fail requests, not hang them forever
+                logger.exception("%s: batcher error; failing queued requests", self.name)
+                self._fail_pending(ServerError(f"{self.name}: internal batching error"))
+
+    async def _next_batch(self) -> None:
+        """Wait for a free instance and a batch worth dispatching, then dispatch it."""
+        while not self._free:
+            await self._wait_instance()
+        take = 0
+        while not take:
+            pending = self._pending
+            if not pending:
+                await self._wait_queue(-1)
+                continue
+            rows = [p.rows for p in pending]
+            idle = self.running_batches == 0
+            take, wait_ns = self.policy.plan(
+                rows, self._pending_rows, pending[0].arrival_ns, self._clock(), idle
+            )
+            if not take:
+                await self._wait_queue(wait_ns)
+        self._dispatch(take)
+
+    def _fail_pending(self, exc: BaseException) -> None:
+        while self._pending:
+            item = self._pending.popleft()
+            if not item.future.done():
+                item.future.set_exception(exc)
+        self._pending_rows = 0
 
     def _dispatch(self, take: int) -> None:
         assert self._loop is not None

@@ -64,10 +64,7 @@ class ModelSpec:
     outputs: tuple[TensorSpec, ...]
     input_index: dict[str, TensorSpec]
     output_index: dict[str, TensorSpec]
-
-    @property
-    def max_batch_size(self) -> int:
-        return int(self.config.max_batch_size)
+    max_batch_size: int  # 0 = the model takes no batch dimension
 
     def metadata(self) -> dict:
         """KServe v2 model metadata (all loaded versions)."""
@@ -197,6 +194,7 @@ def load_model(directory: Path) -> ModelSpec:
         outputs=outputs,
         input_index={t.name: t for t in inputs},
         output_index={t.name: t for t in outputs},
+        max_batch_size=int(cfg.max_batch_size),
     )
 
 
@@ -232,7 +230,9 @@ def _check_one(spec: ModelSpec, tensor: TensorSpec, array: np.ndarray) -> int:
     shape = array.shape
     batched = spec.max_batch_size > 0
     item_shape = shape[1:] if batched else shape
-    if (batched and not shape) or not _dims_match(tensor.dims, item_shape):
+    if item_shape != tensor.dims and (
+        (batched and not shape) or not _dims_match(tensor.dims, item_shape)
+    ):
         want = [-1, *tensor.dims] if batched else list(tensor.dims)
         raise InvalidInput(
             f"input '{tensor.name}' of model '{spec.name}': shape {list(shape)} does not "
@@ -249,22 +249,28 @@ def _check_one(spec: ModelSpec, tensor: TensorSpec, array: np.ndarray) -> int:
     return rows
 
 
-def check_inputs(spec: ModelSpec, inputs: dict[str, np.ndarray]) -> tuple[dict, int]:
-    """Validate a request's inputs against the config; (feeds for the model, row count)."""
+def _names_mismatch(spec: ModelSpec, inputs: dict[str, np.ndarray]) -> None:
     expected = spec.input_index
-    if len(inputs) > len(expected) or any(name not in expected for name in inputs):
-        unknown = [n for n in inputs if n not in expected]
+    unknown = [n for n in inputs if n not in expected]
+    missing = [n for n in expected if n not in inputs]
+    if unknown or len(inputs) > len(expected):
         problem = f"unexpected input '{unknown[0]}'" if unknown else "too many inputs"
         raise InvalidInput(
             f"model '{spec.name}': {problem}; got {len(inputs)} input(s), expected "
             f"{len(expected)}: {', '.join(expected)}"
         )
+    raise InvalidInput(f"model '{spec.name}': missing input '{missing[0]}'")
+
+
+def check_inputs(spec: ModelSpec, inputs: dict[str, np.ndarray]) -> tuple[dict, int]:
+    """Validate a request's inputs against the config; (feeds for the model, row count)."""
+    expected = spec.input_index
+    if inputs.keys() != expected.keys():
+        _names_mismatch(spec, inputs)
     rows = -1
     feeds = {}
     for name, tensor in expected.items():
-        array = inputs.get(name)
-        if array is None:
-            raise InvalidInput(f"model '{spec.name}': missing input '{name}'")
+        array = inputs[name]
         n = _check_one(spec, tensor, array)
         if rows not in (-1, n):
             raise InvalidInput(f"model '{spec.name}': inputs disagree on the batch size")

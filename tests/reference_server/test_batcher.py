@@ -169,3 +169,33 @@ def test_stop_fails_queued_requests_and_refuses_new_ones() -> None:
             batcher.submit({"x": np.ones((1, 2), np.float32)}, 1)
 
     asyncio.run(main())
+
+
+class _FlakyPolicy:
+    """A policy whose first decision blows up (stands in for a batching bug)."""
+
+    max_batch_size = 8
+    preferred = ()
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def plan(self, *args: object) -> tuple[int, int]:
+        self.calls += 1
+        if self.calls == 1:
+            raise ValueError("bug")
+        return POLICY.plan(*args)
+
+
+def test_a_batching_bug_fails_requests_instead_of_hanging_them() -> None:
+    runner = _DoublingRunner()
+
+    async def body(batcher: Batcher):
+        first = batcher.submit({"x": np.ones((1, 2), np.float32)}, 1)
+        with pytest.raises(ServerError, match="internal batching error"):
+            await asyncio.wait_for(first, 5)
+        second = batcher.submit({"x": np.ones((1, 2), np.float32)}, 1)
+        return await asyncio.wait_for(second, 5)
+
+    result, _ = asyncio.run(_with_batcher(runner, _FlakyPolicy(), 1, body))
+    np.testing.assert_array_equal(result["y"], np.full((1, 2), 2, np.float32))
