@@ -185,19 +185,10 @@ def operating_point_closed_loop(
             f"the lowest concurrency measured ({ns[0]:g}) already misses the SLO "
             f"(p99 {p99[0]:.1f} ms > {slo_p99_ms:g} ms): no operating point"
         )
-    fails = np.flatnonzero(~passing)
-    limit = ns[fails[0]] if fails.size else ns[-1]
-    upper = min(usl.n_star_, limit, ns[-1])
-    cands = [
-        n
-        for n in range(max(1, int(ns[0])), math.floor(upper) + 1)
-        if _interp_p99(n, ns, p99) <= slo_p99_ms
-    ]
-    if not cands:
-        raise InsufficientData("no integer concurrency meets the SLO; sweep lower loads", 1)
-    c_op = float(max(cands))
+    c_op = _largest_passing_n(ns, p99, passing, usl.n_star_, slo_p99_ms)
     x_op = float(usl.predict(np.array([c_op]))[0])
-    lat = _latency_model_dict(xs[ns <= max(usl.n_star_, ns[0])], p99[ns <= max(usl.n_star_, ns[0])])
+    rising = ns <= max(usl.n_star_, ns[0])  # latency vs throughput is single-valued here
+    lat = _latency_model_dict(xs[rising], p99[rising])
     return OperatingPoint(
         source="sweep-closed",
         concurrency=c_op,
@@ -209,6 +200,24 @@ def operating_point_closed_loop(
         usl={"lambda": usl.lambda_, "sigma": usl.sigma_, "kappa": usl.kappa_, "r2": usl.r2_},
         latency_model=lat,
     )
+
+
+def _largest_passing_n(
+    ns: np.ndarray, p99: np.ndarray, passing: np.ndarray, n_star: float, slo_ms: float
+) -> float:
+    """Largest integer N <= min(N*, first failing level, last level) whose interpolated
+    measured p99 meets the SLO."""
+    fails = np.flatnonzero(~passing)
+    limit = ns[fails[0]] if fails.size else ns[-1]
+    upper = min(n_star, limit, ns[-1])
+    cands = [
+        n
+        for n in range(max(1, int(ns[0])), math.floor(upper) + 1)
+        if _interp_p99(n, ns, p99) <= slo_ms
+    ]
+    if not cands:
+        raise InsufficientData("no integer concurrency meets the SLO; sweep lower loads", 1)
+    return float(max(cands))
 
 
 def _latency_model_dict(xs: np.ndarray, p99: np.ndarray) -> dict[str, float] | None:
@@ -331,8 +340,7 @@ def _min_max(inp: CapacityInputs, replicas: int, per_pod: float) -> tuple[int, i
     return lo, hi, how
 
 
-def plan_capacity(inp: CapacityInputs, op: OperatingPoint) -> CapacityPlan:
-    """Turn a peak rate and an operating point into replica counts, with the arithmetic."""
+def _operating_lines(op: OperatingPoint) -> list[str]:
     lines = [
         f"operating point ({op.source}): c_op = {op.concurrency:g} in flight per instance, "
         f"X_op = {op.throughput:.4f} req/s per instance, mean time in system "
@@ -343,30 +351,41 @@ def plan_capacity(inp: CapacityInputs, op: OperatingPoint) -> CapacityPlan:
             f"USL: N* = {op.n_star:.2f}, X(N*) = {op.x_max:.2f} req/s; "
             f"c_op is the largest N <= N* whose p99 meets the SLO"
         )
+    return lines
+
+
+def _counts(inp: CapacityInputs, x_op: float, rho_t: float) -> tuple[int, int, list[str]]:
+    """n (utilisation target and headroom) and n_total (redundancy, failure domain)."""
+    n_raw = inp.peak_qps * (1.0 + inp.headroom) / (rho_t * x_op)
+    n = ceil_exact(n_raw)
+    total_raw = (n + inp.redundancy) / (1.0 - inp.failure_share)
+    total = ceil_exact(total_raw)
+    return (
+        n,
+        total,
+        [
+            f"n = ceil(peak {inp.peak_qps:g} x (1 + headroom {inp.headroom:g}) / "
+            f"(rho_t {rho_t:.4f} x X_op {x_op:.4f})) = ceil({n_raw:.4f}) = {n}",
+            f"n_total = ceil((n {n} + redundancy {inp.redundancy}) / (1 - failure share "
+            f"{inp.failure_share:g})) = ceil({total_raw:.4f}) = {total}",
+        ],
+    )
+
+
+def plan_capacity(inp: CapacityInputs, op: OperatingPoint) -> CapacityPlan:
+    """Turn a peak rate and an operating point into replica counts, with the arithmetic."""
+    lines = _operating_lines(op)
     n0_raw = inp.peak_qps / op.throughput
     n0 = ceil_exact(n0_raw)
     lines.append(
         f"n0 = ceil(peak {inp.peak_qps:g} / X_op {op.throughput:.4f}) = ceil({n0_raw:.4f}) = {n0}"
     )
     rho_q, rho_g, rho_lines = _utilisation(inp, op)
-    lines += rho_lines
     rho_t, rho_line = _rho_target(inp, rho_q, rho_g)
-    lines.append(rho_line)
-    n_raw = inp.peak_qps * (1.0 + inp.headroom) / (rho_t * op.throughput)
-    n = ceil_exact(n_raw)
-    lines.append(
-        f"n = ceil(peak {inp.peak_qps:g} x (1 + headroom {inp.headroom:g}) / "
-        f"(rho_t {rho_t:.4f} x X_op {op.throughput:.4f})) = ceil({n_raw:.4f}) = {n}"
-    )
-    total_raw = (n + inp.redundancy) / (1.0 - inp.failure_share)
-    total = ceil_exact(total_raw)
-    lines.append(
-        f"n_total = ceil((n {n} + redundancy {inp.redundancy}) / (1 - failure share "
-        f"{inp.failure_share:g})) = ceil({total_raw:.4f}) = {total}"
-    )
+    n, total, count_lines = _counts(inp, op.throughput, rho_t)
     per_pod = rho_t * op.throughput
     lo, hi, how = _min_max(inp, total, per_pod)
-    lines.append(how)
+    lines += [*rho_lines, rho_line, *count_lines, how]
     lines.append(
         f"HPA targets per pod: in-flight rho_t x c_op = {rho_t * op.concurrency:.3f}, "
         f"requests/s rho_t x X_op = {per_pod:.3f}"

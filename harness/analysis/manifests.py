@@ -133,9 +133,8 @@ def _container(o: DeploymentOptions) -> dict[str, Any]:
     }
 
 
-def build_deployment(plan: CapacityPlan, o: DeploymentOptions) -> dict[str, Any]:
-    """Deployment starting at the plan's min_replicas (the HPA owns the count after that)."""
-    pod_spec: dict[str, Any] = {
+def _pod_spec(o: DeploymentOptions) -> dict[str, Any]:
+    spec: dict[str, Any] = {
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": 10001,
@@ -148,11 +147,11 @@ def build_deployment(plan: CapacityPlan, o: DeploymentOptions) -> dict[str, Any]
         "volumes": [{"name": "tmp", "emptyDir": {}}],
     }
     if o.gpu:
-        pod_spec["tolerations"] = [
+        spec["tolerations"] = [
             {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
         ]
     if o.zone_spread:
-        pod_spec["topologySpreadConstraints"] = [
+        spec["topologySpreadConstraints"] = [
             {
                 "maxSkew": 1,
                 "topologyKey": "topology.kubernetes.io/zone",
@@ -160,6 +159,12 @@ def build_deployment(plan: CapacityPlan, o: DeploymentOptions) -> dict[str, Any]
                 "labelSelector": {"matchLabels": _labels(o)},
             }
         ]
+    return spec
+
+
+def build_deployment(plan: CapacityPlan, o: DeploymentOptions) -> dict[str, Any]:
+    """Deployment starting at the plan's min_replicas (the HPA owns the count after that)."""
+    pod_spec = _pod_spec(o)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

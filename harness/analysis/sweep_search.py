@@ -17,8 +17,19 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["SearchResult", "StepResult", "SweepCriteria", "search_max_load"]
+import numpy as np
+
+from harness.analysis.curves import (
+    LatencyModel,
+    USLModel,
+    find_knee,
+    max_throughput_under_slo,
+)
+from harness.errors import AnalysisError
+
+__all__ = ["SearchResult", "StepResult", "SweepCriteria", "analyse_sweep", "search_max_load"]
 
 log = logging.getLogger(__name__)
 
@@ -184,3 +195,71 @@ def _finish(
         linear_steps=max(linear, 1),
         reason=reason,
     )
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+def _usl(n: np.ndarray, x: np.ndarray) -> dict[str, Any]:
+    f = USLModel().fit(n, x).result_
+    out: dict[str, Any] = {
+        k: {"value": e.value, "lo": e.lo, "hi": e.hi}
+        for k, e in (("lambda", f.lambda_), ("sigma", f.sigma), ("kappa", f.kappa))
+    }
+    out.update(r2=f.r2, n_star=_finite_or_none(f.n_star), x_max=_finite_or_none(f.x_max))
+    return out
+
+
+def _latency(
+    load: np.ndarray, x: np.ndarray, p99: np.ndarray, err: np.ndarray, criteria: SweepCriteria
+) -> dict[str, Any]:
+    model = LatencyModel().fit(x, p99)
+    grid = np.linspace(float(x.min()), float(x.max()), 200)
+    knee = find_knee(grid, model.predict(grid), curve="convex")
+    best = max_throughput_under_slo(
+        load, x, p99, criteria.p99_ms, model, err, criteria.max_error_rate
+    )
+    return {
+        "fit": {
+            "a_ms": model.a_ms_,
+            "b_ms": model.b_ms_,
+            "saturation": model.saturation_,
+            "r2": model.r2_,
+        },
+        "knee": {"throughput": knee.x, "p99_ms": knee.y},
+        "max_under_slo": {
+            "throughput": best.throughput,
+            "load": best.load,
+            "p99_measured_ms": best.p99_measured_ms,
+            "p99_fitted_ms": best.p99_fitted_ms,
+            "fitted_crossing": _finite_or_none(best.fitted_crossing),
+        },
+    }
+
+
+def analyse_sweep(
+    steps: tuple[StepResult, ...] | list[StepResult], mode: str, criteria: SweepCriteria
+) -> dict[str, Any]:
+    """Curve fits over every measured step: the USL (closed loop), the p99-vs-throughput fit,
+    its knee and the highest throughput whose fitted AND measured p99 meet the SLO. A fit that
+    cannot be made (too few distinct loads) is reported as {"error": ...}."""
+    load = np.array([s.load for s in steps], dtype=np.float64)
+    x = np.array([s.throughput for s in steps], dtype=np.float64)
+    p99 = np.array([s.p99_ms for s in steps], dtype=np.float64)
+    err = np.array([s.error_rate for s in steps], dtype=np.float64)
+    out: dict[str, Any] = {"usl": None, "latency": None}
+    keep = np.ones(load.size, dtype=bool)
+    if mode == "closed":
+        try:
+            out["usl"] = _usl(load, x)
+        except AnalysisError as exc:
+            out["usl"] = {"error": str(exc)}
+        n_star = (out["usl"] or {}).get("n_star")
+        if n_star is not None:  # past N* throughput falls: p99 vs X is not a function
+            keep = load <= max(n_star, float(load.min()))
+    try:
+        out["latency"] = _latency(load[keep], x[keep], p99[keep], err[keep], criteria)
+    except AnalysisError as exc:
+        out["latency"] = {"error": str(exc)}
+    return out

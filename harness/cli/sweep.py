@@ -32,12 +32,17 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
 
-from harness.analysis.curves import USLModel
-from harness.analysis.sweep_search import SearchResult, StepResult, SweepCriteria, search_max_load
+from harness.analysis.sweep_search import (
+    SearchResult,
+    StepResult,
+    SweepCriteria,
+    analyse_sweep,
+    search_max_load,
+)
 from harness.config import load_scenario, validate_scenario
 from harness.config.durations import parse_duration
 from harness.config.scenario import ClosedLoad, Scenario
-from harness.errors import AnalysisError, ConfigError, StoreError
+from harness.errors import ConfigError, StoreError
 from harness.results.store import (
     RunWriter,
     atomic_write_json,
@@ -247,26 +252,6 @@ def sweep_table(result: SearchResult, mode: str) -> pa.Table:
     return pa.Table.from_pydict(rows, schema=SWEEP_SCHEMA)
 
 
-def usl_summary(result: SearchResult) -> dict[str, Any]:
-    """USL fit over every measured step (passing or not); an error message if it cannot."""
-    n = np.array([s.load for s in result.steps])
-    x = np.array([s.throughput for s in result.steps])
-    try:
-        f = USLModel().fit(n, x).result_
-    except AnalysisError as exc:
-        return {"error": str(exc)}
-    est = {
-        k: {"value": e.value, "lo": e.lo, "hi": e.hi}
-        for k, e in (("lambda", f.lambda_), ("sigma", f.sigma), ("kappa", f.kappa))
-    }
-    return {
-        **est,
-        "r2": f.r2,
-        "n_star": f.n_star if np.isfinite(f.n_star) else None,
-        "x_max": f.x_max if np.isfinite(f.x_max) else None,
-    }
-
-
 def criteria_from(args: argparse.Namespace, scenario: Scenario) -> SweepCriteria:
     p99 = args.slo_p99_ms or scenario.slo.p99_ms
     if p99 is None:
@@ -349,7 +334,7 @@ def write_results(
         "best_load": result.best_load,
         "best_throughput_rps": None if result.best is None else result.best.throughput,
         "first_failing_load": None if result.first_failure is None else result.first_failure.load,
-        "usl": usl_summary(result) if mode == "closed" else None,
+        **analyse_sweep(result.steps, mode, criteria),
     }
     atomic_write_json(writer.run_dir / "sweep.json", meta)
     writer.finish("complete", reason=result.reason)

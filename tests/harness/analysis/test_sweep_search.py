@@ -85,3 +85,27 @@ def test_start_fails_and_max_load_cap() -> None:
     assert capped.best_load == 100 and capped.first_failure is None
     with pytest.raises(ValueError):
         search_max_load(synthetic, start=0, criteria=SweepCriteria(p99_ms=1), resolution=1)
+
+
+def test_analyse_sweep_fits_usl_knee_and_max_under_slo() -> None:
+    from harness.analysis.curves import usl_throughput
+    from harness.analysis.sweep_search import analyse_sweep
+
+    steps = []
+    for n in (1, 2, 4, 8, 16, 24, 32, 40, 48, 64):
+        x = float(usl_throughput(n, 100.0, 0.05, 0.0005))
+        steps.append(StepResult(n, x, 2.5 * n / x * 1000, 0.0, True))
+    out = analyse_sweep(steps, "closed", SweepCriteria(p99_ms=100))
+    assert out["usl"]["kappa"]["value"] == pytest.approx(0.0005, rel=0.01)
+    assert out["usl"]["n_star"] == pytest.approx(math.sqrt(0.95 / 0.0005), rel=0.01)
+    lat = out["latency"]
+    # measured p99: N=32 -> 76.2 ms, N=40 -> 93.3 ms, N=48 -> 112 ms (fails): the answer is
+    # the throughput at N=40 (points past N* = 43.6 are left out of the latency fit)
+    assert lat["max_under_slo"]["load"] == 40
+    assert lat["max_under_slo"]["throughput"] == pytest.approx(
+        float(usl_throughput(40, 100.0, 0.05, 0.0005))
+    )
+    assert "throughput" in lat["knee"]
+    few = analyse_sweep(steps[:2], "closed", SweepCriteria(p99_ms=100))
+    assert "error" in few["usl"] and "error" in few["latency"]
+    assert analyse_sweep(steps, "open", SweepCriteria(p99_ms=100))["usl"] is None
