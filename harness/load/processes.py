@@ -85,8 +85,11 @@ def _signal(proc: subprocess.Popen, sig: int) -> None:
         os.kill(proc.pid, sig)
 
 
-def _spawn(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), *args]
+def _spawn(
+    args: list[str], env: dict[str, str], log_path: Path, launcher: list[str] | None = None
+) -> subprocess.Popen:
+    prefix = launcher or ["-m", "locust"]
+    cmd = [sys.executable, *prefix, "-f", str(LOCUSTFILE), *args]
     cmd += ["--loglevel", "INFO", "--logfile", str(log_path)]
     with open(log_path.with_suffix(".out"), "ab") as out:
         return subprocess.Popen(
@@ -103,22 +106,27 @@ def _spawn(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.P
 def start_locust(
     spec_path: Path, run_dir: Path, n_workers: int, start_timeout_s: float = 60.0
 ) -> LocustProcesses:
-    """Start the master (ephemeral port), then `n_workers` workers connected to it."""
+    """Start the master (ephemeral port) and `n_workers` workers; the workers import Locust
+    while the master starts and connect once its port is known (`scenarios.launch`)."""
     env = locust_env(spec_path)
     stream_dir = run_dir / "stream"
+    stream_dir.mkdir(parents=True, exist_ok=True)
+    (stream_dir / MASTER_FILE).unlink(missing_ok=True)
     master_args = ["--headless", "--master", "--master-bind-host", "127.0.0.1"]
     master_args += ["--master-bind-port", "0", "--expect-workers", str(n_workers)]
     master_args += ["--expect-workers-max-wait", str(int(start_timeout_s))]
     master_args += ["--csv", str(run_dir / "locust"), "--exit-code-on-error", "0"]
     master_log = run_dir / "locust-master.log"
     procs = LocustProcesses(_spawn(master_args, env, master_log), logs=[master_log])
+    port_file = stream_dir / MASTER_FILE
+    launcher = ["-m", "scenarios.launch", str(port_file), str(time.time() + start_timeout_s), "--"]
     try:
-        port = _wait_master_port(procs, stream_dir / MASTER_FILE, start_timeout_s)
         for i in range(n_workers):
             log_path = run_dir / f"locust-worker-{i}.log"
-            args = ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
-            procs.workers.append(_spawn(args, env, log_path))
+            args = ["--worker", "--master-host", "127.0.0.1"]
+            procs.workers.append(_spawn(args, env, log_path, launcher))
             procs.logs.append(log_path)
+        _wait_master_port(procs, port_file, start_timeout_s)
     except BaseException:
         procs.stop(grace_s=5.0)
         raise

@@ -130,8 +130,13 @@ def _watch(
             stream.write_json_atomic(control, {"stop": True, "reason": reason})
             stop_sent_at = time.monotonic()
 
+    finished_at = None
     while not procs.master_exited():
         view.update()
+        if finished_at is None and (spec.stream_dir / stream.FINAL).exists():
+            finished_at = time.monotonic()
+        if finished_at is not None and time.monotonic() - finished_at > 2.0:
+            break  # everything is measured; Locust's own shutdown need not be waited for
         dead = procs.dead_workers()
         finished = (spec.stream_dir / stream.FINAL).exists()  # workers quit after the end
         if dead and not finished and verdict.error is None:
@@ -184,6 +189,7 @@ def _drive(
         if procs is not None:
             procs.stop(grace_s=10.0)
         scraper.stop()
+        log.info("locust and the scraper stopped")
 
 
 def _store(writer: RunWriter, run_dir: Path, scraper: MetricsScraper | None) -> float | None:
@@ -218,6 +224,7 @@ def execute(
         try:
             with target_for(scenario, run_dir) as target:
                 spec = resolve_spec(scenario, run_dir, target, record_raw=record_raw)
+                log.info("target %s ready; run spec resolved", target.url)
                 writer.update(target_url=target.url, seed=spec.seed)
                 verdict, scraper = _drive(scenario, spec, target, stop, show_progress)
         except HarnessError as exc:
@@ -226,12 +233,14 @@ def execute(
             verdict = _Verdict("incomplete", "interrupted before the load started")
     if stop.is_set() and verdict.status == "failed" and verdict.error is None:
         verdict.status = "incomplete"
+    log.info("load over (%s); storing results", verdict.status)
     _store(writer, run_dir, scraper)
     writer.finish(verdict.status, verdict.reason)
     summary = summarize(read_run(run_dir))
     summary["loadgen"] = loadgen_section(run_dir / "stream", scenario)
     writer.write_summary(summary)
     append_run(Path(out_dir), summary, run_dir)
+    log.info("results stored in %s", run_dir)
     return RunOutcome(run_dir, summary, _exit_code(verdict, summary), verdict.status)
 
 

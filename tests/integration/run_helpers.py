@@ -1,0 +1,87 @@
+"""Shared helpers for the `harness run` integration tests (scenarios, histograms, polling)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hdrh.histogram import HdrHistogram
+
+from harness.config import Scenario, validate_scenario
+from harness.load.hdr import decode_histogram, new_histogram, to_us
+from harness.results import read_run
+
+
+def scenario(url: str, load: dict[str, Any], **extra: Any) -> Scenario:
+    data: dict[str, Any] = {
+        "name": extra.pop("name", "itest"),
+        "target": {"url": url, "protocol": "kserve-http", "model": "m", "version": "1"},
+        "load": load,
+        "slo": {"p99_ms": 60000},
+        "validity": {"min_duration_s": 0, "min_requests": 0},
+    }
+    data.update(extra)
+    return validate_scenario(data, "test")
+
+
+def merged_histogram(
+    run_dir: Path, corrected: bool = True, endpoint: str | None = None
+) -> HdrHistogram:
+    """All windows of a run directory merged (successes only)."""
+    merged = new_histogram()
+    for record in read_run(run_dir).windows:
+        if record.outcome != "success" or (endpoint and record.endpoint != endpoint):
+            continue
+        merged.add(decode_histogram(record.hdr if corrected else record.hdr_uncorrected))
+    return merged
+
+
+def histogram_of(seconds: np.ndarray) -> HdrHistogram:
+    hist = new_histogram()
+    for value in seconds:
+        assert hist.record_value(to_us(float(value)))
+    return hist
+
+
+def ms(hist: HdrHistogram, percentile: float) -> float:
+    return hist.get_value_at_percentile(percentile) / 1000.0
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
+
+
+def epoch_of(run_dir: Path, timeout_s: float = 60.0) -> float:
+    path = run_dir / "stream" / "start.json"
+
+    def read() -> float | None:
+        try:
+            return float(json.loads(path.read_text())["epoch"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    return wait_for(read, timeout_s, f"{path}")
+
+
+def at_run_time(run_dir: Path, offset_s: float, action: Callable[[], None]) -> threading.Thread:
+    """Run `action` at `offset_s` seconds after the run's second 0 (in a thread)."""
+
+    def body() -> None:
+        epoch = epoch_of(run_dir)
+        time.sleep(max(0.0, epoch + offset_s - time.time()))
+        action()
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    return thread
