@@ -4,19 +4,19 @@ Rules (all on the per-second success histograms of `windows.per_second`):
 
 - **Self-health.** Seconds in which the load generator flagged itself unhealthy (CPU
   saturated, schedule lag) are excluded from every verdict and reported.
-- **Warm-up (detected, a change-point rule).** The steady reference is the second half of the
-  analysed span (its median per-second throughput and its merged p99). Warm-up ends at the
-  first second `s` (searched over the first half) whose sliding window `[s, s + window_s)`
-  agrees with the reference — throughput within `tolerance` (or Poisson noise, 3 sqrt(n)),
-  for the window and for second `s` itself (so a partly warm window does not pass), and
-  p99 within `tolerance` (or the reference p99 inside the window's own 95% order-statistic
-  interval, so that few-sample tails are not called different). If no window agrees, there
-  is no steady state: warm-up 0 and the run is unstable. An explicit `warmup: 10s` replaces
-  detection.
+- **Warm-up (detected, a change-point rule).** On the per-second series of log throughput
+  and log p99, the robust (L1) single change point is searched in the first half: the split
+  minimising the absolute deviations of both sides from their medians. It counts when the
+  two medians differ by more than the tolerance and by more than 5 standard errors (noise
+  from the series' first differences, at least Poisson for throughput); the search repeats on
+  the rest (binary segmentation from the front), so a gradual warm-up is cut whole, while isolated
+  spikes later in the run move no medians. Warm-up = the later cut of the two series. An
+  explicit `warmup: 10s` replaces detection.
 - **Stability (perf_analyzer's rule).** After warm-up, the run is cut into complete, healthy
   blocks of `window_s` seconds; it is stable when `windows` consecutive blocks have
-  throughput and p99 within `tolerance` of those blocks' mean (p99: or within the block's
-  own sampling interval, as above).
+  throughput and p99 within `tolerance` of those blocks' mean (throughput: or within Poisson
+  noise, 3 sqrt(n); p99: or the mean inside the block's own 95% order-statistic interval, so
+  that few-sample tails are not called different).
 - **Enough data.** At least `min_duration_s` measured seconds and `min_requests` requests.
 - **Percentile intervals** use the distribution-free order-statistic (binomial) method on the
   merged histogram: ranks l, u with P(l <= B < u) >= confidence for B ~ Binomial(n, q); the
@@ -113,19 +113,63 @@ def make_block(stats_: Sequence[SecondStats]) -> Block:
 
 
 def detect_warmup(seconds: Sequence[SecondStats], window_s: int, tolerance: float) -> int | None:
-    """Seconds of warm-up at the start of `seconds` (healthy, contiguous); None: no steady state."""
+    """Seconds of warm-up at the start of `seconds` (healthy ones, in order); 0 when none.
+
+    Robust change points (see the module docstring) on per-second log throughput and log
+    p99; the warm-up is the later of the two. None only when there is no data at all.
+    """
+    if not seconds:
+        return None
     if len(seconds) < 2 * window_s:
-        return 0 if seconds else None
-    tail = seconds[len(seconds) // 2 :]
-    ref_rate = float(np.median([s.hist.total for s in tail]))
-    ref_p99 = merge(s.hist for s in tail).percentile(99)
-    for i in range(len(seconds) // 2 + 1):
-        block = make_block(seconds[i : i + window_s])
-        rate_ok = _rate_agrees(block.throughput, ref_rate, tolerance, block.seconds)
-        rate_ok = rate_ok and _rate_agrees(seconds[i].hist.total, ref_rate, tolerance, 1)
-        if rate_ok and _p99_agrees(block.hist, ref_p99, tolerance):
-            return seconds[i].second - seconds[0].second
-    return None
+        return 0
+    limit = len(seconds) // 2
+    rate = np.log1p([s.hist.total for s in seconds])
+    p99 = [s.hist.percentile(99) for s in seconds]
+    has_p99 = np.array([v is not None for v in p99])
+    log_p99 = np.log([v for v in p99 if v is not None])
+    positions = np.flatnonzero(has_p99)
+    poisson = 1 / math.sqrt(max(float(np.median([s.hist.total for s in seconds])), 1.0))
+    cut_rate = front_change_point(rate, tolerance, limit, floor=poisson)
+    cut_p99 = front_change_point(log_p99, tolerance, int(np.searchsorted(positions, limit)))
+    cut_p99_pos = int(positions[cut_p99]) if cut_p99 < len(positions) else len(seconds)
+    cut = min(max(cut_rate, cut_p99_pos if cut_p99 else 0), limit)
+    return seconds[cut].second - seconds[0].second if cut else 0
+
+
+def _l1_split(x: np.ndarray, limit: int) -> int:
+    """Split point 1..limit minimising the summed absolute deviations from each side's median."""
+    best, best_cost = 0, math.inf
+    for cut in range(1, min(limit, len(x) - 1) + 1):
+        head, tail = x[:cut], x[cut:]
+        cost = np.abs(head - np.median(head)).sum() + np.abs(tail - np.median(tail)).sum()
+        if cost < best_cost:
+            best, best_cost = cut, cost
+    return best
+
+
+def front_change_point(x: np.ndarray, tolerance: float, limit: int, floor: float = 0.0) -> int:
+    """How many leading values differ from the rest (0: none), by repeated L1 splits.
+
+    A split counts when the medians of both sides differ by more than log(1 + tolerance) and
+    by more than 5 standard errors, sigma * sqrt(1/len(head) + 1/len(rest)), where sigma is
+    the series' noise from its first differences (1.4826 MAD(diff) / sqrt 2, immune to level
+    shifts), at least `floor`. 5 rather than 2-3: medians, and the best of many splits.
+    """
+    if len(x) < 3:
+        return 0
+    diffs = np.diff(x)
+    sigma = max(1.4826 * float(np.median(np.abs(diffs - np.median(diffs)))) / math.sqrt(2), floor)
+    start = 0
+    while start < limit and len(x) - start > 2:
+        cut = _l1_split(x[start:], limit - start)
+        head, tail = x[start : start + cut], x[start + cut :]
+        if cut == 0 or len(tail) == 0:
+            break
+        gap = abs(float(np.median(head) - np.median(tail)))
+        if gap <= max(math.log1p(tolerance), 5 * sigma * math.sqrt(1 / cut + 1 / len(tail))):
+            break
+        start += cut
+    return start
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,8 +80,26 @@ def test_warmup_detected_from_throughput_change_point():
     assert detect_warmup(series, window_s=5, tolerance=0.10) == 4
 
 
-def test_no_warmup_in_a_steady_run():
-    assert detect_warmup(seconds_of([(5.0, 1.0)] * 30), window_s=5, tolerance=0.10) == 0
+def test_gradual_warmup_is_cut_whole():
+    levels = [(40.0, 1.0), (30.0, 1.0), (20.0, 1.0), (12.0, 1.0), (8.0, 1.0)] + [(5.0, 1.0)] * 30
+    assert detect_warmup(seconds_of(levels), window_s=5, tolerance=0.10) == 5
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_later_spikes_do_not_stretch_the_warmup(seed):
+    levels = [(40.0, 1.0)] + [(5.0, 1.0)] * 39
+    for second in np.random.default_rng(seed).choice(np.arange(2, 40), 3, replace=False):
+        levels[second] = (15.0, 1.0)  # three slow seconds anywhere later
+    assert detect_warmup(seconds_of(levels, seed=seed), window_s=5, tolerance=0.10) == 1
+
+
+def test_no_warmup_in_steady_runs_even_at_low_rates():
+    cuts = [
+        detect_warmup(seconds_of([(5.0, 1.0)] * 30, rate=rate, seed=seed), 5, 0.10)
+        for rate in (30, 300)
+        for seed in range(8)
+    ]
+    assert cuts == [0] * 16
 
 
 def test_stability_rule_and_validity_verdict():
