@@ -27,20 +27,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from tritonclient.grpc import model_config_pb2 as mc
 
 from reference_server import SERVER_NAME, __version__
-from reference_server.batcher import Batcher, BatchPolicy
+from reference_server.batcher import Batcher
 from reference_server.errors import NotFound, ServerError, Unavailable
 from reference_server.faults import FaultState
 from reference_server.metrics import ServerMetrics
 from reference_server.repository import (
     ModelSpec,
+    batch_policy,
     check_inputs,
+    check_model_io,
     check_outputs,
     scan_repository,
     shape_outputs,
+    warmup_feeds,
 )
-from reference_server.runtime import CPU, ModelRuntime, SessionSettings
+from reference_server.runtime import CPU, CUDA, ModelRuntime, SessionSettings
 from reference_server.stats import StatsRegistry, VersionStats
 
 if TYPE_CHECKING:
@@ -92,17 +96,16 @@ class LoadedVersion:
         self.spec = spec
         self.name_version = version
         self.stats = stats
-        instances = sum(g.count for g in spec.config.instance_group) or 1
+        groups = spec.config.instance_group
+        instances = sum(g.count for g in groups) or 1
+        if groups and all(g.kind == mc.ModelInstanceGroup.KIND_CPU for g in groups):
+            settings = SessionSettings("cpu", settings.intra_op_threads, settings.log_severity)
         self.runtime = ModelRuntime(spec.model_file(version), settings, instances)
-        batching = spec.config.dynamic_batching
-        policy = BatchPolicy(
-            max_batch_size=spec.max_batch_size,
-            max_queue_delay_ns=int(batching.max_queue_delay_microseconds) * 1000,
-            preferred=tuple(int(p) for p in batching.preferred_batch_size),
-        )
+        check_model_io(spec, self.runtime.path, self.runtime.input_names, self.runtime.output_names)
+        self.runtime.warmup(warmup_feeds(spec))
         self.batcher = Batcher(
             self.runtime,
-            policy,
+            batch_policy(spec),
             stats,
             instances=instances,
             name=f"{spec.name}:{version}",
@@ -213,7 +216,6 @@ class InferenceCore:
         )
         self.faults = faults or FaultState()
         self.faults.subscribe(self._on_faults_changed)
-        self._loaded_provider = self.provider
         self._degraded = False
         self.live = True
         self.in_flight = 0
@@ -263,7 +265,7 @@ class InferenceCore:
 
     def _providers(self) -> str:
         providers = {v.runtime.provider for m in self.models.values() for v in m.versions.values()}
-        return providers.pop() if len(providers) == 1 else CPU
+        return CUDA if CUDA in providers else CPU
 
     @property
     def degraded(self) -> bool:
@@ -283,18 +285,21 @@ class InferenceCore:
             logger.warning("device lost (cpu-fallback): moving sessions to the CPU provider")
             self._move_sessions("cpu", lambda v: v.runtime.provider != CPU)
         else:
-            logger.warning("device restored: sessions back on %s", self._loaded_provider)
-            self._move_sessions(self.device, lambda v: v.runtime.provider != self._loaded_provider)
+            logger.warning("device restored: sessions back as loaded")
+            self._move_sessions(None, lambda v: v.runtime.provider != v.runtime.initial_provider)
 
-    def _move_sessions(self, device: str, needed: Callable[[LoadedVersion], bool]) -> None:
-        """Recreate the sessions that need it on `device`, in a worker thread."""
+    def _move_sessions(self, device: str | None, needed: Callable[[LoadedVersion], bool]) -> None:
+        """Recreate the sessions that need it on `device` (None: as loaded), off the loop."""
         todo = [v for m in self.models.values() for v in m.versions.values() if needed(v)]
         if not todo:
             return
 
         def rebuild() -> None:
             for version in todo:
-                version.runtime.rebuild(device)
+                if device is None:
+                    version.runtime.restore()
+                else:
+                    version.runtime.rebuild(device)
             self.provider = self._providers()
 
         try:

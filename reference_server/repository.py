@@ -25,6 +25,7 @@ import numpy as np
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
+from reference_server.batcher import BatchPolicy
 from reference_server.errors import InvalidInput, ModelLoadError
 from reference_server.tensors import CONFIG_TYPE_TO_DATATYPE, DATATYPE_TO_NUMPY, datatype_of
 
@@ -212,6 +213,46 @@ def scan_repository(root: Path) -> dict[str, ModelSpec]:
     if not models:
         raise ModelLoadError(f"{root}: no model directories (<model>/{CONFIG_FILE}) found")
     return models
+
+
+def batch_policy(spec: ModelSpec) -> BatchPolicy:
+    """Dynamic batching as configured; without `dynamic_batching`, one request per run."""
+    if not spec.config.HasField("dynamic_batching"):
+        return BatchPolicy(max_batch_size=0)
+    batching = spec.config.dynamic_batching
+    return BatchPolicy(
+        max_batch_size=spec.max_batch_size,
+        max_queue_delay_ns=int(batching.max_queue_delay_microseconds) * 1000,
+        preferred=tuple(int(p) for p in batching.preferred_batch_size),
+    )
+
+
+def warmup_feeds(spec: ModelSpec) -> dict[str, np.ndarray]:
+    """One zero-filled row per input, in the model's own shape (-1 dims as 1)."""
+    feeds = {}
+    for tensor in spec.inputs:
+        dims = tensor.reshape if tensor.reshape is not None else tensor.dims
+        shape = [1 if d == -1 else d for d in dims]
+        if spec.max_batch_size:
+            shape.insert(0, 1)
+        feeds[tensor.name] = np.zeros(shape, tensor.dtype)
+    return feeds
+
+
+def check_model_io(
+    spec: ModelSpec, path: Path, inputs: tuple[str, ...], outputs: tuple[str, ...]
+) -> None:
+    """The config's inputs/outputs must exist in the model file (names as ONNX has them)."""
+    for kind, declared, actual in (
+        ("input", spec.input_index, inputs),
+        ("output", spec.output_index, outputs),
+    ):
+        missing = [name for name in declared if name not in actual]
+        if missing:
+            raise ModelLoadError(
+                f"{path}: config.pbtxt declares {kind} '{missing[0]}' that the model "
+                f"does not have (model {kind}s: {', '.join(actual)})"
+            )
 
 
 def _dims_match(expected: tuple[int, ...], got: tuple[int, ...]) -> bool:

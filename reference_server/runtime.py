@@ -109,6 +109,7 @@ class ModelRuntime:
         self.instances = max(1, instances)
         self._lock = threading.Lock()
         self._sessions, self.provider = self._create(settings)
+        self.initial_settings, self.initial_provider = settings, self.provider
         self.output_names: tuple[str, ...] = tuple(o.name for o in self._sessions[0].get_outputs())
         self.input_names: tuple[str, ...] = tuple(i.name for i in self._sessions[0].get_inputs())
 
@@ -125,6 +126,19 @@ class ModelRuntime:
     ) -> list[np.ndarray]:
         """Run one batch on instance `instance` (0-based); outputs in `outputs` order."""
         return self._sessions[instance].run(outputs or self.output_names, feeds)
+
+    def warmup(self, feeds: dict[str, np.ndarray]) -> None:
+        """Run `feeds` once on every instance (first runs allocate; keep that off requests)."""
+        for instance in range(self.instances):
+            try:
+                self.run(instance, feeds)
+            except Exception as exc:  # data-dependent graphs may reject zeros: not fatal
+                logger.warning("%s: warmup run failed: %s", self.path, exc)
+                return
+
+    def restore(self) -> str:
+        """Recreate the sessions as first loaded (after a device-loss fault is over)."""
+        return self.rebuild(self.initial_settings.device)
 
     def rebuild(self, device: str) -> str:
         """Recreate every instance's session on `device` (e.g. "cpu" after device loss)."""

@@ -140,3 +140,25 @@ def test_request_validation_against_config(model_repository: Path) -> None:
     meta = spec.metadata()
     assert meta["outputs"][0] == {"name": "label", "datatype": "INT64", "shape": [-1, 1]}
     assert meta["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 64]}]
+
+
+def test_config_naming_a_tensor_the_model_lacks(tmp_path: Path, mlp_file: Path) -> None:
+    from reference_server.repository import check_model_io
+
+    spec = load_model(_model_dir(tmp_path, mlp_file, (1,)))
+    check_model_io(spec, mlp_file, ("input",), ("output",))
+    with pytest.raises(ModelLoadError, match=r"declares output 'output' .* logits"):
+        check_model_io(spec, mlp_file, ("input",), ("logits",))
+
+
+def test_batch_policy_and_warmup_from_config(model_repository: Path) -> None:
+    from reference_server.repository import batch_policy, warmup_feeds
+
+    spec = load_model(model_repository / "mlp")
+    policy = batch_policy(spec)
+    assert policy.max_batch_size == 64 and policy.max_queue_delay_ns == 500_000
+    assert policy.preferred == (16, 32, 64)
+    feeds = warmup_feeds(spec)
+    assert feeds["input"].shape == (1, 256) and feeds["input"].dtype == np.float32
+    spec.config.ClearField("dynamic_batching")  # no dynamic batching: one request per run
+    assert batch_policy(spec).max_batch_size == 0
