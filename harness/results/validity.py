@@ -253,15 +253,14 @@ class Validity:
 
 def _measurement_start(
     span: Sequence[SecondStats], origin: int, warmup_s: float | None, window_s: int, tol: float
-) -> tuple[int, str | None]:
-    """First measured second, and why the warm-up could not be found (if so)."""
-    if warmup_s is not None:  # an explicit warm-up counts from the start of the run
-        return max(origin, math.ceil(warmup_s)), None
+) -> int:
+    """First measured second: after the explicit warm-up (counted from the run's start), or
+    after the detected one."""
+    if warmup_s is not None:
+        return max(origin, math.ceil(warmup_s))
     healthy = [s for s in span if s.healthy]
-    detected = detect_warmup(healthy, window_s, tol)
-    first = (healthy[0].second if healthy else origin) + (detected or 0)
-    missing = detected is None and bool(healthy)
-    return first, "no steady state found to end the warm-up" if missing else None
+    detected = detect_warmup(healthy, window_s, tol) or 0
+    return (healthy[0].second if healthy else origin) + detected
 
 
 def _sample_reasons(measured: Sequence[SecondStats], config: ValidityConfig) -> list[str]:
@@ -293,12 +292,12 @@ def assess(
     tolerance = config.stability.tolerance
     span = [s for s in seconds if s.second >= start]
     origin = span[0].second if span else start
-    first, warmup_problem = _measurement_start(span, origin, warmup_s, window_s, tolerance)
+    first = _measurement_start(span, origin, warmup_s, window_s, tolerance)
     measured = [s for s in span if s.healthy and s.second >= first]
     stability = find_stable(
         blocks_after(span, first, window_s), config.stability.windows, tolerance
     )
-    reasons = [warmup_problem] if warmup_problem else []
+    reasons = []
     if not stability.stable:
         reasons.append(f"not stable: {stability.reason}")
     reasons += _sample_reasons(measured, config)
