@@ -224,3 +224,72 @@ def test_sweep_cli_then_plan_from_it(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert plan["operating_point"]["source"] == "sweep-closed"
     assert plan["operating_point"]["concurrency"] == 42
     assert plan["inputs"]["slo_p99_ms"] == 100
+
+
+def fake_open_loop(scenario: Scenario, out_dir: Path, run_id=None, show_progress=True):
+    """Open loop M/M/1-like: saturates at 1000 req/s, mean 4/(1-u) ms, p99 = 4.6 x mean."""
+    rate = float(scenario.load.rate)
+    u = min(rate / 1000.0, 0.999)
+    mean = 4.0 / (1 - u)
+    run_dir = Path(out_dir) / run_id
+    run_dir.mkdir(parents=True)
+    summary = {
+        "schema_version": 1,
+        "status": "complete",
+        "requests": 1000,
+        "failures": 0,
+        "throughput_rps": min(rate, 1000.0),
+        "latency_ms": {"p50": mean * 0.7, "p99": mean * 4.6, "mean": mean},
+        "validity": {"stable": True},
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    return SimpleNamespace(run_dir=run_dir)
+
+
+def test_open_loop_sweep_then_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.load.api
+
+    monkeypatch.setattr(harness.load.api, "run_scenario", fake_open_loop)
+    scen = tmp_path / "open.yaml"
+    scen.write_text(
+        yaml.safe_dump(
+            {
+                "name": "open-sweep",
+                "target": {
+                    "url": "http://127.0.0.1:9",
+                    "protocol": "kserve-http",
+                    "model": "digits",
+                },
+                "load": {"mode": "open", "arrival": "poisson", "rate": 10, "duration": "10s"},
+                "slo": {"p99_ms": 50},
+            }
+        )
+    )
+    out = tmp_path / "results"
+    assert (
+        main(
+            [
+                "sweep",
+                str(scen),
+                "--out",
+                str(out),
+                "--no-progress",
+                "--start",
+                "50",
+                "--resolution",
+                "10",
+            ]
+        )
+        == 0
+    )
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    meta = json.loads((run_dir / "sweep.json").read_text())
+    # p99 = 18.4/(1-u) <= 50 -> u <= 0.632: best within 10 req/s below 632
+    assert 622 <= meta["best_load"] <= 632 and meta["usl"] is None
+    assert meta["latency"]["max_under_slo"]["throughput"] <= 632
+    plan_dir = tmp_path / "plan"
+    assert main(["plan", "--peak-qps", "6000", "--from", str(run_dir), "--out", str(plan_dir)]) == 0
+    op = json.loads((plan_dir / "plan.json").read_text())["operating_point"]
+    assert op["source"] == "sweep-open" and op["throughput"] == meta["best_load"]
+    # Little: c_op = X_op x mean time in system
+    assert op["concurrency"] == pytest.approx(op["throughput"] * op["mean_latency_s"])
