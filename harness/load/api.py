@@ -26,14 +26,21 @@ def run_scenario(
     run_id: str | None = None,
     show_progress: bool = True,
     record_raw: bool = False,
+    ready_timeout_s: float = 60.0,
 ) -> RunOutcome:
     """Run `scenario` and write `<out_dir>/<run-id>/`; returns run_dir, summary, exit code.
 
     Exit codes: 0 SLO met, 1 SLO failed, 3 infrastructure (target never ready, worker lost,
     Locust failed), 130 interrupted (status "incomplete", what was measured is kept).
     Raises ConfigError (exit 2) only for problems found before anything started.
-    `record_raw` (for tests) also logs every request to `stream/raw-<worker>.jsonl`.
+    `record_raw` (for tests) also logs every request to `stream/raw-<worker>.jsonl`;
+    `ready_timeout_s` bounds the wait for the target (and its models) to become ready.
     """
     return execute(
-        scenario, Path(out_dir), run_id=run_id, show_progress=show_progress, record_raw=record_raw
+        scenario,
+        Path(out_dir),
+        run_id=run_id,
+        show_progress=show_progress,
+        record_raw=record_raw,
+        ready_timeout_s=ready_timeout_s,
     )

@@ -212,6 +212,7 @@ def execute(
     run_id: str | None = None,
     show_progress: bool = True,
     record_raw: bool = False,
+    ready_timeout_s: float = 60.0,
 ) -> RunOutcome:
     """Run `scenario`, write `<out_dir>/<run-id>/`, return the outcome (never raises for a
     failed run: the failure is recorded in the run directory and the exit code)."""
@@ -223,7 +224,7 @@ def execute(
     with stop_signals() as stop:
         try:
             with target_for(scenario, run_dir) as target:
-                spec = resolve_spec(scenario, run_dir, target, record_raw=record_raw)
+                spec = resolve_spec(scenario, run_dir, target, ready_timeout_s, record_raw)
                 log.info("target %s ready; run spec resolved", target.url)
                 writer.update(target_url=target.url, seed=spec.seed)
                 verdict, scraper = _drive(scenario, spec, target, stop, show_progress)
