@@ -7,7 +7,9 @@ A thin shell over `harness.results.history.list_runs` (which notebooks can call 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Sequence
+from dataclasses import asdict
 
 from rich.console import Console
 from rich.table import Table
@@ -27,6 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--rebuild", action="store_true", help="re-create the history from <out>/*/summary.json"
     )
+    parser.add_argument("--json", action="store_true", help="one JSON object per run, for scripts")
     return parser
 
 
@@ -72,6 +75,10 @@ def run(args: argparse.Namespace, console: Console | None = None) -> int:
         added = rebuild_history(args.out)
         console.print(f"history rebuilt from {added} run(s) in {args.out}")
     rows = list_runs(args.out, limit=args.limit, scenario=args.scenario)
+    if getattr(args, "json", False):
+        for row in rows:
+            console.out(json.dumps(asdict(row), default=str), highlight=False)
+        return 0
     if not rows:
         console.print(f"no runs recorded in {args.out}/history.duckdb")
         return 0

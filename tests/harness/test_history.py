@@ -100,3 +100,23 @@ def test_a_foreign_database_is_a_store_error(tmp_path):
         con.close()
     with pytest.raises(StoreError, match="history database error"):
         list_runs(tmp_path)
+
+
+def test_cli_json_lines(tmp_path):
+    import json
+
+    parser = argparse.ArgumentParser()
+    history_cli.add_parser(parser.add_subparsers())
+    append_run(tmp_path, summary("r1", "2026-11-23T10:00:00Z"), tmp_path / "r1")
+    console = Console(record=True, width=400)
+    assert (
+        history_cli.run(parser.parse_args(["history", "--out", str(tmp_path), "--json"]), console)
+        == 0
+    )
+    (line,) = console.export_text().strip().splitlines()
+    row = json.loads(line)
+    assert (
+        row["run_id"] == "r1"
+        and row["p99_ms"] == 9.5
+        and row["started_at"].startswith("2026-11-23")
+    )
