@@ -132,11 +132,29 @@ def settings_from_plan(plan: CapacityPlan, pod_startup_s: int | None = None) -> 
     )
 
 
-PRESETS = ("plan", "k8s-default", "fast-scale-down", "slow-scale-up", "rps-only", "inflight-only")
+PRESETS = (
+    "plan",
+    "k8s-default",
+    "fast-scale-down",
+    "slow-scale-up",
+    "rps-only",
+    "inflight-only",
+    "tolerance-margin",
+)
+
+
+def _scaled(target: float | None, factor: float) -> float | None:
+    return None if target is None else target * factor
 
 
 def preset(base: HPASettings, name: str) -> HPASettings:
-    """Named variations of the plan's HPA for side-by-side comparison."""
+    """Named variations of the plan's HPA for side-by-side comparison.
+
+    `tolerance-margin` divides both targets by (1 + tolerance): the HPA leaves a metric alone
+    within +-10 % of its target, so a target placed exactly at the SLO's utilisation lets pods
+    run up to 10 % hotter than planned; this variant keeps the worst case at the plan.
+    """
+    margin = 1.0 / (1.0 + base.tolerance)
     changes: dict[str, dict] = {
         "plan": {},
         "k8s-default": {"scale_down": DEFAULT_DOWN},
@@ -151,6 +169,10 @@ def preset(base: HPASettings, name: str) -> HPASettings:
         },
         "rps-only": {"inflight_target": None},
         "inflight-only": {"rps_target": None},
+        "tolerance-margin": {
+            "inflight_target": _scaled(base.inflight_target, margin),
+            "rps_target": _scaled(base.rps_target, margin),
+        },
     }
     if name not in changes:
         raise ValueError(f"unknown HPA preset {name!r}; choose from {', '.join(PRESETS)}")

@@ -96,3 +96,28 @@ def test_diurnal_series_shape() -> None:
     d = diurnal_series(1000, 100, duration_s=86_400, peak_at_s=14 * 3600)
     assert d.max() == pytest.approx(1000) and d.min() == pytest.approx(100, abs=1e-3)
     assert int(np.argmax(d)) == 14 * 3600
+
+
+def test_tolerance_band_matters_when_the_target_sits_at_the_slo() -> None:
+    """rps target = rho_t x X_op puts pods exactly at the SLO's utilisation; the HPA's 10 %
+    dead band lets them run hotter. Dividing the target by 1.1 removes most SLO minutes."""
+    from harness.analysis.hpa_models import PRESETS
+
+    plan = plan_capacity(
+        CapacityInputs(peak_qps=2000, slo_p99_ms=100, pod_ready_s=30),
+        operating_point_manual(20, 4, p99_ms=40),
+    )
+    base = preset(settings_from_plan(plan), "rps-only")
+    traffic = diurnal_series(2000, 400, duration_s=6 * 3600, peak_at_s=3 * 3600)
+    plain, margin = compare_settings(
+        traffic,
+        {"plain": base, "margin": preset(base, "tolerance-margin")},
+        model_from_plan(plan),
+        100.0,
+    )
+    assert margin.minutes_over_slo < plain.minutes_over_slo / 5
+    assert margin.replica_hours > plain.replica_hours
+    for name in PRESETS:
+        preset(settings_from_plan(plan), name)
+    with pytest.raises(ValueError, match="unknown HPA preset"):
+        preset(base, "bogus")
