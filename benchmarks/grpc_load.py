@@ -130,13 +130,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        import uvloop
+    import uvloop
 
-        uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is a dependency
-        pass
-    result = asyncio.run(run_load(args))
+    result = uvloop.run(run_load(args))
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
 

@@ -4,7 +4,7 @@ Why: the benchmark states the reference server's throughput as a share of what a
 asyncio HTTP server reaches on the same core in the same run, so that a noisy machine
 moves both numbers together. This is the least an asyncio server can do per request: no
 routing, no parsing beyond finding the end of each request head (requests carry no body),
-a fixed keep-alive answer. It runs on uvloop when available, like the reference server.
+a fixed keep-alive answer. It runs on uvloop, like the reference server.
 
     python benchmarks/hello_server.py     # prints "listening http=PORT", serves until killed
 """
@@ -51,13 +51,9 @@ async def serve(host: str = "127.0.0.1", port: int = 0) -> None:
 
 
 def main() -> int:
-    try:
-        import uvloop
+    import uvloop  # the reference server's default loop
 
-        uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is a dependency
-        pass
-    asyncio.run(serve())
+    uvloop.run(serve())
     return 0
 
 

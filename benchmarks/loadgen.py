@@ -46,6 +46,11 @@ class Load:
     generator_cpu_pct: float  # of one core
     server_cpu_pct: float  # of one core (the server is pinned to one)
 
+    @property
+    def per_server_cpu_s(self) -> float:
+        """Requests per CPU second the server got: its per-core rate on a shared machine."""
+        return self.rps * 100 / self.server_cpu_pct if self.server_cpu_pct > 0 else float("nan")
+
 
 @dataclass
 class Pinned:
