@@ -61,8 +61,12 @@ def evaluate_slo(
     throughput_rps: float | None,
     hist: SparseHist | None = None,
     confidence: float = 0.95,
+    requests: int | None = None,
 ) -> SloResult:
-    """Checks for every threshold set in `slo`; `latency_ms` keys are p50/p95/p99/p999."""
+    """Checks for every threshold set in `slo`; `latency_ms` keys are p50/p95/p99/p999.
+
+    `requests`: how many requests were measured; 0 adds a failing `measured_requests` check.
+    """
     checks: list[SloCheck] = []
     for name, percentile in LATENCY_CHECKS.items():
         threshold = getattr(slo, name)
@@ -80,6 +84,8 @@ def evaluate_slo(
     if slo.min_throughput_rps is not None:
         ok = throughput_rps is not None and throughput_rps >= slo.min_throughput_rps
         checks.append(SloCheck("min_throughput_rps", slo.min_throughput_rps, throughput_rps, ok))
+    if requests is not None and requests == 0:  # nothing measured meets no SLO, even an empty one
+        checks.append(SloCheck("measured_requests", 1, 0, False))
     return SloResult(all(c.passed for c in checks), tuple(checks))
 
 

@@ -152,7 +152,9 @@ def _measured(
         "latency_uncorrected_ms": latency_stats_ms(latency_hist(measured, corrected=False)),
         "latency_ci_ms": latency_ci_ms(hist, confidence),
         "confidence": confidence,
-        "slo": evaluate_slo(slo, latency, error_rate, throughput, hist, confidence).to_dict(),
+        "slo": evaluate_slo(
+            slo, latency, error_rate, throughput, hist, confidence, requests=requests
+        ).to_dict(),
     }
 
 

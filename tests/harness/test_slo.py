@@ -47,6 +47,8 @@ def test_nothing_observed_fails_and_no_slo_passes():
     result = evaluate_slo(SloConfig(p99_ms=100), {}, error_rate=None, throughput_rps=None)
     assert not result.passed and result.checks[0].observed is None
     assert evaluate_slo(SloConfig(), LATENCY, 0.0, 1.0).passed
+    empty = evaluate_slo(SloConfig(), {}, None, None, requests=0)
+    assert not empty.passed and empty.checks[0].name == "measured_requests"
 
 
 def test_boundary_is_inclusive():
