@@ -95,6 +95,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--step-duration", help="duration of each step, e.g. 30s (default: the scenario's duration)"
     )
+    p.add_argument(
+        "--max-step-duration",
+        help="re-run an unstable step at twice the duration up to this cap, e.g. 2m "
+        "(default: no re-runs)",
+    )
     p.add_argument("--slo-p99-ms", type=float, help="p99 SLO (default: the scenario's slo)")
     p.add_argument("--max-error-rate", type=float, help="default: scenario slo or 0.01")
     p.add_argument(
@@ -199,23 +204,37 @@ def step_from_summary(load: float, summary: dict[str, Any], run_id: str) -> Step
     )
 
 
-def _measure(scenario: Scenario, writer: RunWriter, duration_s: float | None, progress: bool):
+def _measure(
+    scenario: Scenario,
+    writer: RunWriter,
+    duration_s: float | None,
+    max_duration_s: float | None,
+    progress: bool,
+):
+    """measure(load): one step run; an unstable step is re-run at twice the duration until
+    it is stable or the next run would exceed `max_duration_s` (the cap on time)."""
     from harness.load.api import run_scenario  # the load engine (imports Locust lazily)
 
     steps_dir = writer.run_dir / "steps"
     t0 = time.monotonic()
     count = [0]
+    base_s = duration_s if duration_s is not None else scenario.total_duration_s()
+    cap_s = max_duration_s if max_duration_s is not None else base_s
 
-    def measure(load: float) -> StepResult:
+    def attempt(load: float, seconds: float) -> StepResult:
         k = count[0]
         count[0] += 1
         run_id = f"step{k:02d}-load{load:g}"
-        writer.event("sweep_step", ts=time.monotonic() - t0, index=k, load=load, run_id=run_id)
-        outcome = run_scenario(
-            step_scenario(scenario, load, duration_s),
-            steps_dir,
+        writer.event(
+            "sweep_step",
+            ts=time.monotonic() - t0,
+            index=k,
+            load=load,
             run_id=run_id,
-            show_progress=progress,
+            duration_s=seconds,
+        )
+        outcome = run_scenario(
+            step_scenario(scenario, load, seconds), steps_dir, run_id=run_id, show_progress=progress
         )
         run_dir = Path(getattr(outcome, "run_dir", None) or steps_dir / run_id)
         step = step_from_summary(load, read_json(run_dir / "summary.json"), run_id)
@@ -226,7 +245,17 @@ def _measure(scenario: Scenario, writer: RunWriter, duration_s: float | None, pr
             load=load,
             p99_ms=step.p99_ms,
             throughput_rps=step.throughput,
+            stable=step.stable,
         )
+        return step
+
+    def measure(load: float) -> StepResult:
+        seconds = base_s
+        step = attempt(load, seconds)
+        while not step.stable and seconds * 2 <= cap_s:
+            seconds *= 2
+            log.info("step at load %g not stable: again for %gs", load, seconds)
+            step = attempt(load, seconds)
         return step
 
     return measure
@@ -290,15 +319,16 @@ def run(args: argparse.Namespace) -> int:
     opts = search_options(args, closed)
     try:
         duration = parse_duration(args.step_duration) if args.step_duration else None
+        max_duration = parse_duration(args.max_step_duration) if args.max_step_duration else None
     except ValueError as exc:
-        raise ConfigError(f"--step-duration: {exc}") from exc
+        raise ConfigError(f"--step-duration/--max-step-duration: {exc}") from exc
     writer = RunWriter(
         args.out, scenario.name, kind="sweep", scenario_config=scenario.model_dump(mode="json")
     )
     writer.start()
     try:
         with shared_stack(scenario, writer.run_dir) as base:
-            measure = _measure(base, writer, duration, not args.no_progress)
+            measure = _measure(base, writer, duration, max_duration, not args.no_progress)
             result = search_max_load(measure, criteria=criteria, **opts)
     except BaseException as exc:
         writer.finish("failed", reason=f"{type(exc).__name__}: {exc}")

@@ -293,3 +293,57 @@ def test_open_loop_sweep_then_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert op["source"] == "sweep-open" and op["throughput"] == meta["best_load"]
     # Little: c_op = X_op x mean time in system
     assert op["concurrency"] == pytest.approx(op["throughput"] * op["mean_latency_s"])
+
+
+def test_unstable_steps_rerun_longer_up_to_the_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.load.api
+
+    durations: list[float] = []
+
+    def slow_to_settle(scenario: Scenario, out_dir: Path, run_id=None, show_progress=True):
+        durations.append(scenario.load.duration)
+        outcome = fake_run_scenario(scenario, out_dir, run_id, show_progress)
+        summary = json.loads((outcome.run_dir / "summary.json").read_text())
+        summary["validity"]["stable"] = scenario.load.duration >= 20
+        (outcome.run_dir / "summary.json").write_text(json.dumps(summary))
+        return outcome
+
+    monkeypatch.setattr(harness.load.api, "run_scenario", slow_to_settle)
+    scen = tmp_path / "closed.yaml"
+    scen.write_text(
+        yaml.safe_dump(
+            {
+                "name": "settle",
+                "target": {
+                    "url": "http://127.0.0.1:9",
+                    "protocol": "kserve-http",
+                    "model": "digits",
+                },
+                "load": {"mode": "closed", "users": 1, "duration": "5s"},
+                "slo": {"p99_ms": 100},
+            }
+        )
+    )
+    out = tmp_path / "results"
+    assert (
+        main(
+            [
+                "sweep",
+                str(scen),
+                "--out",
+                str(out),
+                "--no-progress",
+                "--max-steps",
+                "2",
+                "--max-step-duration",
+                "20s",
+            ]
+        )
+        == 0
+    )
+    assert durations == [5, 10, 20, 5, 10, 20]  # each load: 5 s, 10 s, then stable at 20 s
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    assert len(list((run_dir / "steps").glob("step*"))) == 6
+    assert read_sweep(run_dir).columns["stable"].tolist() == [True, True]
