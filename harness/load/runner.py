@@ -135,7 +135,7 @@ def _watch(
         view.update()
         if finished_at is None and (spec.stream_dir / stream.FINAL).exists():
             finished_at = time.monotonic()
-        if finished_at is not None and time.monotonic() - finished_at > 2.0:
+        if finished_at is not None and time.monotonic() - finished_at > 1.0:
             break  # everything is measured; Locust's own shutdown need not be waited for
         dead = procs.dead_workers()
         finished = (spec.stream_dir / stream.FINAL).exists()  # workers quit after the end
