@@ -24,13 +24,13 @@ rule ceil(pods * current / target) lands on the same count as step 4. Pure: no I
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from harness.analysis.curves import LatencyModel, USLModel
+from harness.analysis.curves import LatencyModel, USLModel, latency_curve, usl_throughput
 from harness.analysis.queueing import max_utilisation_for_slo
 from harness.errors import AnalysisError, InsufficientData
 
@@ -42,6 +42,7 @@ __all__ = [
     "operating_point_manual",
     "operating_point_open_loop",
     "plan_capacity",
+    "with_concurrency",
 ]
 
 DEFAULT_GROWTH_RATE_PER_S = 0.002  # 12 % per minute, used when planning from a sweep
@@ -218,6 +219,30 @@ def _largest_passing_n(
     if not cands:
         raise InsufficientData("no integer concurrency meets the SLO; sweep lower loads", 1)
     return float(max(cands))
+
+
+def with_concurrency(op: OperatingPoint, concurrency: float) -> OperatingPoint:
+    """A sweep's operating point with c_op chosen by hand: X_op from the USL fit, p99 from
+    the fitted latency curve (when there is one)."""
+    if op.usl is None:
+        raise AnalysisError("overriding the concurrency needs a USL fit (a closed-loop sweep)")
+    u = op.usl
+    x = float(usl_throughput(np.array([concurrency]), u["lambda"], u["sigma"], u["kappa"])[0])
+    p99 = None
+    if op.latency_model:
+        lm = op.latency_model
+        p99 = float(latency_curve(np.array([x]), lm["a_ms"], lm["b_ms"], lm["saturation"])[0])
+    return replace(
+        op,
+        concurrency=float(concurrency),
+        throughput=x,
+        mean_latency_s=concurrency / x,
+        p99_ms=p99 if p99 is not None and math.isfinite(p99) else None,
+        notes=(
+            *op.notes,
+            f"c_op = {concurrency:g} given by hand (sweep suggested {op.concurrency:g})",
+        ),
+    )
 
 
 def _latency_model_dict(xs: np.ndarray, p99: np.ndarray) -> dict[str, float] | None:

@@ -28,6 +28,7 @@ from harness.analysis.capacity import (
     operating_point_manual,
     operating_point_open_loop,
     plan_capacity,
+    with_concurrency,
 )
 from harness.analysis.manifests import (
     DEFAULT_K8S_VERSION,
@@ -48,7 +49,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src = p.add_argument_group("operating point (a sweep, or by hand)")
     src.add_argument("--from", dest="sweep", type=Path, metavar="SWEEP_RUN_DIR")
     src.add_argument("--latency-ms", type=float, help="MEAN time in system per request")
-    src.add_argument("--concurrency", type=float, help="requests in flight per instance")
+    src.add_argument(
+        "--concurrency",
+        type=float,
+        help="requests in flight per instance (with --from: overrides the sweep's c_op)",
+    )
     src.add_argument("--p99-ms", type=float, help="measured p99 at that concurrency")
     q = p.add_argument_group("targets and margins")
     q.add_argument("--slo-p99-ms", type=float, help="p99 SLO (default: the sweep's)")
@@ -73,12 +78,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def operating_point(args: argparse.Namespace) -> tuple[OperatingPoint, float | None]:
     """The operating point and the SLO to plan for (from the sweep unless given)."""
-    manual = args.latency_ms is not None or args.concurrency is not None
-    if (args.sweep is None) == (not manual):
-        raise ConfigError("give either --from SWEEP_RUN_DIR or --latency-ms and --concurrency")
-    if manual:
+    if args.sweep is not None and args.latency_ms is not None:
+        raise ConfigError("--from and --latency-ms exclude each other")
+    if args.sweep is None:
         if args.latency_ms is None or args.concurrency is None:
-            raise ConfigError("--latency-ms and --concurrency go together")
+            raise ConfigError("give --from SWEEP_RUN_DIR, or --latency-ms and --concurrency")
         return operating_point_manual(args.latency_ms, args.concurrency, args.p99_ms), (
             args.slo_p99_ms
         )
@@ -93,6 +97,8 @@ def operating_point(args: argparse.Namespace) -> tuple[OperatingPoint, float | N
         op = operating_point_closed_loop(
             c["load"], c["throughput_rps"], c["p99_ms"], slo, c["error_rate"]
         )
+        if args.concurrency is not None:  # c_op by hand, X_op from the fit
+            op = with_concurrency(op, args.concurrency)
     else:
         op = operating_point_open_loop(
             c["load"], c["throughput_rps"], c["p99_ms"], c["mean_ms"], slo, c["error_rate"]

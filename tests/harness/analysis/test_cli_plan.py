@@ -224,6 +224,27 @@ def test_sweep_cli_then_plan_from_it(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert plan["operating_point"]["source"] == "sweep-closed"
     assert plan["operating_point"]["concurrency"] == 42
     assert plan["inputs"]["slo_p99_ms"] == 100
+    # c_op overridden by hand: X_op from the fitted USL at N = 20
+    assert (
+        main(
+            [
+                "plan",
+                "--peak-qps",
+                "5000",
+                "--from",
+                str(run_dir),
+                "--concurrency",
+                "20",
+                "--out",
+                str(tmp_path / "plan20"),
+            ]
+        )
+        == 0
+    )
+    op20 = json.loads((tmp_path / "plan20" / "plan.json").read_text())["operating_point"]
+    assert op20["concurrency"] == 20
+    assert op20["throughput"] == pytest.approx(usl_throughput(20, 100, 0.05, 0.0005), rel=0.02)
+    assert any("given by hand" in n for n in op20["notes"])
 
 
 def fake_open_loop(scenario: Scenario, out_dir: Path, run_id=None, show_progress=True):
