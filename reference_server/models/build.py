@@ -271,7 +271,7 @@ def repository_complete(path: Path) -> bool:
             return False
         if not any(Path(path, name).glob("*/model.onnx")):
             return False
-    return True
+    return (Path(path) / "digits" / "test_set.npz").is_file()
 
 
 def build_repository(path: Path) -> Path:
@@ -284,6 +284,7 @@ def build_repository(path: Path) -> Path:
 def _build_locked(path: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.build-", dir=path.parent))
     try:
+        tmp.chmod(0o755)  # mkdtemp makes it private; the repository is meant to be shared
         _build_into(tmp)
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
