@@ -71,7 +71,20 @@ class Comparison:
         raise KeyError(name)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """JSON-ready: tuples become lists, NaN and infinities become None."""
+        return _json_ready(asdict(self))
+
+
+def _json_ready(x: object) -> object:
+    if isinstance(x, dict):
+        return {k: _json_ready(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_json_ready(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, np.generic):
+        return _json_ready(x.item())
+    return x
 
 
 def _insufficient(a: ArmWindows, b: ArmWindows, config: CompareConfig) -> str | None:

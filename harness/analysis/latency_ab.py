@@ -32,7 +32,14 @@ from harness.analysis.ranktests import (
     short_run_variance,
 )
 
-__all__ = ["LatencyStats", "PercentileDiff", "align_arms", "latency_stats"]
+__all__ = [
+    "LatencyStats",
+    "PercentileDiff",
+    "RobustRankTest",
+    "align_arms",
+    "latency_stats",
+    "robust_rank_test",
+]
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +160,72 @@ def _percentile_diffs(
     return tuple(out)
 
 
+@dataclass(frozen=True, slots=True)
+class RobustRankTest:
+    """Mann-Whitney with the autocorrelation-robust variance of CLES (see `ranktests`)."""
+
+    mw: MannWhitney
+    se_cles: float
+    df: float  # Student-t degrees of freedom: effective number of independent seconds - 1
+    p_value: float
+    design_effect: float  # robust / textbook variance
+    rho: float  # largest lag-1 autocorrelation of the per-arm influence series
+    inflation: float  # robust variance / what a block bootstrap of this block length sees
+    block: int
+
+
+def robust_rank_test(
+    a: ArmWindows, b: ArmWindows, *, paired: bool, block: int | None = None
+) -> RobustRankTest:
+    """Rank test of B vs A whose p-value survives autocorrelated seconds."""
+    ca, cb, _ = align_arms(a, b, paired)
+    return _rank_test(a, b, ca, cb, paired, block)
+
+
+def _rank_test(
+    a: ArmWindows, b: ArmWindows, ca: np.ndarray, cb: np.ndarray, paired: bool, block: int | None
+) -> RobustRankTest:
+    mw = mann_whitney(a.merged, b.merged)
+    series, var = _influence(ca, cb, paired)
+    se = math.sqrt(max(var, 0.0))
+    rho = max(lag1_autocorrelation(x) for x in placement_deviations(ca, cb)[:2])
+    se_iid = math.sqrt(mw.var_u) / (mw.n_a * mw.n_b)
+    df = max(min(effective_size(x) for x in series) - 1, 4.0)
+    z = (mw.cles - 0.5) / se if se > 0 else 0.0
+    block = block or boot.block_length(min(ca.shape[0], cb.shape[0]), rho)
+    return RobustRankTest(
+        mw=mw,
+        se_cles=se,
+        df=df,
+        p_value=float(min(1.0, 2 * stats.t.sf(abs(z), df))),
+        design_effect=(se / se_iid) ** 2 if se_iid > 0 else math.nan,
+        rho=rho,
+        inflation=_inflation(series, var, block),
+        block=block,
+    )
+
+
+def _bootstrap(
+    ca: np.ndarray,
+    cb: np.ndarray,
+    values: np.ndarray,
+    pcts: np.ndarray,
+    ad_ref: TwoSampleAD,
+    *,
+    paired: bool,
+    n_boot: int,
+    block: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One bootstrap pass: replicate percentiles of each arm and centred AD statistics."""
+    qa, qb, ad = [], [], []
+    for ha, hb in boot.replicate_chunks(ca, cb, paired=paired, n_boot=n_boot, block=block, rng=rng):
+        qa.append(boot.quantile_rows(ha, values, pcts))
+        qb.append(boot.quantile_rows(hb, values, pcts))
+        ad.append(ad_ref.centred(ha, hb))
+    return np.concatenate(qa), np.concatenate(qb), np.concatenate(ad)
+
+
 def latency_stats(
     a: ArmWindows,
     b: ArmWindows,
@@ -166,55 +239,41 @@ def latency_stats(
 ) -> LatencyStats:
     """All latency statistics for B against A (successful requests only)."""
     ca, cb, values = align_arms(a, b, paired)
-    mw = mann_whitney(a.merged, b.merged)
-    series, var = _influence(ca, cb, paired)
-    se = math.sqrt(max(var, 0.0))
-    rho = max(lag1_autocorrelation(x) for x in placement_deviations(ca, cb)[:2])
-    se_iid = math.sqrt(mw.var_u) / (mw.n_a * mw.n_b)
-    df = max(min(effective_size(x) for x in series) - 1, 4.0)
-    z = (mw.cles - 0.5) / se if se > 0 else 0.0
-    p_shift = float(min(1.0, 2 * stats.t.sf(abs(z), df)))
-    block = block or boot.block_length(min(ca.shape[0], cb.shape[0]), rho)
+    rt = _rank_test(a, b, ca, cb, paired, block)
     # widen the bootstrap to the robust variance and to Student-t quantiles
-    t_ratio = float(stats.t.ppf(1 - alpha / 2, df) / stats.norm.ppf(1 - alpha / 2))
-    inflation = _inflation(series, var, block) * t_ratio**2
-    ad_ref = TwoSampleAD.from_totals(
-        ca.sum(axis=0, dtype=np.float64), cb.sum(axis=0, dtype=np.float64)
-    )
+    t_ratio = float(stats.t.ppf(1 - alpha / 2, rt.df) / stats.norm.ppf(1 - alpha / 2))
+    inflation = rt.inflation * t_ratio**2
+    tot_a, tot_b = ca.sum(axis=0, dtype=np.float64), cb.sum(axis=0, dtype=np.float64)
+    ad_ref = TwoSampleAD.from_totals(tot_a, tot_b)
     pct_arr = np.asarray(pcts, dtype=np.float64)
-    qa_parts, qb_parts, ad_parts = [], [], []
-    for ha, hb in boot.replicate_chunks(ca, cb, paired=paired, n_boot=n_boot, block=block, rng=rng):
-        qa_parts.append(boot.quantile_rows(ha, values, pct_arr))
-        qb_parts.append(boot.quantile_rows(hb, values, pct_arr))
-        ad_parts.append(ad_ref.centred(ha, hb))
-    tot = (ca.sum(axis=0)[None, :], cb.sum(axis=0)[None, :])
-    coarse = (
-        boot.quantile_rows(tot[0], values, pct_arr)[0],
-        boot.quantile_rows(tot[1], values, pct_arr)[0],
+    q_a, q_b, ad_star = _bootstrap(
+        ca, cb, values, pct_arr, ad_ref, paired=paired, n_boot=n_boot, block=rt.block, rng=rng
     )
-    ad_obs = ad_ref.statistic()
-    ad_star = np.concatenate(ad_parts) * inflation
+    coarse = (
+        boot.quantile_rows(tot_a[None, :], values, pct_arr)[0],
+        boot.quantile_rows(tot_b[None, :], values, pct_arr)[0],
+    )
     shape_a = np.array([a.merged.percentile(p) for p in SHAPE_PERCENTILES])
     shape_b = np.array([b.merged.percentile(p) for p in SHAPE_PERCENTILES])
     return LatencyStats(
-        mw=mw,
-        se_cles=se,
-        p_shift=p_shift,
-        design_effect=(se / se_iid) ** 2 if se_iid > 0 else math.nan,
-        shift=hodges_lehmann(a.merged, b.merged, se, 1 - alpha, df),
-        shift_equivalence=hodges_lehmann(a.merged, b.merged, se, 1 - 2 * alpha, df),
+        mw=rt.mw,
+        se_cles=rt.se_cles,
+        p_shift=rt.p_value,
+        design_effect=rt.design_effect,
+        shift=hodges_lehmann(a.merged, b.merged, rt.se_cles, 1 - alpha, rt.df),
+        shift_equivalence=hodges_lehmann(a.merged, b.merged, rt.se_cles, 1 - 2 * alpha, rt.df),
         median_a=a.merged.percentile(50.0),
-        percentiles=_percentile_diffs(
-            a, b, np.concatenate(qa_parts), np.concatenate(qb_parts), coarse, pcts, alpha, inflation
-        ),
+        percentiles=_percentile_diffs(a, b, q_a, q_b, coarse, pcts, alpha, inflation),
         ad=anderson_ksamp_hist([a.merged, b.merged]),
-        ad_p=float((1 + np.count_nonzero(ad_star >= ad_obs)) / (ad_star.size + 1)),
+        ad_p=float(
+            (1 + np.count_nonzero(ad_star * inflation >= ad_ref.statistic())) / (ad_star.size + 1)
+        ),
         ad_upper_tail=ad_ref.upper_tail_shift(),
         shape_relative=tuple(shape_b / shape_a - 1),
         shape_absolute=tuple(shape_b - shape_a),
-        block=block,
-        rho=rho,
+        block=rt.block,
+        rho=rt.rho,
         n_boot=n_boot,
         inflation=inflation,
-        df=df,
+        df=rt.df,
     )

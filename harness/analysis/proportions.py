@@ -47,7 +47,9 @@ def wilson_interval(events: int, trials: int, level: float) -> tuple[float, floa
     p = events / trials
     centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials**2)) / (1 + z * z / trials)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    lo = 0.0 if events == 0 else max(0.0, centre - half)
+    hi = 1.0 if events == trials else min(1.0, centre + half)
+    return lo, hi
 
 
 def _newcombe(

@@ -32,7 +32,7 @@ class ArmSpec:
     scale: float = 1.0  # multiplies every latency (a 10 % slower B: 1.1)
     error_rate: float = 0.0
     accuracy: float | None = None  # share of checked answers that are correct
-    slow_share: float = 0.0  # share of requests on a slow path (bimodal B)
+    slow_share: float = 0.0  # share of requests on a slow path (bimodal B, same median)
     slow_factor: float = 3.0
 
 
@@ -63,11 +63,12 @@ def simulate_arm(
     """Requests of one arm for len(load) seconds under the given log load factors."""
     per_second = rng.poisson(spec.rate, load.size)
     seconds = np.repeat(np.arange(start, start + load.size), per_second)
-    log_lat = np.log(spec.median_us) + np.repeat(load, per_second)
-    log_lat += spec.sigma * rng.standard_normal(seconds.size)
-    lat = np.exp(log_lat) * spec.scale
-    if spec.slow_share > 0:
-        lat = np.where(rng.random(seconds.size) < spec.slow_share, lat * spec.slow_factor, lat)
+    z = rng.standard_normal(seconds.size)
+    lat = np.exp(np.log(spec.median_us) + np.repeat(load, per_second) + spec.sigma * z)
+    lat *= spec.scale
+    if spec.slow_share > 0:  # only requests above the median: the median does not move
+        slow = (z > 0) & (rng.random(seconds.size) < 2 * spec.slow_share)
+        lat = np.where(slow, lat * spec.slow_factor, lat)
     failed = rng.random(seconds.size) < spec.error_rate
     checked = np.full(seconds.size, spec.accuracy is not None) & ~failed
     correct = checked & (rng.random(seconds.size) < (spec.accuracy or 0.0))

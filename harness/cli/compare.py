@@ -1,0 +1,194 @@
+"""`harness compare RUN_A [RUN_B]`: is B better, worse or equivalent to A?
+
+One run directory: the arms are two endpoints of one split run (concurrent, the preferred
+design). Two run directories: the arms are one endpoint of each run, compared as
+independent samples (time effects confounded; the output warns). Prints a table of every
+metric with estimates, intervals, Holm-adjusted p-values and verdicts, then the overall
+verdict in a sentence. Exit codes: 0 no regression, 1 B is worse on a gating metric,
+2 usage error (bad options, unknown endpoint, missing run directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from harness.analysis.abconfig import CompareConfig
+from harness.analysis.compare import Comparison, compare_arms
+from harness.analysis.metrics_ab import MetricResult
+from harness.analysis.runfiles import read_arms, read_run_info
+from harness.errors import ConfigError, StoreError
+
+log = logging.getLogger(__name__)
+
+_COLOURS = {
+    "worse": "bold red",
+    "better": "bold green",
+    "equivalent": "green",
+    "inconclusive": "yellow",
+    "no significant difference": "cyan",
+}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "compare",
+        help="A/B significance between two arms or runs",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run_a", metavar="RUN_A", help="run directory (A, or both arms)")
+    p.add_argument("run_b", metavar="RUN_B", nargs="?", help="second run directory (B)")
+    p.add_argument(
+        "--arm",
+        action="append",
+        default=[],
+        metavar="ENDPOINT",
+        help="endpoint of A, then of B (e.g. --arm digits/1 --arm digits/2)",
+    )
+    p.add_argument("--margin", default="5%", help="equivalence margin: '5%%', '2ms' (5%%)")
+    p.add_argument(
+        "--error-margin",
+        type=float,
+        default=0.1,
+        metavar="PP",
+        help="error-rate equivalence margin in percentage points (0.1)",
+    )
+    p.add_argument(
+        "--accuracy-margin",
+        type=float,
+        default=1.0,
+        metavar="PP",
+        help="accuracy equivalence margin in percentage points (1)",
+    )
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates (1000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (0)")
+    p.add_argument(
+        "--include-warmup", action="store_true", help="keep seconds before the warmup_end event"
+    )
+    p.add_argument("--json", type=Path, metavar="OUT", help="also write the result as JSON")
+    return p
+
+
+def _config(args: argparse.Namespace) -> CompareConfig:
+    try:
+        return CompareConfig(
+            margin=args.margin,
+            alpha=args.alpha,
+            n_boot=args.n_boot,
+            seed=args.seed,
+            error_margin=args.error_margin / 100,
+            accuracy_margin=args.accuracy_margin / 100,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "options"
+        raise ConfigError(f"compare: {where}: {first['msg']}") from exc
+
+
+def _pick_arms(args: argparse.Namespace) -> tuple[tuple[Path, str], tuple[Path, str]]:
+    if len(args.arm) > 2:
+        raise ConfigError("compare: give --arm at most twice (A, then B)")
+    for path in filter(None, (args.run_a, args.run_b)):
+        if not Path(path).is_dir():
+            raise ConfigError(f"compare: {path}: not a run directory")
+    info_a = read_run_info(args.run_a)
+    if args.run_b is None:
+        arms = args.arm or (list(info_a.endpoints) if len(info_a.endpoints) == 2 else [])
+        if len(arms) != 2:
+            raise ConfigError(
+                f"compare: {args.run_a} has endpoints {list(info_a.endpoints)}; "
+                "name the two arms with --arm A_ENDPOINT --arm B_ENDPOINT"
+            )
+        return (info_a.run_dir, arms[0]), (info_a.run_dir, arms[1])
+    info_b = read_run_info(args.run_b)
+    if args.arm:
+        ep_a, ep_b = args.arm[0], args.arm[-1]
+    elif len(info_a.endpoints) == 1 and len(info_b.endpoints) == 1:
+        ep_a, ep_b = info_a.endpoints[0], info_b.endpoints[0]
+    else:
+        raise ConfigError("compare: the runs have several endpoints; choose with --arm")
+    return (info_a.run_dir, ep_a), (info_b.run_dir, ep_b)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = _config(args)
+    (dir_a, ep_a), (dir_b, ep_b) = _pick_arms(args)
+    try:
+        if dir_a == dir_b:
+            arm_a, arm_b = read_arms(dir_a, [ep_a, ep_b], skip_warmup=not args.include_warmup)
+            design = "split"
+        else:
+            (arm_a,) = read_arms(dir_a, [ep_a], skip_warmup=not args.include_warmup)
+            (arm_b,) = read_arms(dir_b, [ep_b], skip_warmup=not args.include_warmup)
+            design = "two-runs"
+    except StoreError as exc:
+        if "no endpoint" in str(exc):
+            raise ConfigError(str(exc)) from exc
+        raise
+    result = compare_arms(arm_a, arm_b, config, design=design)
+    _print(result, Console())
+    if args.json:
+        _write_json(args.json, result)
+    return 1 if result.regression else 0
+
+
+def _fmt(x: float | None, unit: str) -> str:
+    if x is None or not math.isfinite(x):
+        return "–"
+    return f"{x * 100:.3g}%" if unit == "%" else f"{x:.4g}"
+
+
+def _interval(ci: tuple[float, float] | None, unit: str) -> str:
+    return "" if ci is None else f" [{_fmt(ci[0], unit)}, {_fmt(ci[1], unit)}]"
+
+
+def _row(m: MetricResult) -> list[str]:
+    unit = "%" if m.metric in ("error_rate", "accuracy") else "ms"
+    diff = (
+        _fmt(m.difference, unit) + _interval(m.ci, unit)
+        if m.difference is not None
+        else (f"stat {m.statistic:.3g}" if m.statistic is not None else "–")
+    )
+    rel = _fmt(m.relative, "%") + _interval(m.relative_ci, "%") if m.relative is not None else ""
+    p = "–" if m.p_value is None else f"{m.p_value:.3g}"
+    if m.p_adjusted is not None:
+        p += f" ({m.p_adjusted:.3g})"
+    colour = _COLOURS.get(m.verdict, "")
+    verdict = f"[{colour}]{m.verdict}[/]" + ("" if m.gating else " [dim](info)[/]")
+    if m.requests_needed:
+        verdict += f"\n[dim]~{m.requests_needed:,} requests[/]"
+    return [m.metric, _fmt(m.a, unit), _fmt(m.b, unit), diff, rel, p, m.margin or "", verdict]
+
+
+def _print(result: Comparison, console: Console) -> None:
+    table = Table(title=f"A = {result.arm_a}   B = {result.arm_b}   ({result.design})")
+    for col in ("metric", "A", "B", "B − A [CI]", "relative [CI]", "p (Holm)", "margin", "verdict"):
+        table.add_column(col)
+    for m in result.metrics:
+        table.add_row(*_row(m))
+    console.print(table)
+    colour = _COLOURS.get(result.verdict, "")
+    console.print(f"[{colour}]{result.verdict.upper()}[/]: {result.summary}", highlight=False)
+    details = ", ".join(f"{k}={v}" for k, v in result.details.items())
+    console.print(f"[dim]{details}[/]", highlight=False)
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+
+
+def _write_json(path: Path, result: Comparison) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(result.to_dict(), fh, indent=2, default=str)
+    os.replace(tmp, path)

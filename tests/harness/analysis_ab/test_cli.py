@@ -1,0 +1,114 @@
+"""`harness compare` end to end on small run directories written per the results contract."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.analysis.runfiles import read_arms, window_rows, write_run
+from harness.analysis.synthetic import ArmSpec, load_factor, simulate_arm
+from harness.cli.main import main
+
+SECONDS = 60
+
+
+def _rows(endpoint: str, spec: ArmSpec, load: np.ndarray, seed: int) -> list[dict]:
+    s = simulate_arm(spec, load, np.random.default_rng(seed))
+    return window_rows(endpoint, s.seconds, s.latency_us, s.failed, s.checked, s.correct)
+
+
+def _split_run(path: Path, spec_b: ArmSpec, seed: int = 0) -> Path:
+    load = load_factor(SECONDS, 0.15, 0.7, np.random.default_rng(seed))
+    rows = _rows("digits/1", ArmSpec(rate=80, accuracy=0.95), load, seed + 1)
+    rows += _rows("digits/2", spec_b, load, seed + 2)
+    return write_run(path, rows, events=[{"ts": 3.0, "type": "warmup_end"}])
+
+
+def test_split_run_regression_exits_1_and_writes_json(tmp_path: Path, capsys) -> None:
+    run = _split_run(tmp_path / "r1", ArmSpec(rate=80, scale=1.3, error_rate=0.02, accuracy=0.95))
+    out = tmp_path / "cmp.json"
+    rc = main(
+        [
+            "compare",
+            str(run),
+            "--arm",
+            "digits/1",
+            "--arm",
+            "digits/2",
+            "--json",
+            str(out),
+            "--n-boot",
+            "300",
+        ]
+    )
+    assert rc == 1
+    data = json.loads(out.read_text())
+    assert data["verdict"] == "worse" and data["regression"] is True
+    assert data["design"] == "split"
+    metrics = {m["metric"]: m for m in data["metrics"]}
+    assert metrics["p99"]["verdict"] == "worse"
+    assert metrics["error_rate"]["verdict"] == "worse"
+    assert metrics["error_rate"]["a"] == 0.0  # no failure rows in A: zero events, not missing
+    assert "accuracy" in metrics
+    printed = capsys.readouterr().out
+    assert "REGRESSION" in printed and "p99" in printed
+
+
+def test_split_run_without_difference_exits_0(tmp_path: Path) -> None:
+    run = _split_run(tmp_path / "r2", ArmSpec(rate=80, accuracy=0.95), seed=5)
+    out = tmp_path / "cmp.json"
+    # exactly two endpoints: the arms are picked in sorted order without --arm
+    rc = main(["compare", str(run), "--json", str(out), "--n-boot", "300", "--margin", "10%"])
+    assert rc == 0
+    data = json.loads(out.read_text())
+    assert data["arm_a"] == "digits/1" and data["arm_b"] == "digits/2"
+    assert data["verdict"] != "worse"
+    assert data["details"]["windows_a"] == SECONDS - 3  # warm-up excluded
+
+
+def test_two_runs_warn_about_confounding(tmp_path: Path, capsys) -> None:
+    runs = []
+    for i in range(2):
+        load = load_factor(SECONDS, 0.15, 0.7, np.random.default_rng(100 + i))
+        rows = _rows("digits/1", ArmSpec(rate=80), load, 200 + i)
+        runs.append(write_run(tmp_path / f"run{i}", rows))
+    rc = main(["compare", str(runs[0]), str(runs[1]), "--n-boot", "200"])
+    assert rc == 0
+    assert "confounded" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--arm", "digits/1", "--arm", "digits/9"],  # unknown endpoint
+        ["--margin", "five"],  # bad margin
+        ["--alpha", "0.7"],  # out of range
+        ["--arm", "a", "--arm", "b", "--arm", "c"],
+    ],
+)
+def test_usage_errors_exit_2(tmp_path: Path, extra: list[str]) -> None:
+    run = _split_run(tmp_path / "r3", ArmSpec(rate=40))
+    assert main(["compare", str(run), *extra]) == 2
+
+
+def test_missing_run_directory_exits_2(tmp_path: Path) -> None:
+    assert main(["compare", str(tmp_path / "nope")]) == 2
+
+
+def test_reader_round_trip_and_exclusions(tmp_path: Path) -> None:
+    load = load_factor(20, 0.1, 0.5, np.random.default_rng(7))
+    s = simulate_arm(ArmSpec(rate=50, error_rate=0.05), load, np.random.default_rng(8))
+    rows = window_rows("m/1", s.seconds, s.latency_us, s.failed)
+    for row in rows:  # the load generator was unhealthy in second 10
+        if row["second"] == 10:
+            row["healthy"] = False
+    write_run(tmp_path / "r", rows, events=[{"ts": 1.5, "type": "warmup_end"}])
+    (arm,) = read_arms(tmp_path / "r", ["m/1"])
+    keep = (s.seconds >= 2) & (s.seconds != 10)
+    assert arm.n_windows == 17 and arm.excluded_windows == 3
+    assert arm.n_requests == int(keep.sum())
+    assert arm.n_failures == int((s.failed & keep).sum())
+    assert arm.n_success == int((~s.failed & keep).sum())
