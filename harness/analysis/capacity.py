@@ -3,7 +3,8 @@
 Why this shape: the plan must be checkable by a reviewer with a calculator, so every step is
 one formula, its inputs are recorded, and it is written out as an "arithmetic line":
 
-1. per-instance operating point: concurrency c_op and throughput X_op. By hand,
+1. per-instance operating point (`harness.analysis.operating_point`, re-exported here):
+   concurrency c_op and throughput X_op. By hand,
    X_op = c_op / L (Little's law with L the MEAN time in system — a p99 there overstates the
    need). From a sweep, the USL fit gives N*, c_op = the largest N <= N* whose p99 meets the
    SLO, X_op = X(c_op).
@@ -24,15 +25,20 @@ rule ceil(pods * current / target) lands on the same count as step 4. Pure: no I
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from harness.analysis.curves import LatencyModel, USLModel, latency_curve, usl_throughput
+from harness.analysis.operating_point import (
+    OperatingPoint,
+    operating_point_closed_loop,
+    operating_point_manual,
+    operating_point_open_loop,
+    with_concurrency,
+)
 from harness.analysis.queueing import max_utilisation_for_slo
-from harness.errors import AnalysisError, InsufficientData
+from harness.errors import AnalysisError
 
 __all__ = [
     "CapacityInputs",
@@ -83,22 +89,6 @@ class CapacityInputs(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
-class OperatingPoint:
-    """What one instance does at its planned operating point."""
-
-    source: str  # "manual" | "sweep-closed" | "sweep-open"
-    concurrency: float  # c_op, requests in flight per instance
-    throughput: float  # X_op, requests/s per instance
-    mean_latency_s: float  # time in system at c_op (Little: c_op / X_op)
-    p99_ms: float | None = None  # measured/interpolated p99 at c_op, when known
-    n_star: float | None = None
-    x_max: float | None = None
-    usl: dict[str, float] | None = None  # lambda, sigma, kappa, r2 when fitted
-    latency_model: dict[str, float] | None = None  # a_ms, b_ms, saturation when fitted
-    notes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
 class CapacityPlan:
     replicas: int
     min_replicas: int
@@ -140,153 +130,6 @@ def _finite(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [_finite(v) for v in obj]
     return obj
-
-
-def operating_point_manual(
-    latency_ms: float, concurrency: float, p99_ms: float | None = None
-) -> OperatingPoint:
-    """By hand: mean time in system L and concurrency c per instance; X_op = c / L.
-
-    `p99_ms`, the measured p99 at that concurrency, replaces the exponential service-time tail
-    in the Erlang C utilisation target (exponential service is pessimistic for ML inference).
-    """
-    if latency_ms <= 0 or concurrency <= 0:
-        raise AnalysisError("latency and concurrency must be > 0")
-    lat_s = latency_ms / 1000.0
-    return OperatingPoint("manual", float(concurrency), concurrency / lat_s, lat_s, p99_ms)
-
-
-def _interp_p99(n: float, ns: np.ndarray, p99: np.ndarray) -> float:
-    return float(np.interp(n, ns, p99))
-
-
-def operating_point_closed_loop(
-    concurrency: np.ndarray,
-    throughput: np.ndarray,
-    p99_ms: np.ndarray,
-    slo_p99_ms: float,
-    error_rate: np.ndarray | None = None,
-    max_error_rate: float = 0.01,
-) -> OperatingPoint:
-    """From a closed-loop sweep: USL fit, c_op = largest integer N <= N* meeting the SLO.
-
-    "Meeting the SLO" uses the measured p99 interpolated linearly between measured levels,
-    and every measured level up to N must pass (p99 and error rate); no extrapolation past
-    the largest level measured.
-    """
-    ns = np.asarray(concurrency, dtype=np.float64)
-    order = np.argsort(ns)
-    ns, xs = ns[order], np.asarray(throughput, dtype=np.float64)[order]
-    p99 = np.asarray(p99_ms, dtype=np.float64)[order]
-    err = np.zeros_like(ns) if error_rate is None else np.asarray(error_rate, float)[order]
-    usl = USLModel().fit(ns, xs)
-    passing = (p99 <= slo_p99_ms) & (err <= max_error_rate)
-    if not passing[0]:
-        raise AnalysisError(
-            f"the lowest concurrency measured ({ns[0]:g}) already misses the SLO "
-            f"(p99 {p99[0]:.1f} ms > {slo_p99_ms:g} ms): no operating point"
-        )
-    c_op = _largest_passing_n(ns, p99, passing, usl.n_star_, slo_p99_ms)
-    x_op = float(usl.predict(np.array([c_op]))[0])
-    rising = ns <= max(usl.n_star_, ns[0])  # latency vs throughput is single-valued here
-    lat = _latency_model_dict(xs[rising], p99[rising])
-    return OperatingPoint(
-        source="sweep-closed",
-        concurrency=c_op,
-        throughput=x_op,
-        mean_latency_s=c_op / x_op,
-        p99_ms=_interp_p99(c_op, ns, p99),
-        n_star=float(usl.n_star_),
-        x_max=float(usl.x_max_),
-        usl={"lambda": usl.lambda_, "sigma": usl.sigma_, "kappa": usl.kappa_, "r2": usl.r2_},
-        latency_model=lat,
-    )
-
-
-def _largest_passing_n(
-    ns: np.ndarray, p99: np.ndarray, passing: np.ndarray, n_star: float, slo_ms: float
-) -> float:
-    """Largest integer N <= min(N*, first failing level, last level) whose interpolated
-    measured p99 meets the SLO."""
-    fails = np.flatnonzero(~passing)
-    limit = ns[fails[0]] if fails.size else ns[-1]
-    upper = min(n_star, limit, ns[-1])
-    cands = [
-        n
-        for n in range(max(1, int(ns[0])), math.floor(upper) + 1)
-        if _interp_p99(n, ns, p99) <= slo_ms
-    ]
-    if not cands:
-        raise InsufficientData("no integer concurrency meets the SLO; sweep lower loads", 1)
-    return float(max(cands))
-
-
-def with_concurrency(op: OperatingPoint, concurrency: float) -> OperatingPoint:
-    """A sweep's operating point with c_op chosen by hand: X_op from the USL fit, p99 from
-    the fitted latency curve (when there is one)."""
-    if op.usl is None:
-        raise AnalysisError("overriding the concurrency needs a USL fit (a closed-loop sweep)")
-    u = op.usl
-    x = float(usl_throughput(np.array([concurrency]), u["lambda"], u["sigma"], u["kappa"])[0])
-    p99 = None
-    if op.latency_model:
-        lm = op.latency_model
-        p99 = float(latency_curve(np.array([x]), lm["a_ms"], lm["b_ms"], lm["saturation"])[0])
-    return replace(
-        op,
-        concurrency=float(concurrency),
-        throughput=x,
-        mean_latency_s=concurrency / x,
-        p99_ms=p99 if p99 is not None and math.isfinite(p99) else None,
-        notes=(
-            *op.notes,
-            f"c_op = {concurrency:g} given by hand (sweep suggested {op.concurrency:g})",
-        ),
-    )
-
-
-def _latency_model_dict(xs: np.ndarray, p99: np.ndarray) -> dict[str, float] | None:
-    try:
-        m = LatencyModel().fit(xs, p99)
-    except AnalysisError:
-        return None
-    return {"a_ms": m.a_ms_, "b_ms": m.b_ms_, "saturation": m.saturation_, "r2": m.r2_}
-
-
-def operating_point_open_loop(
-    rate: np.ndarray,
-    throughput: np.ndarray,
-    p99_ms: np.ndarray,
-    mean_ms: np.ndarray,
-    slo_p99_ms: float,
-    error_rate: np.ndarray | None = None,
-    max_error_rate: float = 0.01,
-) -> OperatingPoint:
-    """From an open-loop sweep: the highest throughput meeting the SLO below the first
-    failing rate; c_op = X_op * mean latency there (Little)."""
-    rt = np.asarray(rate, dtype=np.float64)
-    order = np.argsort(rt)
-    rt, xs = rt[order], np.asarray(throughput, dtype=np.float64)[order]
-    p99 = np.asarray(p99_ms, dtype=np.float64)[order]
-    mean = np.asarray(mean_ms, dtype=np.float64)[order]
-    err = np.zeros_like(rt) if error_rate is None else np.asarray(error_rate, float)[order]
-    passing = (p99 <= slo_p99_ms) & (err <= max_error_rate)
-    fails = np.flatnonzero(~passing)
-    usable = passing if not fails.size else passing & (rt < rt[fails[0]])
-    if not usable.any():
-        raise AnalysisError("no swept rate meets the SLO: no operating point")
-    i = int(np.flatnonzero(usable)[np.argmax(xs[usable])])
-    x_op, mean_s = float(xs[i]), float(mean[i]) / 1000.0
-    return OperatingPoint(
-        source="sweep-open",
-        concurrency=x_op * mean_s,
-        throughput=x_op,
-        mean_latency_s=mean_s,
-        p99_ms=float(p99[i]),
-        latency_model=_latency_model_dict(xs[rt <= rt[i]], p99[rt <= rt[i]])
-        if int(np.sum(rt <= rt[i])) >= 4
-        else None,
-    )
 
 
 def _utilisation(
