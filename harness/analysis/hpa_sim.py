@@ -253,7 +253,9 @@ def simulate_hpa(
     traffic = np.asarray(traffic, dtype=np.float64)
     n = traffic.size
     init = max(settings.initial_replicas or settings.min_replicas, settings.min_replicas)
-    st = _State(pods=[-math.inf] * init, recommendations=[], up_events=[], down_events=[])
+    # like the controller at start-up, a down window begins holding the current count
+    recs = [(0.0, init)] if settings.scale_down.stabilization_window_s > 0 else []
+    st = _State(pods=[-math.inf] * init, recommendations=recs, up_events=[], down_events=[])
     replicas = np.zeros(n, dtype=np.int64)
     ready = np.zeros(n, dtype=np.int64)
     events = 0

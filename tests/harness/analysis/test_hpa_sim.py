@@ -121,3 +121,12 @@ def test_tolerance_band_matters_when_the_target_sits_at_the_slo() -> None:
         preset(settings_from_plan(plan), name)
     with pytest.raises(ValueError, match="unknown HPA preset"):
         preset(base, "bogus")
+
+
+def test_no_scale_down_within_the_window_after_start() -> None:
+    """The controller seeds its down window with the starting count (as Kubernetes does)."""
+    s = HPASettings(
+        min_replicas=1, max_replicas=20, inflight_target=0.8, pod_startup_s=0, initial_replicas=10
+    )
+    r = simulate_hpa(np.full(600, 8.0), s, FixedLatencyPod(), 100.0)  # needs 1 pod
+    assert r.replicas[299] == 10 and r.replicas[300] == 1
