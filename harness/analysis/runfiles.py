@@ -7,8 +7,10 @@ endpoint and outcome) with pyarrow, decodes each window once with `hdrhistogram`
 builds an `ArmWindows` per endpoint: the exact merged histogram plus the per-second
 log-grid matrix. Memory is bounded by windows x grid bins, whatever the request rate.
 
-Excluded from latency and counts, and reported: seconds before `warmup_end` and seconds in
-which the load generator was not healthy (its latency there measures itself). Latency
+Excluded from latency and counts, and reported: seconds before the measured span starts
+(summary.json's validity: `analysed_from_s + warmup_s`, i.e. after warm-up and, for staged
+loads, within the last stage; without a summary, a `warmup_end` event) and seconds in which
+the load generator was not healthy (its latency there measures itself). Latency
 statistics use successful requests only; failures count towards the error rate. An arm
 with no failure rows has zero failures.
 
@@ -81,14 +83,22 @@ def _read_json(path: Path) -> dict:
 
 
 def _warmup_end(run_dir: Path) -> float | None:
+    """First measured second: the summary's validity verdict, else a warmup_end event."""
+    summary = run_dir / "summary.json"
+    if summary.exists():
+        validity = _read_json(summary).get("validity") or {}
+        if validity.get("warmup_s") is not None:
+            return float(validity.get("analysed_from_s") or 0) + float(validity["warmup_s"])
     path = run_dir / "events.jsonl"
     if not path.exists():
         return None
     for line in path.read_text().splitlines():
-        if line.strip():
+        try:
             event = json.loads(line)
-            if event.get("type") == "warmup_end":
-                return float(event["ts"])
+        except json.JSONDecodeError:  # a torn last line
+            continue
+        if event.get("type") == "warmup_end":
+            return float(event["ts"])
     return None
 
 

@@ -112,3 +112,44 @@ def test_reader_round_trip_and_exclusions(tmp_path: Path) -> None:
     assert arm.n_requests == int(keep.sum())
     assert arm.n_failures == int((s.failed & keep).sum())
     assert arm.n_success == int((~s.failed & keep).sum())
+
+
+def test_reads_run_directories_written_by_the_load_engine(tmp_path: Path) -> None:
+    """Compatibility with the real writer (harness.load.hdr + harness.results.store)."""
+    from harness.load.hdr import LatencyRecorder
+    from harness.results.store import RunWriter
+
+    rng = np.random.default_rng(9)
+    recorder = LatencyRecorder(origin_s=0.0)
+    expected = {"m/1": [0, 0], "m/2": [0, 0]}  # [successes, failures]
+    for i in range(3000):
+        endpoint = "m/1" if i % 2 else "m/2"
+        intended = i / 100.0
+        ok = rng.random() > 0.02
+        latency = float(rng.lognormal(np.log(0.004), 0.4))
+        recorder.record(endpoint, ok, intended, intended, intended + latency, 1, int(ok))
+        expected[endpoint][0 if ok else 1] += 1
+    writer = RunWriter(tmp_path, "ab", scenario_config={}, run_id="run-ab")
+    writer.start()
+    writer.write_windows(recorder.flush())
+    writer.finish("complete")
+    arm1, arm2 = read_arms(writer.run_dir, ["m/1", "m/2"])
+    assert (arm1.n_success, arm1.n_failures) == tuple(expected["m/1"])
+    assert (arm2.n_success, arm2.n_failures) == tuple(expected["m/2"])
+    assert arm1.n_windows == 30 and arm1.checked == sum(expected["m/1"])
+    assert 3_500 < arm1.merged.percentile(50) < 4_500  # microseconds
+    assert main(["compare", str(writer.run_dir), "--n-boot", "200"]) in (0, 1)
+
+
+def test_measured_span_comes_from_the_summary_when_present(tmp_path: Path) -> None:
+    load = load_factor(30, 0.1, 0.5, np.random.default_rng(1))
+    s = simulate_arm(ArmSpec(rate=30), load, np.random.default_rng(2))
+    run = write_run(
+        tmp_path / "r",
+        window_rows("m/1", s.seconds, s.latency_us, s.failed),
+        events=[{"ts": 2.0, "type": "warmup_end"}],
+    )
+    summary = {"schema_version": 1, "validity": {"analysed_from_s": 10, "warmup_s": 4}}
+    (run / "summary.json").write_text(json.dumps(summary))
+    (arm,) = read_arms(run, ["m/1"])
+    assert arm.seconds[0] == 14 and arm.excluded_windows == 14
