@@ -1,0 +1,52 @@
+"""`harness run` against the real reference stack: the quickstart (the main job) and gRPC."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from harness.cli.main import main
+from harness.config import load_scenario
+from harness.load.api import run_scenario
+
+pytestmark = pytest.mark.integration
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def test_quickstart_runs_the_ab_split_checks_answers_and_scrapes(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "results"
+    args = ["run", str(SCENARIOS / "quickstart.yaml"), "--out", str(out), "--no-progress"]
+    args += ["--set", "load.duration=5s", "--run-id", "qs"]
+    code = main(args)
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "qs" / "summary.json").read_text())
+    assert code == 0, summary
+    assert "results:" in printed and "digits/2" in printed
+    assert summary["status"] == "complete" and summary["failures"] == 0
+    arms = summary["endpoints"]
+    assert set(arms) == {"digits/1", "digits/2"}
+    assert arms["digits/1"]["accuracy"] > 0.9 and arms["digits/2"]["accuracy"] > 0.9
+    assert arms["digits/1"]["requests"] > 3 * arms["digits/2"]["requests"]  # 90/10
+
+    windows = pq.read_table(out / "qs" / "windows.parquet")
+    assert sum(windows.column("checked").to_pylist()) == summary["requests"]
+    metrics = pq.read_table(out / "qs" / "server_metrics.parquet")
+    names = set(metrics.column("metric").to_pylist())
+    assert "nv_inference_request_success_total" in names
+    assert max(metrics.column("ts").to_pylist()) > 3.0  # scraped during the load
+    with duckdb.connect(str(out / "history.duckdb"), read_only=True) as con:
+        rows = con.execute("select run_id, status from runs").fetchall()
+    assert rows == [("qs", "complete")]
+
+
+def test_grpc_scenario_against_the_local_stack(tmp_path: Path) -> None:
+    scenario = load_scenario(SCENARIOS / "grpc.yaml", ["load.duration=3s", "load.rate=50"])
+    outcome = run_scenario(scenario, tmp_path, show_progress=False)
+    assert outcome.status == "complete", outcome.summary
+    assert outcome.summary["requests"] == pytest.approx(150, abs=4 * 150**0.5)
+    assert outcome.summary["failures"] == 0
+    assert outcome.summary["endpoints"]["digits/1"]["accuracy"] > 0.9
