@@ -146,7 +146,9 @@ def _metric_ratio(avg: float, target: float, ready_n: int, total: int, tol: floa
         new_ratio = (avg * ready_n + target * missing) / (target * total)
     if abs(new_ratio - 1.0) <= tol or (ratio > 1.0) != (new_ratio > 1.0):
         return total
-    return math.ceil(round(new_ratio * total, 9))
+    rec = math.ceil(round(new_ratio * total, 9))
+    # never move against the direction of the ratio (replica_calculator.go does the same)
+    return total if (new_ratio > 1.0) != (rec > total) else rec
 
 
 def _changes_in_period(events: list[tuple[float, int]], now: float, period: int) -> int:
