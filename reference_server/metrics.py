@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -72,28 +73,42 @@ def _values(s) -> dict[str, float]:  # s: VersionStats
 
 
 class GpuProbe:
-    """GPU utilisation and memory via pynvml, else nvidia-smi; cached for one second."""
+    """GPU utilisation and memory via pynvml, else nvidia-smi.
+
+    The first read queries synchronously; later reads return the last values and, when
+    they are older than `ttl_s`, refresh them in a background thread, so a scrape never
+    blocks the event loop on a slow `nvidia-smi`. After one failure it stops trying.
+    """
 
     def __init__(self, ttl_s: float = 1.0) -> None:
         self.ttl_s = ttl_s
-        self._at = -1e9
+        self._at: float | None = None
         self._rows: list[tuple[str, float, float, float]] = []
         self._broken = False
+        self._refreshing = threading.Lock()
 
     def read(self) -> list[tuple[str, float, float, float]]:
         """[(uuid, utilisation 0..1, memory used bytes, memory total bytes)]."""
         if self._broken:
             return []
-        now = time.monotonic()
-        if now - self._at >= self.ttl_s:
-            try:
-                self._rows = self._query()
-            except Exception as exc:  # no driver, no tool, odd output: stop trying
-                logger.info("GPU metrics unavailable: %s", exc)
-                self._broken = True
-                self._rows = []
-            self._at = now
+        if self._at is None:
+            self._refresh()
+        elif time.monotonic() - self._at >= self.ttl_s and not self._refreshing.locked():
+            threading.Thread(target=self._refresh, name="gpu-probe", daemon=True).start()
         return self._rows
+
+    def _refresh(self) -> None:
+        if not self._refreshing.acquire(blocking=False):
+            return
+        try:
+            self._rows = self._query()
+        except Exception as exc:  # no driver, no tool, odd output: stop trying
+            logger.info("GPU metrics unavailable: %s", exc)
+            self._broken = True
+            self._rows = []
+        finally:
+            self._at = time.monotonic()
+            self._refreshing.release()
 
     @staticmethod
     def _query() -> list[tuple[str, float, float, float]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -134,3 +135,14 @@ def test_gpu_probe_without_tools_reports_nothing() -> None:
         pytest.skip("nvidia-smi is present on this host")
     probe = GpuProbe()
     assert probe.read() == [] and probe.read() == []
+
+
+def test_gpu_probe_reads_nvidia_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if importlib.util.find_spec("pynvml") is not None:
+        pytest.skip("pynvml is installed: the probe uses it instead of nvidia-smi")
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text("#!/bin/sh\necho 'GPU-abc, 37, 1024, 81920'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    rows = GpuProbe(ttl_s=60).read()
+    assert rows == [("GPU-abc", 0.37, 1024 * 2**20, 81920 * 2**20)]
