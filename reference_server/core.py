@@ -83,7 +83,7 @@ class InferResponse:
 class LoadedVersion:
     """One model version being served: sessions, batcher, statistics."""
 
-    __slots__ = ("batcher", "name_version", "runtime", "spec", "stats")
+    __slots__ = ("batcher", "runtime", "spec", "stats", "version")
 
     def __init__(
         self,
@@ -94,7 +94,7 @@ class LoadedVersion:
         clock_ns: Callable[[], int],
     ) -> None:
         self.spec = spec
-        self.name_version = version
+        self.version = version
         self.stats = stats
         groups = spec.config.instance_group
         instances = sum(g.count for g in groups) or 1
@@ -219,6 +219,7 @@ class InferenceCore:
         self._degraded = False
         self.live = True
         self.in_flight = 0
+        self.requests_by_protocol: dict[str, int] = {}  # inference requests per front end
         self._started = False
         self._shutting_down = False
         self._idle: asyncio.Event | None = None
@@ -390,6 +391,8 @@ class InferenceCore:
             raise Unavailable("server is not ready (starting or shutting down)")
         loaded = self._version(request.model, request.version)
         start = time.perf_counter_ns()
+        by_protocol = self.requests_by_protocol
+        by_protocol[request.protocol] = by_protocol.get(request.protocol, 0) + 1
         self.in_flight += 1
         try:
             if self.faults.active:
@@ -408,4 +411,4 @@ class InferenceCore:
             if not self.in_flight and self._idle is not None:
                 self._idle.set()
         loaded.stats.record_success(time.perf_counter_ns() - start)
-        return InferResponse(request.model, loaded.name_version, result, request.id)
+        return InferResponse(request.model, loaded.version, result, request.id)

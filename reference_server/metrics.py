@@ -16,6 +16,7 @@ prometheus_client's exposition would add, so `render` writes the text format its
   nv_inference_pending_request_count             gauge    queue depth
   nv_inference_batch_size                        histogram executed batch sizes
   reference_server_inflight_requests             gauge
+  reference_server_inference_requests{protocol}  counter  http / grpc / tfserving
   reference_server_device_info{provider,device,degraded}  gauge = 1
   reference_server_degraded / reference_server_ready      gauge 0/1
   nv_gpu_utilization, nv_gpu_memory_{used,total}_bytes   gauge {gpu_uuid}, only on CUDA
@@ -157,7 +158,7 @@ class _CoreCollector(Collector):
         for name, doc, key in _COUNTERS:
             metric = Metric(name, doc, "counter")
             for v, vals in values:
-                labels = {"model": v.spec.name, "version": v.name_version}
+                labels = {"model": v.spec.name, "version": v.version}
                 metric.add_sample(name, labels, vals[key])
             yield metric
         pending = GaugeMetricFamily(
@@ -166,7 +167,7 @@ class _CoreCollector(Collector):
             labels=["model", "version"],
         )
         for v in versions:
-            pending.add_metric([v.spec.name, v.name_version], v.batcher.queue_depth)
+            pending.add_metric([v.spec.name, v.version], v.batcher.queue_depth)
         yield pending
         yield self._batch_histogram(versions)
         yield from self._server_gauges()
@@ -177,7 +178,7 @@ class _CoreCollector(Collector):
     def _batch_histogram(versions: list) -> Metric:
         metric = Metric("nv_inference_batch_size", "Executed batch sizes (rows)", "histogram")
         for v in versions:
-            labels = {"model": v.spec.name, "version": v.name_version}
+            labels = {"model": v.spec.name, "version": v.version}
             sizes = {size: b.count for size, b in v.stats.batches.items()}
             for bound in (*BATCH_BUCKETS, float("inf")):
                 count = sum(c for size, c in sizes.items() if size <= bound)
@@ -194,6 +195,16 @@ class _CoreCollector(Collector):
             "Inference requests being handled now",
             value=core.in_flight,
         )
+        protocols = Metric(
+            "reference_server_inference_requests",
+            "Inference requests received, by front-end protocol (http, grpc, tfserving)",
+            "counter",
+        )
+        for protocol, count in sorted(core.requests_by_protocol.items()):
+            protocols.add_sample(
+                "reference_server_inference_requests", {"protocol": protocol}, count
+            )
+        yield protocols
         info = GaugeMetricFamily(
             "reference_server_device_info",
             "Execution provider in use (1); degraded after a device-loss cpu-fallback",

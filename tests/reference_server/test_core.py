@@ -81,6 +81,7 @@ def test_concurrent_requests_are_batched_and_answer_the_right_caller(
             for i, x in enumerate(inputs)
         ]
         responses = await asyncio.gather(*(core.infer(r) for r in requests))
+        assert core.requests_by_protocol == {"http": 60, "grpc": 60}
         return responses, core.model_statistics("mlp")["model_stats"][0]
 
     responses, stats = run_with_core(config, body)

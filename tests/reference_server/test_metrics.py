@@ -90,6 +90,7 @@ def test_triton_counters_match_statistics(config: object) -> None:
     )
     assert samples[("nv_inference_pending_request_count", mlp)] == 0
     assert samples[("reference_server_inflight_requests", ())] == 0
+    assert samples[("reference_server_inference_requests", (("protocol", "http"),))] == 31
     info = (
         "reference_server_device_info",
         (("degraded", "false"), ("device", "cpu"), ("provider", "CPUExecutionProvider")),
