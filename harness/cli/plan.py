@@ -73,7 +73,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     k.add_argument("--image", default=DeploymentOptions().image)
     k.add_argument("--name", default=DeploymentOptions().name)
     k.add_argument("--namespace", default="default")
-    p.add_argument("--out", type=Path, default=Path("plan"), help="output directory")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results/plan"),
+        help="output directory (default results/plan)",
+    )
 
 
 def operating_point(args: argparse.Namespace) -> tuple[OperatingPoint, float | None]:

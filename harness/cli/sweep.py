@@ -82,7 +82,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="override a scenario field (repeatable)",
     )
-    p.add_argument("--start", type=float, help="first load (default: 1 user / 10 req/s)")
+    p.add_argument("--start", type=float, help="first load (default: the scenario's users/rate)")
     p.add_argument(
         "--resolution",
         type=float,
@@ -296,8 +296,11 @@ def criteria_from(args: argparse.Namespace, scenario: Scenario) -> SweepCriteria
     )
 
 
-def search_options(args: argparse.Namespace, closed: bool) -> dict[str, Any]:
-    start = args.start or (1.0 if closed else 10.0)
+def search_options(args: argparse.Namespace, scenario: Scenario) -> dict[str, Any]:
+    """--start defaults to the scenario's own level (users / rate), else 1 user / 10 req/s."""
+    closed = isinstance(scenario.load, ClosedLoad)
+    level = scenario.load.users if closed else getattr(scenario.load, "rate", None)
+    start = args.start or float(level or (1.0 if closed else 10.0))
     resolution = args.resolution or (1.0 if closed else max(1.0, 0.05 * start))
     if args.growth <= 1 or start <= 0 or resolution <= 0:
         raise ConfigError("--growth must be > 1, --start and --resolution > 0")
@@ -316,7 +319,7 @@ def run(args: argparse.Namespace) -> int:
     closed = isinstance(scenario.load, ClosedLoad)
     mode = "closed" if closed else "open"
     criteria = criteria_from(args, scenario)
-    opts = search_options(args, closed)
+    opts = search_options(args, scenario)
     try:
         duration = parse_duration(args.step_duration) if args.step_duration else None
         max_duration = parse_duration(args.max_step_duration) if args.max_step_duration else None
