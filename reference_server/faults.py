@@ -12,7 +12,8 @@ a server broken) and observable from a client, without root, netem or a GPU to u
   hang         {}                                       requests never complete until the
                                                         fault is removed or expires
 
-Every spec may carry `duration_s` (> 0, auto-expiry) and `model` (scope: one model only).
+Every spec may carry `duration_s` (> 0, auto-expiry) and `model` (scope: one model only;
+not for device_loss, which takes the whole device and so every model).
 Specs are validated by pydantic models that reject unknown keys; errors become
 InvalidInput naming the field. The RNG and the clock are injected so tests are exact.
 Listeners (the core) are told when the set of faults changes, to react to device loss.
@@ -77,12 +78,15 @@ def parse_spec(spec: object) -> LatencySpec | FailureSpec | DeviceLossSpec | Han
     if "type" not in spec:
         raise InvalidInput(f"fault field 'type' is required: one of {', '.join(FAULT_TYPES)}")
     try:
-        return _ADAPTER.validate_python(spec)
+        parsed = _ADAPTER.validate_python(spec)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = [str(p) for p in err["loc"] if str(p) not in FAULT_TYPES]
         field = ".".join(loc) or "type"
         raise InvalidInput(f"fault field '{field}': {err['msg']}") from None
+    if parsed.type == "device_loss" and parsed.model is not None:
+        raise InvalidInput("fault field 'model': a device_loss fault applies to the whole server")
+    return parsed
 
 
 @dataclass(frozen=True, slots=True)

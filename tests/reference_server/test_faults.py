@@ -39,6 +39,7 @@ class FakeClock:
         ({"type": "device_loss", "policy": "explode"}, "policy"),
         ({"type": "hang", "duration_s": 0}, "duration_s"),
         ({"type": "hang", "color": "red"}, "color"),
+        ({"type": "device_loss", "model": "mlp"}, "model"),
     ],
 )
 def test_invalid_specs_name_the_field(spec: dict, field: str) -> None:
