@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 from tritonclient.grpc import model_config_pb2 as mc
 
-from reference_server.core import InferenceCore, InferRequest
+from reference_server.core import InferenceCore, InferRequest, InferResponse
 from reference_server.errors import DeviceUnavailable, InvalidInput, NotFound, Unavailable
 from reference_server.runtime import CPU, cuda_device_present
 
@@ -263,3 +263,41 @@ def test_device_cuda_fails_clearly_without_a_gpu(
 ) -> None:
     with pytest.raises(DeviceUnavailable, match="no usable NVIDIA GPU"):
         InferenceCore(server_config(model_repository, device="cuda"))
+
+
+def test_version_policy_decides_what_is_served(
+    model_repository: Path, tmp_path: Path, server_config: Callable[..., object]
+) -> None:
+    repo = tmp_path / "repo"
+    (repo / "mlp").mkdir(parents=True)
+    shutil.copy(model_repository / "mlp" / "config.pbtxt", repo / "mlp" / "config.pbtxt")
+    for version in ("1", "2"):
+        (repo / "mlp" / version).mkdir()
+        shutil.copy(model_repository / "mlp" / "1" / "model.onnx", repo / "mlp" / version)
+
+    async def body(core: InferenceCore):
+        x = np.ones((1, 256), np.float32)
+        assert (await core.infer(InferRequest("mlp", None, {"input": x}))).version == "2"
+        with pytest.raises(NotFound, match="no loaded version '1'"):
+            await core.infer(InferRequest("mlp", "1", {"input": x}))
+        assert core.model_ready("mlp", "2") and not core.model_ready("mlp", "1")
+        index = {r["version"]: (r["state"], r["reason"]) for r in core.repository_index()}
+        assert index["2"] == ("READY", "") and index["1"][0] == "UNAVAILABLE"
+        assert "version policy" in index["1"][1]
+        assert [r["version"] for r in core.repository_index(ready_only=True)] == ["2"]
+
+    run_with_core(server_config(repo), body)
+
+
+def test_stop_releases_hung_requests_after_the_grace_period(config: object) -> None:
+    async def body(core: InferenceCore):
+        core.faults.add({"type": "hang"})
+        x = np.ones((1, 256), np.float32)
+        hung = asyncio.ensure_future(core.infer(InferRequest("mlp", None, {"input": x})))
+        await asyncio.sleep(0.05)
+        await asyncio.wait_for(core.stop(0.2), 5)
+        return await asyncio.gather(hung, return_exceptions=True)
+
+    (outcome,) = run_with_core(config, body)
+    # released, not left hanging: it either slipped through or was refused as shutting down
+    assert isinstance(outcome, (InferResponse, Unavailable))
