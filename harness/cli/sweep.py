@@ -21,7 +21,7 @@ import argparse
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -178,6 +178,10 @@ def shared_stack(scenario: Scenario, run_dir: Path) -> Iterator[Scenario]:
         data = scenario.model_dump(mode="json")
         data["stack"] = None
         data["target"]["url"] = stack.grpc_url if grpc else stack.url
+        inputs = data["target"].get("inputs") or {}
+        name = str(inputs.get("dataset") or "")
+        if repo is not None and inputs.get("source") == "dataset" and not name.endswith(".npz"):
+            inputs["dataset"] = str(repo / name / "test_set.npz")  # the stack's own test set
         log.info("sweep: local stack up at %s for every step", data["target"]["url"])
         yield validate_scenario(data, f"{scenario.name} (sweep on the shared stack)")
 
@@ -210,7 +214,7 @@ def _measure(
     duration_s: float | None,
     max_duration_s: float | None,
     progress: bool,
-):
+) -> Callable[[float], StepResult]:
     """measure(load): one step run; an unstable step is re-run at twice the duration until
     it is stable or the next run would exceed `max_duration_s` (the cap on time)."""
     from harness.load.api import run_scenario  # the load engine (imports Locust lazily)
