@@ -145,7 +145,10 @@ class _Decoder:
         counts = np.ctypeslib.as_array(h.counts)
         nz = np.flatnonzero(counts)
         self.merged[key][nz] += counts[nz].astype(np.int64)
-        return self._luts[key][1][nz], counts[nz].astype(np.float64)
+        bins = self._luts[key][1][nz]  # non-decreasing: sum the HDR slots of each grid bin
+        starts = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]])
+        summed = np.add.reduceat(counts[nz], starts) if nz.size else counts[:0]
+        return bins[starts].astype(np.int32), summed.astype(np.float32)
 
     def merged_histogram(self) -> Histogram:
         parts = [(self._luts[k][0], c) for k, c in self.merged.items()]
@@ -182,7 +185,7 @@ def _arm_from_table(
     r_idx, b_idx, c_val = [], [], []
     for i in np.flatnonzero(~fail):
         bins, counts = decoder.decode(blobs[rows[i]])
-        r_idx.append(np.full(bins.size, row_of[i]))
+        r_idx.append(np.full(bins.size, row_of[i], dtype=np.int32))
         b_idx.append(bins)
         c_val.append(counts)
     matrix, bin_ids = _dense(seconds.size, r_idx, b_idx, c_val)
@@ -209,9 +212,11 @@ def _dense(n_rows, r_idx, b_idx, c_val) -> tuple[np.ndarray, np.ndarray]:
     if not r_idx:
         return np.zeros((n_rows, 0), dtype=np.float32), np.zeros(0, dtype=np.int64)
     rows, bins, vals = (np.concatenate(x) for x in (r_idx, b_idx, c_val))
+    del r_idx[:], b_idx[:], c_val[:]
     bin_ids, col = np.unique(bins, return_inverse=True)
-    flat = np.bincount(rows * bin_ids.size + col, weights=vals, minlength=n_rows * bin_ids.size)
-    return flat.reshape(n_rows, bin_ids.size).astype(np.float32), bin_ids
+    matrix = np.zeros((n_rows, bin_ids.size), dtype=np.float32)
+    np.add.at(matrix, (rows, col), vals)  # add, not assign: duplicate rows would sum
+    return matrix, bin_ids.astype(np.int64)
 
 
 def read_arms(
