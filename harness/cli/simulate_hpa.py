@@ -26,10 +26,11 @@ from harness.analysis.hpa_sim import SimResult, compare_settings, diurnal_series
 from harness.errors import ConfigError
 from harness.results.store import atomic_write_bytes, atomic_write_json, read_json
 from harness.traces import load_arrivals, rate_series, scale_to_peak
+from scenarios.data import AZURE_LLM_CONV_2023
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TRACE = Path(__file__).resolve().parents[2] / "scenarios/data/azure_llm_conv_2023.csv"
+DEFAULT_TRACE = AZURE_LLM_CONV_2023
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -30,9 +30,13 @@ def test_shipped_trace_parses_exactly() -> None:
 def test_shipped_copy_keeps_data_and_attribution() -> None:
     if (SHARED / "azure_llm_conv_2023.csv").exists():
         assert filecmp.cmp(SHIPPED, SHARED / "azure_llm_conv_2023.csv", shallow=False)
+    import scenarios.data
+
     readme = (SHIPPED.parent / "README.md").read_text()
+    installed = scenarios.data.__doc__ or ""  # travels with an installed package
     for needle in ("CC-BY 4.0", "Patel et al.", "Splitwise", "ISCA 2024", "AzurePublicDataset"):
-        assert needle in readme
+        assert needle in readme and needle in installed
+    assert scenarios.data.AZURE_LLM_CONV_2023 == SHIPPED
 
 
 def test_hundred_nanosecond_digits_survive(tmp_path: Path) -> None:
