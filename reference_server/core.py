@@ -24,13 +24,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from tritonclient.grpc import model_config_pb2 as mc
 
 from reference_server import SERVER_NAME, __version__
 from reference_server.batcher import Batcher
+from reference_server.config import ServerConfig, default_model_repository
 from reference_server.errors import NotFound, ServerError, Unavailable
 from reference_server.faults import FaultState
 from reference_server.metrics import ServerMetrics
@@ -46,9 +46,6 @@ from reference_server.repository import (
 )
 from reference_server.runtime import CPU, CUDA, ModelRuntime, SessionSettings
 from reference_server.stats import StatsRegistry, VersionStats
-
-if TYPE_CHECKING:
-    from reference_server.config import ServerConfig
 
 logger = logging.getLogger(__name__)
 
@@ -156,15 +153,13 @@ class LoadedModel:
         return loaded
 
 
-def _repository_path(config: object) -> Path:
+def _repository_path(config: ServerConfig) -> Path:
     """The configured repository, or the default one (built on first use)."""
-    configured = getattr(config, "model_repository", None)
-    if configured:
-        return Path(configured)
-    from reference_server.config import default_model_repository
+    if config.model_repository is not None:
+        return Path(config.model_repository)
     from reference_server.models.build import ensure_repository
 
-    return ensure_repository(Path(default_model_repository()))
+    return ensure_repository(default_model_repository())
 
 
 class InferenceCore:
@@ -199,8 +194,8 @@ class InferenceCore:
         clock_ns: Callable[[], int] = time.monotonic_ns,
     ) -> None:
         self.config = config
-        self.device: str = getattr(config, "device", "auto")
-        self.settings = SessionSettings(self.device, getattr(config, "intra_op_threads", 1))
+        self.device: str = config.device
+        self.settings = SessionSettings(config.device, config.intra_op_threads)
         self.repository = _repository_path(config)
         self.stats = StatsRegistry()
         self.models: dict[str, LoadedModel] = {}

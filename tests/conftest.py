@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
+
+from reference_server.config import ServerConfig
 
 ENV_PREFIXES = ("HARNESS_",)
 
@@ -35,20 +36,11 @@ def model_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def server_config() -> Callable[..., object]:
-    """Factory: a reference-server config for in-process cores (ServerConfig when present)."""
+def server_config() -> Callable[..., ServerConfig]:
+    """Factory: a reference-server config for in-process cores (CPU, one intra-op thread)."""
 
-    def make(model_repository: Path, **overrides: object) -> object:
-        values = {
-            "model_repository": model_repository,
-            "device": "cpu",
-            "intra_op_threads": 1,
-            **overrides,
-        }
-        try:
-            from reference_server.config import ServerConfig
-        except ImportError:
-            return SimpleNamespace(**values)
-        return ServerConfig(**values)
+    def make(model_repository: Path | None, **overrides: object) -> ServerConfig:
+        values = {"model_repository": model_repository, "device": "cpu", "intra_op_threads": 1}
+        return ServerConfig(**{**values, **overrides})
 
     return make
