@@ -332,11 +332,11 @@ class InferenceCore:
             loaded.version(version)
         return loaded.metadata
 
-    def model_config(self, model: str, version: str | None = None):  # -> mc.ModelConfig
+    def model_config(self, model: str, version: str | None = None) -> mc.ModelConfig:
         loaded = self._model(model)
         if version:
             loaded.version(version)
-        config = type(loaded.spec.config)()
+        config = mc.ModelConfig()
         config.CopyFrom(loaded.spec.config)
         return config
 
