@@ -40,7 +40,7 @@ input { name: "a" data_type: TYPE_FP32 dims: [ 4 ] }
 input { name: "b" data_type: TYPE_FP32 dims: [ 4 ] }
 output { name: "sum" data_type: TYPE_FP32 dims: [ 4 ] }
 output { name: "diff" data_type: TYPE_FP32 dims: [ 4 ] }
-instance_group { count: 1 kind: KIND_CPU }
+instance_group { count: 1 }
 dynamic_batching { max_queue_delay_microseconds: 200 }
 """
 
@@ -95,6 +95,10 @@ class RunningServer:
         """SIGTERM by PID; SIGKILL if it does not exit in time. Returns the exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
+        return self.wait(timeout)
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the exit (SIGKILL after `timeout`); returns the exit code."""
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:

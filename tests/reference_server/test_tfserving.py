@@ -44,7 +44,8 @@ def test_columnar_format_single_input(
     assert status == 200, doc
     want = reference_outputs("digits", "2", {"input": x})
     assert set(doc["outputs"]) == {"label", "probabilities"}  # several outputs: named
-    np.testing.assert_array_equal(np.array(doc["outputs"]["label"]), want["label"])
+    label = want["label"].reshape(-1, 1)  # as the model config declares it: dims [1]
+    np.testing.assert_array_equal(np.array(doc["outputs"]["label"]), label)
     got = np.array(doc["outputs"]["probabilities"], np.float32)
     np.testing.assert_allclose(got, want["probabilities"], rtol=1e-4, atol=1e-6)
 
