@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -99,3 +101,24 @@ def test_cli_if_missing_keeps_a_complete_repository(tmp_path: Path, model_reposi
     before = (target / "cnn" / "config.pbtxt").stat().st_mtime_ns
     assert main([str(target), "--if-missing"]) == 0
     assert (target / "cnn" / "config.pbtxt").stat().st_mtime_ns == before
+
+
+def test_concurrent_processes_build_once(tmp_path: Path) -> None:
+    """Replicas started together on a missing default repository: one builds, one waits."""
+    target = tmp_path / "shared-repo"
+    cmd = [sys.executable, "-m", "reference_server.models.build", str(target), "--if-missing"]
+    root = Path(__file__).resolve().parents[2]
+    procs = [
+        subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for _ in range(2)
+    ]
+    try:
+        outputs = [p.communicate(timeout=120)[0].decode() for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert sum("built model repository" in out for out in outputs) == 1, outputs
+    assert repository_complete(target)
