@@ -16,6 +16,7 @@ Honesty when the generator cannot keep up, measured, never hidden:
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -47,7 +48,7 @@ class ScheduleStats:
     abandoned_total: int = 0
 
     def second_of(self, t: float) -> int:
-        return int(np.floor(t - self.origin))
+        return math.floor(t - self.origin)
 
     def sent(self, intended: float, lag: float) -> None:
         self.lags[self.second_of(intended)].append(lag)
@@ -130,8 +131,10 @@ class OpenLoopDriver:
         late (libev rounds to milliseconds), so the last `spin_s` is spent yielding in a
         loop (other greenlets keep running); that time is counted so that the CPU-health
         check does not mistake it for load."""
-        if delay > self.spin_s and self.stop_event.wait(delay - self.spin_s):
-            return True
+        if delay > self.spin_s:
+            gevent.sleep(delay - self.spin_s)  # cheaper than Event.wait(timeout)
+            if self.stop_event.is_set():
+                return True
         start = now = self.clock()
         while now < due:
             gevent.sleep(0)

@@ -38,7 +38,7 @@ class HarnessShape(LoadTestShape):
             if elapsed is not None and elapsed > length + runtime.spec.drain_s + 5.0:
                 runtime.finish("schedule overran its planned length")
             workers = runtime.n_workers
-            return workers, float(workers)
+            return workers, 100.0 * workers  # all drivers at once
         tick = closed_tick(scenario, elapsed if elapsed is not None else 0.0)
         if tick is None:
             runtime.finish("planned duration reached")

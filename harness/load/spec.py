@@ -55,7 +55,7 @@ class RunSpec:
     trace_path: str | None = None  # resolved path of the trace for arrival "trace"
     health: HealthThresholds = field(default_factory=HealthThresholds)
     drain_s: float = 10.0  # open loop: how long in-flight requests may finish after the end
-    start_lead_s: float = 0.5  # second 0 begins this long after the master starts the test
+    start_lead_s: float = 1.0  # second 0 begins this long after the master starts the test
     random_pool: int = 64  # random-input samples pre-encoded per endpoint and worker
     record_raw: bool = False  # tests: also log every request to stream/raw-<worker>.jsonl
 

@@ -1,0 +1,212 @@
+"""Load-generator benchmark: what does honest open-loop measurement cost? (ratios, one run)
+
+1. baseline: plain Locust FastHttpUser, closed loop, one process, as many users as it takes
+   -> its maximum requests/s against a trivial endpoint (nginx answering a fixed body);
+2. ours: the harness's open-loop driver in ONE worker process at increasing constant rates
+   against the same endpoint -> the highest rate sustained with schedule-lag p99 < 1 ms, no
+   drops and the achieved rate within 2 % of the asked one;
+   ratio = (2) / (1)   (goal >= 0.9);
+3. memory: the worker's and master's RSS sampled every second during a soak at a moderate
+   rate; growth per recorded second (goal: flat, independent of request count) and
+   windows.parquet bytes per recorded second.
+
+    .venv/bin/python benchmarks/bench_loadgen.py [--quick] [--soak-s 120]
+
+Everything binds 127.0.0.1; every process started is stopped by PID. Numbers depend on the
+machine and on what else runs on it: compare the ratio, not the absolute rates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from harness.config import validate_scenario  # noqa: E402
+from harness.load.api import run_scenario  # noqa: E402
+from harness.stack.nginx import bind_listener, find_nginx  # noqa: E402
+
+ANSWER = '{"outputs":[{"name":"label","datatype":"INT64","shape":[1],"data":[0]}]}'
+METADATA = (
+    '{"name":"m","versions":["1"],"inputs":[{"name":"input","datatype":"FP32","shape":[-1,4]}]}'
+)
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/tmp;
+    keepalive_requests 1000000;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        default_type application/json;
+        location = /v2/models/m/infer {{ return 200 '{answer}'; }}
+        location = /v2/models/m {{ return 200 '{metadata}'; }}
+        location / {{ return 200 ''; }}
+    }}
+}}
+"""
+BASELINE_LOCUSTFILE = """
+from locust import FastHttpUser, task
+BODY = b'{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}'
+class Plain(FastHttpUser):
+    @task
+    def infer(self):
+        self.client.post("/v2/models/m/infer", data=BODY,
+                         headers={"Content-Type": "application/json"})
+"""
+
+
+class StaticNginx:
+    def __init__(self, work: Path) -> None:
+        (work / "tmp").mkdir(parents=True, exist_ok=True)
+        sock = bind_listener("127.0.0.1")
+        self.port = sock.getsockname()[1]
+        conf = work / "nginx.conf"
+        conf.write_text(
+            NGINX_CONF.format(work=work, port=self.port, answer=ANSWER, metadata=METADATA)
+        )
+        env = dict(os.environ, NGINX=f"{sock.fileno()};")
+        cmd = [find_nginx(), "-c", str(conf), "-p", str(work), "-e", str(work / "error.log")]
+        self.popen = subprocess.Popen(cmd, env=env, pass_fds=(sock.fileno(),))
+        sock.close()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.popen.terminate()
+        self.popen.wait(timeout=10)
+
+
+def baseline_rps(url: str, work: Path, users: int, seconds: int) -> float:
+    """Plain Locust FastHttpUser, closed loop, one process: aggregated requests/s."""
+    locustfile = work / "plain_locustfile.py"
+    locustfile.write_text(BASELINE_LOCUSTFILE)
+    prefix = work / "plain"
+    cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", url]
+    cmd += ["-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--csv", str(prefix)]
+    cmd += ["--only-summary", "--loglevel", "ERROR", "--exit-code-on-error", "0"]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, timeout=seconds + 60)
+    with open(f"{prefix}_stats.csv", newline="") as handle:
+        rows = {row["Name"]: row for row in csv.DictReader(handle)}
+    return float(rows["Aggregated"]["Requests/s"])
+
+
+def open_loop(url: str, out: Path, rate: float, seconds: float, **load: object) -> dict:
+    scenario = validate_scenario(
+        {
+            "name": f"bench-{int(rate)}",
+            "target": {"url": url, "protocol": "kserve-http", "model": "m"},
+            "load": {"mode": "open", "arrival": "constant", "rate": rate, "duration": seconds}
+            | load,
+            "validity": {"min_duration_s": 0, "min_requests": 0},
+        },
+        "bench",
+    )
+    return run_scenario(scenario, out, show_progress=False).summary
+
+
+def sustained(summary: dict, rate: float, seconds: float) -> tuple[bool, float, float]:
+    loadgen = summary["loadgen"]
+    lag_p99 = loadgen["schedule_lag_ms"]["p99"] or 0.0
+    achieved = summary["requests"] / seconds
+    ok = lag_p99 < 1.0 and loadgen["dropped"] == 0 and summary["failures"] == 0
+    return ok and abs(achieved - rate) / rate < 0.02, lag_p99, achieved
+
+
+def highest_open_rate(url: str, out: Path, start: float, seconds: float) -> float:
+    best, rate = 0.0, start
+    while rate < 50_000:
+        summary = open_loop(url, out, rate, seconds)
+        ok, lag, achieved = sustained(summary, rate, seconds)
+        print(f"  open loop {rate:8.0f}/s: lag p99 {lag:7.3f} ms, achieved {achieved:8.1f}/s, "
+              f"dropped {summary['loadgen']['dropped']}, cpu max "
+              f"{summary['loadgen']['max_cpu_percent']}% -> {'ok' if ok else 'no'}")  # fmt: skip
+        if not ok:
+            break
+        best, rate = rate, rate * 1.25
+    return best
+
+
+def soak_memory(url: str, out: Path, rate: float, seconds: float) -> dict:
+    samples: dict[str, list[tuple[float, int]]] = {"worker": [], "master": []}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(1.0):
+            for proc in psutil.process_iter(["cmdline", "memory_info"]):
+                cmd = " ".join(proc.info["cmdline"] or ())
+                if str(out) in cmd and "locust" in cmd:
+                    role = "worker" if "--worker" in cmd else "master"
+                    samples[role].append((time.time(), proc.info["memory_info"].rss))
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    summary = open_loop(url, out, rate, seconds)
+    stop.set()
+    thread.join()
+    result = {"requests": summary["requests"], "seconds": seconds}
+    for role, points in samples.items():
+        if len(points) < 10:
+            continue
+        t = np.array([p[0] for p in points])
+        rss = np.array([p[1] for p in points], dtype=float)
+        keep = t > t[0] + 0.3 * (t[-1] - t[0])  # after start-up
+        slope = float(np.polyfit(t[keep] - t[0], rss[keep], 1)[0])
+        result[role] = {
+            "rss_mib_start": round(rss[keep][0] / 2**20, 1),
+            "rss_mib_end": round(rss[-1] / 2**20, 1),
+            "growth_kib_per_s": round(slope / 1024, 2),
+            "growth_mib_per_hour_extrapolated": round(slope * 3600 / 2**20, 1),
+        }
+    run_dir = next(out.glob(f"*bench-{int(rate)}*"))
+    size = (run_dir / "windows.parquet").stat().st_size
+    result["windows_parquet_bytes_per_second"] = round(size / seconds)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs (smoke test)")
+    parser.add_argument("--soak-s", type=float, default=120.0)
+    parser.add_argument("--soak-rate", type=float, default=1000.0)
+    args = parser.parse_args()
+    seconds = 4.0 if args.quick else 10.0
+    with tempfile.TemporaryDirectory(prefix="bench-loadgen-") as tmp:
+        work = Path(tmp)
+        nginx = StaticNginx(work / "nginx")
+        try:
+            base = baseline_rps(nginx.url, work, users=50, seconds=int(seconds))
+            print(f"baseline: plain Locust FastHttpUser closed loop, 1 process: {base:.0f} req/s")
+            best = highest_open_rate(nginx.url, work / "runs", 0.4 * base, seconds)
+            soak = soak_memory(
+                nginx.url, work / "soak", args.soak_rate, 20.0 if args.quick else args.soak_s
+            )
+        finally:
+            nginx.stop()
+    report = {
+        "baseline_fasthttp_closed_rps": round(base, 1),
+        "open_loop_max_rps_lag_p99_below_1ms": round(best, 1),
+        "ratio": round(best / base, 3) if base else None,
+        "goal": ">= 0.9",
+        "soak": soak,
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
