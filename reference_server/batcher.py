@@ -292,9 +292,9 @@ class Batcher:
             if not isinstance(exc, ServerError):
                 logger.warning("%s: batch of %d rows failed: %s", self.name, rows, exc)
                 exc = ServerError(f"{self.name}: inference failed: {exc}")
-            for item in batch:
+            for item in batch:  # one exception object per caller: tracebacks stay separate
                 if not item.future.done():
-                    item.future.set_exception(exc)
+                    item.future.set_exception(type(exc)(*exc.args))
             return
         results, input_ns, infer_ns, output_ns = done.result()
         self.stats.record_batch(rows, len(batch), queue_ns, input_ns, infer_ns, output_ns)
