@@ -139,6 +139,9 @@ def measure_server(plan: Plan, repository: Path) -> dict[str, Load]:
         results["mlp_grpc"] = run_grpc(
             "mlp gRPC raw", srv, target, "mlp", 64, plan.seconds, plan.warmup
         )
+        results["mlp_grpc_stream"] = run_grpc(
+            "mlp gRPC stream", srv, target, "mlp", 64, plan.seconds, plan.warmup, stream=True
+        )
         results["cnn_http"] = _http_load("cnn HTTP binary", srv, body_dir, "cnn", cnn, 32, plan)
         if plan.grpc_cnn:
             results["cnn_grpc"] = run_grpc(
@@ -185,16 +188,19 @@ def ratios(base: dict, res: dict, hello: Load, null: dict[str, Load]) -> dict[st
     """
     out: dict[str, float] = {}
     ort_cnn = base["cnn"]
-    for proto in ("http", "grpc"):
+    for proto in ("http", "grpc", "grpc_stream"):
         load = res[f"mlp_{proto}"]
         out[f"mlp_{proto}_vs_peers"] = load.per_server_cpu_s / PEERS_RPS
         out[f"mlp_{proto}_vs_hello"] = load.per_server_cpu_s / hello.per_server_cpu_s
+    for proto in ("http", "grpc"):
         out[f"overhead_{proto}_ms"] = res[f"c1_{proto}"].p50_ms - base["mlp"]["batch1"]["p50_ms"]
         if f"cnn_{proto}" in res:
             cnn = res[f"cnn_{proto}"]
             out[f"cnn_{proto}_vs_ort"] = cnn.per_server_cpu_s / ort_cnn["best_samples_per_cpu_s"]
             out[f"cnn_{proto}_vs_ort_wall"] = cnn.rps / ort_cnn["best_samples_per_s"]
-    out["mlp_grpc_vs_null_grpc"] = res["mlp_grpc"].per_server_cpu_s / null["sat"].per_server_cpu_s
+    null_rate = null["sat"].per_server_cpu_s
+    out["mlp_grpc_vs_null_grpc"] = res["mlp_grpc"].per_server_cpu_s / null_rate
+    out["mlp_grpc_stream_vs_null_grpc"] = res["mlp_grpc_stream"].per_server_cpu_s / null_rate
     out["overhead_grpc_over_null_ms"] = res["c1_grpc"].p50_ms - null["c1"].p50_ms
     return out
 
@@ -218,17 +224,19 @@ def report(
         "  average executed batch: " + ", ".join(f"{m} {b:.1f}" for m, b in res["stats"].items()),
         "== ratios (throughput per CPU-second of the process; wall rates above) ==",
     ]
-    for proto in ("http", "grpc"):
+    for proto in ("http", "grpc", "grpc_stream"):
         load, ratio = res[f"mlp_{proto}"], r[f"mlp_{proto}_vs_peers"]
         lines.append(
-            f"  (a) mlp {proto.upper():<4}: {load.per_server_cpu_s:.0f} req/s/core = {ratio:.2f}x "
-            f"the Python peers' {PEERS_RPS:.0f}/s ({_verdict(ratio >= GOAL_PEERS_RATIO)} >= "
+            f"  (a) mlp {proto.upper().replace('_', ' '):<11}: {load.per_server_cpu_s:.0f} "
+            f"req/s/core = {ratio:.2f}x the Python peers' {PEERS_RPS:.0f}/s "
+            f"({_verdict(ratio >= GOAL_PEERS_RATIO)} >= "
             f"{GOAL_PEERS_RATIO:.0f}x); {r[f'mlp_{proto}_vs_hello']:.3f}x bare asyncio hello; "
             f"p99 {load.p99_ms:.2f} ms"
         )
     lines.append(
-        f"      gRPC keeps {r['mlp_grpc_vs_null_grpc']:.2f} of grpcio's own ceiling on one core "
-        f"(null grpc.aio server: {null['sat'].per_server_cpu_s:.0f} calls/s/core)"
+        f"      unary gRPC keeps {r['mlp_grpc_vs_null_grpc']:.2f} of grpcio's own unary ceiling on "
+        f"one core (null grpc.aio server: {null['sat'].per_server_cpu_s:.0f} calls/s/core); "
+        f"streaming reaches {r['mlp_grpc_stream_vs_null_grpc']:.2f} of it"
     )
     for proto in ("http", "grpc"):
         if (key := f"cnn_{proto}_vs_ort") in r:

@@ -26,6 +26,7 @@ import numpy as np
 from tritonclient.grpc import service_pb2 as pb
 
 METHOD = "/inference.GRPCInferenceService/ModelInfer"
+STREAM_METHOD = "/inference.GRPCInferenceService/ModelStreamInfer"
 
 # (input name, per-sample shape) of the models the benchmark drives.
 MODEL_INPUTS: dict[str, tuple[str, tuple[int, ...]]] = {
@@ -34,11 +35,13 @@ MODEL_INPUTS: dict[str, tuple[str, tuple[int, ...]]] = {
 }
 
 
-def build_request(model: str, input_name: str, sample_shape: tuple[int, ...], batch: int) -> bytes:
+def build_request(
+    model: str, input_name: str, sample_shape: tuple[int, ...], batch: int, request_id: str = ""
+) -> bytes:
     """One serialized ModelInferRequest with FP32 raw contents (tritonclient's default)."""
     rng = np.random.default_rng(0)
     data = rng.standard_normal((batch, *sample_shape), dtype=np.float32)
-    request = pb.ModelInferRequest(model_name=model)
+    request = pb.ModelInferRequest(model_name=model, id=request_id)
     request.inputs.add(name=input_name, datatype="FP32", shape=data.shape)
     request.raw_input_contents.append(data.tobytes())
     return request.SerializeToString()
@@ -64,14 +67,68 @@ async def _worker(
             latencies.append(time.perf_counter_ns() - t0)
 
 
+async def _stream_worker(
+    channel: grpc.aio.Channel,
+    payloads: list[bytes],
+    start_at: float,
+    stop_at: float,
+    latencies: list[int],
+    errors: dict[str, int],
+) -> None:
+    """One ModelStreamInfer stream keeping len(payloads) requests outstanding (ids 0..n-1)."""
+    call = channel.stream_stream(STREAM_METHOD)()
+    sent: dict[str, int] = {}
+    for i, payload in enumerate(payloads):
+        sent[str(i)] = time.perf_counter_ns()
+        await call.write(payload)
+    while sent:
+        raw = await call.read()
+        if raw is grpc.aio.EOF:
+            errors["stream ended"] = errors.get("stream ended", 0) + 1
+            break
+        message = pb.ModelStreamInferResponse.FromString(raw)
+        rid = message.infer_response.id
+        t0 = sent.pop(rid)
+        if message.error_message:
+            errors["in-band error"] = errors.get("in-band error", 0) + 1
+        elif time.perf_counter() >= start_at:
+            latencies.append(time.perf_counter_ns() - t0)
+        if time.perf_counter() < stop_at:
+            sent[rid] = time.perf_counter_ns()
+            await call.write(payloads[int(rid)])
+    await call.done_writing()
+
+
+def _workers(
+    args: argparse.Namespace,
+    channels: list[grpc.aio.Channel],
+    window: tuple[float, float],
+    latencies: list[int],
+    errors: dict[str, int],
+) -> list:
+    """The coroutines of the load: unary callers, or one stream per channel."""
+    shape = tuple(args.shape)
+    if args.stream:
+        per_stream = max(1, args.concurrency // len(channels))
+        payloads = [
+            build_request(args.model, args.input, shape, args.batch, str(i))
+            for i in range(per_stream)
+        ]
+        return [_stream_worker(ch, payloads, *window, latencies, errors) for ch in channels]
+    payload = build_request(args.model, args.input, shape, args.batch)
+    calls = [ch.unary_unary(METHOD) for ch in channels]
+    return [
+        _worker(calls[i % len(calls)], payload, *window, latencies, errors)
+        for i in range(args.concurrency)
+    ]
+
+
 async def run_load(args: argparse.Namespace) -> dict[str, object]:
-    payload = build_request(args.model, args.input, tuple(args.shape), args.batch)
     options = [("grpc.max_receive_message_length", 64 << 20), ("grpc.use_local_subchannel_pool", 1)]
     channels = [
         grpc.aio.insecure_channel(args.target, options=[*options, ("grpc.channel_id", i)])
         for i in range(args.channels)
     ]
-    calls = [ch.unary_unary(METHOD) for ch in channels]
     for ch in channels:
         await asyncio.wait_for(ch.channel_ready(), timeout=10)
     latencies: list[int] = []
@@ -88,12 +145,7 @@ async def run_load(args: argparse.Namespace) -> dict[str, object]:
         sys.stdout.flush()
 
     marker = asyncio.create_task(mark_cpu())
-    await asyncio.gather(
-        *(
-            _worker(calls[i % len(calls)], payload, start_at, stop_at, latencies, errors)
-            for i in range(args.concurrency)
-        )
-    )
+    await asyncio.gather(*_workers(args, channels, (start_at, stop_at), latencies, errors))
     await marker
     t1, w1 = os.times(), time.perf_counter()
     for ch in channels:
@@ -123,6 +175,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--channels", type=int, default=4)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument(
+        "--stream", action="store_true", help="ModelStreamInfer: one stream per channel"
+    )
     args = parser.parse_args(argv)
     args.input, args.shape = MODEL_INPUTS.get(args.model, ("input", (256,)))
     return args

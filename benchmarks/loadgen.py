@@ -155,12 +155,13 @@ def run_grpc(
     concurrency: int,
     seconds: float,
     warmup: float,
+    stream: bool = False,
 ) -> Load:
     """benchmarks/grpc_load.py on the generator core; server CPU over its measured window."""
     cmd = ["taskset", "-c", GENERATOR_CPU, sys.executable, str(HERE / "grpc_load.py")]
     cmd += ["--target", target, "--model", model, "--concurrency", str(concurrency)]
     cmd += ["--duration", str(seconds), "--warmup", str(warmup)]
-    cmd += ["--channels", str(min(4, concurrency))]
+    cmd += ["--channels", str(min(4, concurrency)), *(["--stream"] if stream else [])]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert proc.stdout is not None
     try:
