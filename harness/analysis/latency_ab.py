@@ -190,7 +190,7 @@ def _rank_test(
     se = math.sqrt(max(var, 0.0))
     rho = max(lag1_autocorrelation(x) for x in placement_deviations(ca, cb)[:2])
     se_iid = math.sqrt(mw.var_u) / (mw.n_a * mw.n_b)
-    df = max(min(effective_size(x) for x in series) - 1, 4.0)
+    df = max(min(effective_size(x) for x in series) - 1, 4.0)  # Student-t reference
     z = (mw.cles - 0.5) / se if se > 0 else 0.0
     block = block or boot.block_length(min(ca.shape[0], cb.shape[0]), rho)
     return RobustRankTest(
