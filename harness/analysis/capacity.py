@@ -149,7 +149,7 @@ def _utilisation(
         tail = (
             "exact M/M/c response p99"
             if op.p99_ms is None
-            else (f"measured p99 at c_op {op.p99_ms:.2f} ms + Erlang C wait p99")
+            else (f"measured p99 at c_op (interpolated) {op.p99_ms:.2f} ms + Erlang C wait p99")
         )
         lines.append(
             f"rho_queue = {rho_q:.4f}: highest utilisation of M/M/{c} (mean service "
@@ -215,8 +215,12 @@ def _operating_lines(op: OperatingPoint) -> list[str]:
         f"{op.mean_latency_s * 1000:.3f} ms (Little: X_op = c_op / L)",
     ]
     if op.n_star is not None:
+        n_star = (
+            f"{op.n_star:.2f}" if op.n_star < 1e6 else "unbounded (no coherency penalty measured)"
+        )
+        x_max = f"{op.x_max:.2f}" if op.x_max is not None else "n/a"
         lines.append(
-            f"USL: N* = {op.n_star:.2f}, X(N*) = {op.x_max:.2f} req/s; "
+            f"USL: N* = {n_star}, X(N*) = {x_max} req/s; "
             f"c_op is the largest N <= N* whose p99 meets the SLO"
         )
     return lines

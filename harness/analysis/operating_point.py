@@ -102,7 +102,25 @@ def operating_point_closed_loop(
         x_max=float(usl.x_max_),
         usl={"lambda": usl.lambda_, "sigma": usl.sigma_, "kappa": usl.kappa_, "r2": usl.r2_},
         latency_model=lat,
+        notes=_fit_warnings(usl.r2_, lat),
     )
+
+
+MIN_R2 = 0.9
+
+
+def _fit_warnings(usl_r2: float, lat: dict[str, float] | None) -> tuple[str, ...]:
+    """Say so when the curves do not describe the measurements (noisy host, short steps)."""
+    notes = []
+    if not usl_r2 >= MIN_R2:
+        notes.append(
+            f"USL fit is poor (R^2 = {usl_r2:.2f} < {MIN_R2}): the sweep's throughput is "
+            "noisy (a busy load generator or host, or steps too short); treat X_op and N* "
+            "as rough and re-run the sweep with longer steps on a quiet machine"
+        )
+    if lat is not None and not lat["r2"] >= MIN_R2:
+        notes.append(f"p99-vs-throughput fit is poor (R^2 = {lat['r2']:.2f})")
+    return tuple(notes)
 
 
 def _largest_passing_n(

@@ -91,7 +91,7 @@ def operating_point(args: argparse.Namespace) -> tuple[OperatingPoint, float | N
         return operating_point_manual(args.latency_ms, args.concurrency, args.p99_ms), (
             args.slo_p99_ms
         )
-    from harness.cli.sweep import read_sweep
+    from harness.cli.sweep_files import read_sweep
 
     sw = read_sweep(args.sweep)
     slo = args.slo_p99_ms or sw.slo_p99_ms

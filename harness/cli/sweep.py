@@ -13,6 +13,7 @@ its own complete run directory under `<sweep-run>/steps/`. Writes
 and fits the Universal Scalability Law on closed-loop sweeps. `harness plan --from` reads
 the directory back with `read_sweep`. Exit 0 when a passing load was found, 1 when even the
 starting load misses the SLO.
+The file format and the printed tables live in `harness.cli.sweep_files`.
 """
 
 from __future__ import annotations
@@ -22,15 +23,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 from rich.console import Console
-from rich.table import Table
 
 from harness.analysis.sweep_search import (
     SearchResult,
@@ -39,10 +35,15 @@ from harness.analysis.sweep_search import (
     analyse_sweep,
     search_max_load,
 )
+from harness.cli.sweep_files import (
+    print_curves,
+    print_result,
+    sweep_table,
+)
 from harness.config import load_scenario, validate_scenario
 from harness.config.durations import parse_duration
 from harness.config.scenario import ClosedLoad, Scenario
-from harness.errors import ConfigError, StoreError
+from harness.errors import ConfigError
 from harness.results.store import (
     RunWriter,
     atomic_write_json,
@@ -51,23 +52,6 @@ from harness.results.store import (
 )
 
 log = logging.getLogger(__name__)
-
-SWEEP_SCHEMA = pa.schema(
-    [
-        ("step", pa.int64()),
-        ("mode", pa.string()),
-        ("load", pa.float64()),
-        ("throughput_rps", pa.float64()),
-        ("p50_ms", pa.float64()),
-        ("p99_ms", pa.float64()),
-        ("mean_ms", pa.float64()),
-        ("error_rate", pa.float64()),
-        ("stable", pa.bool_()),
-        ("passed", pa.bool_()),
-        ("run_id", pa.string()),
-    ]
-)
-SWEEP_COLUMNS = tuple(SWEEP_SCHEMA.names)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -109,34 +93,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="open loop: achieved/offered at least this (default 0.95)",
     )
     p.add_argument("--no-progress", action="store_true", help="no live progress display")
-
-
-@dataclass(frozen=True, slots=True)
-class SweepData:
-    """A sweep read back from disk."""
-
-    run_dir: Path
-    mode: str  # "closed" | "open"
-    columns: dict[str, np.ndarray]
-    meta: dict[str, Any]
-
-    @property
-    def slo_p99_ms(self) -> float | None:
-        return self.meta.get("criteria", {}).get("p99_ms")
-
-
-def read_sweep(run_dir: str | Path) -> SweepData:
-    run_dir = Path(run_dir)
-    meta = read_json(run_dir / "sweep.json")
-    try:
-        table = pq.read_table(run_dir / "sweep.parquet")
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise StoreError(f"{run_dir / 'sweep.parquet'}: unreadable ({exc})") from exc
-    missing = [c for c in SWEEP_COLUMNS if c not in table.column_names]
-    if missing:
-        raise StoreError(f"{run_dir / 'sweep.parquet'}: missing columns {missing}")
-    cols = {c: table.column(c).to_numpy(zero_copy_only=False) for c in SWEEP_COLUMNS}
-    return SweepData(run_dir=run_dir, mode=str(meta["mode"]), columns=cols, meta=meta)
 
 
 def step_scenario(scenario: Scenario, load: float, duration_s: float | None) -> Scenario:
@@ -265,26 +221,6 @@ def _measure(
     return measure
 
 
-def sweep_table(result: SearchResult, mode: str) -> pa.Table:
-    rows: dict[str, list[Any]] = {c: [] for c in SWEEP_COLUMNS}
-    for i, (s, ok) in enumerate(zip(result.steps, result.passed, strict=True)):
-        for col, val in (
-            ("step", i),
-            ("mode", mode),
-            ("load", s.load),
-            ("throughput_rps", s.throughput),
-            ("p50_ms", s.p50_ms),
-            ("p99_ms", s.p99_ms),
-            ("mean_ms", s.mean_ms),
-            ("error_rate", s.error_rate),
-            ("stable", s.stable),
-            ("passed", ok),
-            ("run_id", s.run_id or ""),
-        ):
-            rows[col].append(val)
-    return pa.Table.from_pydict(rows, schema=SWEEP_SCHEMA)
-
-
 def criteria_from(args: argparse.Namespace, scenario: Scenario) -> SweepCriteria:
     p99 = args.slo_p99_ms or scenario.slo.p99_ms
     if p99 is None:
@@ -340,8 +276,10 @@ def run(args: argparse.Namespace) -> int:
     except BaseException as exc:
         writer.finish("failed", reason=f"{type(exc).__name__}: {exc}")
         raise
-    write_results(writer, result, mode, criteria, opts)
-    print_result(Console(), writer.run_dir, result, mode)
+    meta = write_results(writer, result, mode, criteria, opts)
+    console = Console()
+    print_result(console, writer.run_dir, result, mode)
+    print_curves(console, meta)
     return 0 if result.best is not None else 1
 
 
@@ -351,7 +289,7 @@ def write_results(
     mode: str,
     criteria: SweepCriteria,
     opts: dict[str, Any],
-) -> None:
+) -> dict[str, Any]:
     atomic_write_table(writer.run_dir / "sweep.parquet", sweep_table(result, mode))
     meta = {
         "schema_version": 1,
@@ -375,27 +313,4 @@ def write_results(
     }
     atomic_write_json(writer.run_dir / "sweep.json", meta)
     writer.finish("complete", reason=result.reason)
-
-
-def print_result(console: Console, run_dir: Path, result: SearchResult, mode: str) -> None:
-    unit = "users" if mode == "closed" else "req/s offered"
-    table = Table(title=f"sweep ({mode} loop) — {run_dir}")
-    for col in ("step", f"load ({unit})", "throughput rps", "p99 ms", "errors", "stable", "SLO"):
-        table.add_column(col, justify="right")
-    for i, (s, ok) in enumerate(zip(result.steps, result.passed, strict=True)):
-        table.add_row(
-            str(i),
-            f"{s.load:g}",
-            f"{s.throughput:.1f}",
-            f"{s.p99_ms:.2f}",
-            f"{s.error_rate:.2%}",
-            "yes" if s.stable else "no",
-            "[green]pass[/]" if ok else "[red]fail[/]",
-        )
-    console.print(table)
-    best = "none" if result.best is None else f"{result.best.load:g} {unit}"
-    console.print(
-        f"highest passing load: [bold]{best}[/] ({result.reason}); "
-        f"{result.n_steps} steps vs {result.linear_steps} for a linear sweep at "
-        f"resolution {result.resolution:g}"
-    )
+    return meta

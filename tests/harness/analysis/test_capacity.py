@@ -101,3 +101,15 @@ def test_plan_json_round_trip_and_validation() -> None:
         CapacityInputs(peak_qps=-1)
     with pytest.raises(ValidationError):
         CapacityInputs(peak_qps=1, bogus=2)
+
+
+def test_poor_fits_are_flagged_in_the_plan() -> None:
+    n = np.array([1, 2, 4, 8, 16, 32, 48, 64], dtype=float)
+    clean = usl_throughput(n, 100.0, 0.05, 0.0005)
+    p99 = n / clean * 1000 * 2.5
+    assert operating_point_closed_loop(n, clean, p99, slo_p99_ms=150).notes == ()
+    noisy = clean * np.array([1.0, 0.5, 1.4, 0.6, 1.3, 0.7, 1.2, 0.5])  # a busy host
+    op = operating_point_closed_loop(n, noisy, p99, slo_p99_ms=150)
+    assert any("USL fit is poor" in note for note in op.notes)
+    plan = plan_capacity(CapacityInputs(peak_qps=1000, slo_p99_ms=150), op)
+    assert any("USL fit is poor" in note for note in plan.notes)

@@ -17,7 +17,7 @@ import yaml
 
 from harness.analysis.curves import usl_throughput
 from harness.cli.main import main
-from harness.cli.sweep import read_sweep
+from harness.cli.sweep_files import read_sweep
 from harness.config import Scenario
 
 
