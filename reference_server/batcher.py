@@ -10,6 +10,10 @@ axis 0 and the session runs in a worker thread (one per instance, ONNX Runtime r
 the GIL); outputs are split back by each request's row count and each request's future
 gets its own rows (or the exception).
 
+Triton's queue policy bounds the queue: past `max_queue_size` a request is refused at once,
+and one that waited longer than the queue timeout is rejected instead of run (both answer
+Unavailable, so an overloaded server sheds load instead of queueing without limit).
+
 The decision is a pure function of (pending row counts, oldest arrival, now):
 `BatchPolicy.plan`, tested with a fake clock; the clock the batcher stamps arrivals with is
 injected (`clock_ns`).
@@ -53,6 +57,8 @@ class BatchPolicy:
     max_queue_delay_ns: int = 0
     preferred: tuple[int, ...] = ()
     eager_when_idle: bool = True
+    max_queue_size: int = 0  # Triton's default_queue_policy: 0 = unbounded
+    queue_timeout_ns: int = 0  # 0 = wait forever; else reject requests queued longer
 
     def plan(
         self,
@@ -165,6 +171,9 @@ class Batcher:
         """Queue one request of `rows` rows; the future resolves to its outputs."""
         if self._loop is None or self._task is None:
             raise Unavailable(f"{self.name}: batcher is not running")
+        limit = self.policy.max_queue_size
+        if limit and len(self._pending) >= limit:
+            raise Unavailable(f"{self.name}: exceeds maximum queue size ({limit})")
         future = self._loop.create_future()
         self._pending.append(_Pending(inputs, rows, future, self._clock()))
         self._pending_rows += rows
@@ -216,6 +225,8 @@ class Batcher:
         take = 0
         while not take:
             pending = self._pending
+            if pending and self.policy.queue_timeout_ns:
+                self._reject_timed_out()
             if not pending:
                 await self._wait_queue(-1)
                 continue
@@ -227,6 +238,18 @@ class Batcher:
             if not take:
                 await self._wait_queue(wait_ns)
         self._dispatch(take)
+
+    def _reject_timed_out(self) -> None:
+        """Fail the requests at the head of the queue that waited past the queue timeout."""
+        oldest_allowed = self._clock() - self.policy.queue_timeout_ns
+        pending = self._pending
+        while pending and pending[0].arrival_ns < oldest_allowed:
+            item = pending.popleft()
+            self._pending_rows -= item.rows
+            if not item.future.done():
+                item.future.set_exception(
+                    Unavailable(f"{self.name}: request timed out in the queue")
+                )
 
     def _fail_pending(self, exc: BaseException) -> None:
         while self._pending:

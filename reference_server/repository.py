@@ -216,14 +216,22 @@ def scan_repository(root: Path) -> dict[str, ModelSpec]:
 
 
 def batch_policy(spec: ModelSpec) -> BatchPolicy:
-    """Dynamic batching as configured; without `dynamic_batching`, one request per run."""
+    """Dynamic batching as configured; without `dynamic_batching`, one request per run.
+
+    `default_queue_policy` is honoured as Triton does: `max_queue_size` (a full queue
+    answers Unavailable) and `default_timeout_microseconds` with `timeout_action: REJECT`.
+    """
     if not spec.config.HasField("dynamic_batching"):
         return BatchPolicy(max_batch_size=0)
     batching = spec.config.dynamic_batching
+    queue = batching.default_queue_policy
+    reject = queue.timeout_action == mc.ModelQueuePolicy.REJECT
     return BatchPolicy(
         max_batch_size=spec.max_batch_size,
         max_queue_delay_ns=int(batching.max_queue_delay_microseconds) * 1000,
         preferred=tuple(int(p) for p in batching.preferred_batch_size),
+        max_queue_size=int(queue.max_queue_size),
+        queue_timeout_ns=int(queue.default_timeout_microseconds) * 1000 if reject else 0,
     )
 
 

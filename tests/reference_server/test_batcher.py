@@ -176,6 +176,8 @@ class _FlakyPolicy:
 
     max_batch_size = 8
     preferred = ()
+    max_queue_size = 0
+    queue_timeout_ns = 0
 
     def __init__(self) -> None:
         self.calls = 0
@@ -199,3 +201,24 @@ def test_a_batching_bug_fails_requests_instead_of_hanging_them() -> None:
 
     result, _ = asyncio.run(_with_batcher(runner, _FlakyPolicy(), 1, body))
     np.testing.assert_array_equal(result["y"], np.full((1, 2), 2, np.float32))
+
+
+def test_queue_policy_bounds_the_queue_and_rejects_stale_requests() -> None:
+    runner = _DoublingRunner(delay_s=0.1)
+    policy = BatchPolicy(max_batch_size=1, max_queue_size=2, queue_timeout_ns=20 * MS)
+
+    async def body(batcher: Batcher):
+        x = np.ones((1, 2), np.float32)
+        running = batcher.submit({"x": x}, 1)
+        await asyncio.sleep(0.01)  # now executing; the next two wait in the queue
+        queued = [batcher.submit({"x": x}, 1) for _ in range(2)]
+        with pytest.raises(Unavailable, match="maximum queue size"):
+            batcher.submit({"x": x}, 1)
+        outcomes = await asyncio.gather(running, *queued, return_exceptions=True)
+        return outcomes
+
+    outcomes, _ = asyncio.run(_with_batcher(runner, policy, 1, body))
+    np.testing.assert_array_equal(outcomes[0]["y"], np.full((1, 2), 2, np.float32))
+    # they waited ~90 ms behind the running batch, past the 20 ms queue timeout
+    assert all(isinstance(o, Unavailable) and "timed out" in str(o) for o in outcomes[1:])
+    assert runner.batches == [1]

@@ -162,3 +162,16 @@ def test_batch_policy_and_warmup_from_config(model_repository: Path) -> None:
     assert feeds["input"].shape == (1, 256) and feeds["input"].dtype == np.float32
     spec.config.ClearField("dynamic_batching")  # no dynamic batching: one request per run
     assert batch_policy(spec).max_batch_size == 0
+
+
+def test_queue_policy_from_config(model_repository: Path) -> None:
+    from reference_server.repository import batch_policy
+
+    spec = load_model(model_repository / "mlp")
+    queue = spec.config.dynamic_batching.default_queue_policy
+    queue.max_queue_size = 100
+    queue.default_timeout_microseconds = 5000
+    policy = batch_policy(spec)
+    assert policy.max_queue_size == 100 and policy.queue_timeout_ns == 5_000_000
+    queue.timeout_action = mc.ModelQueuePolicy.DELAY  # DELAY never rejects
+    assert batch_policy(spec).queue_timeout_ns == 0
