@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from math import prod
@@ -204,6 +205,10 @@ def to_core_request(request: pb.ModelInferRequest) -> InferRequest:
     )
 
 
+# byte orders whose tobytes() is already the little-endian wire layout
+_NATIVE_LE = ("<", "|", "=") if sys.byteorder == "little" else ("<", "|")
+
+
 @functools.lru_cache(maxsize=64)
 def _datatype_of_dtype(dtype: np.dtype) -> str:
     return datatype_of(np.empty(0, dtype=dtype))
@@ -217,15 +222,18 @@ def to_grpc_response(response: InferResponse) -> pb.ModelInferResponse:
     for name, array in response.outputs.items():
         datatype = _datatype_of_dtype(array.dtype)  # on the hot path: cached per dtype
         message.outputs.add(name=name, datatype=datatype, shape=array.shape)
-        message.raw_output_contents.append(encode_raw_tensor(array))
+        native = datatype != "BYTES" and array.dtype.byteorder in _NATIVE_LE
+        message.raw_output_contents.append(array.tobytes() if native else encode_raw_tensor(array))
     return message
 
 
 class GRPCInferenceService(pb_grpc.GRPCInferenceServiceServicer):
     """Triton's GRPCInferenceService over an InferenceCore (unsupported RPCs: UNIMPLEMENTED)."""
 
-    def __init__(self, core: InferenceCore) -> None:
+    def __init__(self, core: InferenceCore, max_stream_in_flight: int = 1024) -> None:
         self._core = core
+        # per stream: past this many unanswered requests, stop reading (backpressure)
+        self._max_stream_in_flight = max_stream_in_flight
 
     @_guarded
     async def ServerLive(self, request: Any, context: Any) -> pb.ServerLiveResponse:
@@ -310,11 +318,18 @@ class GRPCInferenceService(pb_grpc.GRPCInferenceServiceServicer):
         done: asyncio.Queue[pb.ModelStreamInferResponse | None],
     ) -> None:
         tasks: set[asyncio.Task[None]] = set()
+        room = asyncio.Semaphore(self._max_stream_in_flight)
+
+        def finished(task: asyncio.Task[None]) -> None:
+            tasks.discard(task)
+            room.release()
+
         try:
             async for request in request_iterator:
+                await room.acquire()
                 task = asyncio.create_task(self._stream_one(request, done))
                 tasks.add(task)
-                task.add_done_callback(tasks.discard)
+                task.add_done_callback(finished)
             if tasks:
                 await asyncio.gather(*tasks)
         finally:

@@ -128,3 +128,42 @@ def test_stop_with_grace_lets_in_flight_calls_finish(config: object) -> None:
     results = _run(config, body)
     assert all(isinstance(r, pb.ModelInferResponse) for r in results), results
     assert all(_output(r).shape == (1, 10) for r in results)
+
+
+def test_stream_stops_reading_past_its_in_flight_bound(config: object) -> None:
+    """Backpressure: a stream with bound 2 holds 2 requests in the core, the rest wait."""
+    from reference_server.grpc_service import GRPCInferenceService, add_service
+
+    async def main() -> list[pb.ModelStreamInferResponse]:
+        core = InferenceCore(config)  # type: ignore[arg-type]
+        await core.start()
+        server = grpc.aio.server()
+        add_service(GRPCInferenceService(core, max_stream_in_flight=2), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            hang = core.faults.add({"type": "hang", "model": "mlp", "duration_s": 30})
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                call = pb_grpc.GRPCInferenceServiceStub(channel).ModelStreamInfer()
+                for i in range(5):
+                    request = _mlp_request(np.full((1, 256), i, np.float32))
+                    request.id = str(i)
+                    await call.write(request)
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 10
+                while core.in_flight < 2:
+                    assert loop.time() < deadline
+                    await asyncio.sleep(0.005)
+                await asyncio.sleep(0.2)  # give a third request every chance to get in
+                assert core.in_flight == 2
+                core.faults.remove(hang["id"])
+                answers = [await call.read() for _ in range(5)]
+                await call.done_writing()
+                return answers
+        finally:
+            await server.stop(0)
+            await core.stop(0)
+
+    answers = asyncio.run(main())
+    assert sorted(a.infer_response.id for a in answers) == [str(i) for i in range(5)]
+    assert not any(a.error_message for a in answers)
