@@ -26,7 +26,7 @@ import math
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -224,19 +224,31 @@ def read_arms(
     endpoints: Sequence[str],
     *,
     skip_warmup: bool = True,
+    uncorrected: bool = False,
     resolution: float = DEFAULT_RESOLUTION,
 ) -> list[ArmWindows]:
-    """One `ArmWindows` per endpoint, read from one run directory (one parquet read)."""
+    """One `ArmWindows` per endpoint, read from one run directory (one parquet read).
+
+    Latency is measured from the intended start (`hdr`, no coordinated omission) unless
+    `uncorrected`, which reads `hdr_uncorrected` (from the actual send) instead.
+    """
     info = read_run_info(run_dir)
     missing = [e for e in endpoints if e not in info.endpoints]
     if missing:
         raise StoreError(f"{info.run_dir}: no endpoint {missing}; it has {list(info.endpoints)}")
-    table = pq.read_table(info.run_dir / "windows.parquet", columns=_COLUMNS)
+    column = "hdr_uncorrected" if uncorrected else "hdr"
+    wanted = [column if c == "hdr" else c for c in _COLUMNS]
+    table = pq.read_table(info.run_dir / "windows.parquet", columns=wanted)
+    table = table.rename_columns(_COLUMNS)
     warmup = info.warmup_end_s if skip_warmup else None
+    notes = ()
+    if info.status != "complete":
+        notes = (f"run {info.run_id} has status {info.status!r}: it did not finish normally",)
     out = []
     for endpoint in endpoints:
         sub = table.filter(pc.equal(table.column("endpoint"), endpoint))
-        out.append(_arm_from_table(endpoint, sub, warmup, resolution))
+        arm = _arm_from_table(endpoint, sub, warmup, resolution)
+        out.append(replace(arm, notes=notes) if notes else arm)
     return out
 
 

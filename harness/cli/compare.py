@@ -24,6 +24,7 @@ from rich.table import Table
 
 from harness.analysis.abconfig import CompareConfig
 from harness.analysis.compare import Comparison, compare_arms
+from harness.analysis.histdata import ArmWindows
 from harness.analysis.metrics_ab import MetricResult
 from harness.analysis.runfiles import read_arms, read_run_info
 from harness.errors import ConfigError, StoreError
@@ -76,6 +77,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument(
         "--include-warmup", action="store_true", help="keep seconds before the warmup_end event"
     )
+    p.add_argument(
+        "--uncorrected",
+        action="store_true",
+        help="latency from the actual send (hdr_uncorrected) instead of the intended start",
+    )
     p.add_argument("--json", type=Path, metavar="OUT", help="also write the result as JSON")
     return p
 
@@ -121,21 +127,25 @@ def _pick_arms(args: argparse.Namespace) -> tuple[tuple[Path, str], tuple[Path, 
     return (info_a.run_dir, ep_a), (info_b.run_dir, ep_b)
 
 
-def run(args: argparse.Namespace) -> int:
-    config = _config(args)
+def _load(args: argparse.Namespace) -> tuple[ArmWindows, ArmWindows, str]:
     (dir_a, ep_a), (dir_b, ep_b) = _pick_arms(args)
+    opts = {"skip_warmup": not args.include_warmup, "uncorrected": args.uncorrected}
     try:
         if dir_a == dir_b:
-            arm_a, arm_b = read_arms(dir_a, [ep_a, ep_b], skip_warmup=not args.include_warmup)
-            design = "split"
-        else:
-            (arm_a,) = read_arms(dir_a, [ep_a], skip_warmup=not args.include_warmup)
-            (arm_b,) = read_arms(dir_b, [ep_b], skip_warmup=not args.include_warmup)
-            design = "two-runs"
+            arm_a, arm_b = read_arms(dir_a, [ep_a, ep_b], **opts)
+            return arm_a, arm_b, "split"
+        (arm_a,) = read_arms(dir_a, [ep_a], **opts)
+        (arm_b,) = read_arms(dir_b, [ep_b], **opts)
+        return arm_a, arm_b, "two-runs"
     except StoreError as exc:
-        if "no endpoint" in str(exc):
+        if "no endpoint" in str(exc):  # a wrong --arm is a usage error
             raise ConfigError(str(exc)) from exc
         raise
+
+
+def run(args: argparse.Namespace) -> int:
+    config = _config(args)
+    arm_a, arm_b, design = _load(args)
     result = compare_arms(arm_a, arm_b, config, design=design)
     _print(result, Console())
     if args.json:
@@ -179,7 +189,7 @@ def _print(result: Comparison, console: Console) -> None:
         table.add_row(*_row(m))
     console.print(table)
     colour = _COLOURS.get(result.verdict, "")
-    console.print(f"[{colour}]{result.verdict.upper()}[/]: {result.summary}", highlight=False)
+    console.print(f"[{colour}]{result.summary}[/]", highlight=False)
     details = ", ".join(f"{k}={v}" for k, v in result.details.items())
     console.print(f"[dim]{details}[/]", highlight=False)
     for w in result.warnings:

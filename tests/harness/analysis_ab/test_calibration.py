@@ -114,3 +114,24 @@ def test_inconclusive_with_too_little_data_says_how_much_more() -> None:
     assert p99.verdict == "inconclusive"
     assert p99.requests_needed > a.n_requests + b.n_requests
     assert "requests in total would resolve it" in result.summary
+
+
+def test_small_real_change_within_margin_is_equivalent_not_a_regression() -> None:
+    """B 1.5 % slower, detectable with this much data, but inside a 5 % margin."""
+    rng = np.random.default_rng(44_000)
+    a, b = simulate_pair(ArmSpec(rate=300), ArmSpec(rate=300, scale=1.015), 600, rng)
+    result = compare_arms(a, b, CompareConfig(n_boot=300))
+    shift = result.metric("shift")
+    assert shift.p_adjusted < ALPHA  # the change is real and detected ...
+    assert shift.verdict == "equivalent"  # ... but practically irrelevant
+    assert not result.regression
+
+
+def test_absolute_margin_in_milliseconds() -> None:
+    rng = np.random.default_rng(45_000)
+    a, b = simulate_pair(ArmSpec(rate=200), ArmSpec(rate=200, scale=1.04), 300, rng)
+    strict = compare_arms(a, b, CompareConfig(n_boot=300, margin="0.05ms"))
+    loose = compare_arms(a, b, CompareConfig(n_boot=300, margin="2ms"))
+    assert strict.metric("p50").verdict == "worse"  # ~0.2 ms slower: beyond 0.05 ms
+    assert loose.metric("p50").verdict == "equivalent"
+    assert loose.metric("p50").margin == "±2 ms"

@@ -153,3 +153,24 @@ def test_measured_span_comes_from_the_summary_when_present(tmp_path: Path) -> No
     (run / "summary.json").write_text(json.dumps(summary))
     (arm,) = read_arms(run, ["m/1"])
     assert arm.seconds[0] == 14 and arm.excluded_windows == 14
+
+
+def test_uncorrected_latency_and_incomplete_status(tmp_path: Path, capsys) -> None:
+    load = load_factor(40, 0.1, 0.5, np.random.default_rng(3))
+    rows = []
+    for endpoint, seed in (("m/1", 4), ("m/2", 5)):
+        s = simulate_arm(ArmSpec(rate=50), load, np.random.default_rng(seed))
+        fast = window_rows(endpoint, s.seconds, s.latency_us / 2, s.failed)
+        slow = window_rows(endpoint, s.seconds, s.latency_us, s.failed)
+        for row, half in zip(slow, fast, strict=True):
+            row["hdr_uncorrected"] = half["hdr"]  # send-to-done is half the intended-to-done
+        rows += slow
+    run = write_run(tmp_path / "r", rows)
+    meta = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**meta, "status": "incomplete"}))
+    corrected, _ = read_arms(run, ["m/1", "m/2"])
+    uncorrected, _ = read_arms(run, ["m/1", "m/2"], uncorrected=True)
+    ratio = uncorrected.merged.percentile(50) / corrected.merged.percentile(50)
+    assert ratio == pytest.approx(0.5, rel=0.01)
+    assert main(["compare", str(run), "--uncorrected", "--n-boot", "200"]) in (0, 1)
+    assert "did not finish normally" in capsys.readouterr().out
