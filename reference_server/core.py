@@ -47,6 +47,8 @@ from reference_server.repository import (
 from reference_server.runtime import CPU, CUDA, ModelRuntime, SessionSettings
 from reference_server.stats import StatsRegistry, VersionStats
 
+__all__ = ["EXTENSIONS", "InferRequest", "InferResponse", "InferenceCore"]
+
 logger = logging.getLogger(__name__)
 
 EXTENSIONS = (
