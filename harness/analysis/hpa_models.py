@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from pydantic import ValidationError
 
 from harness.analysis.capacity import CapacityPlan
 from harness.analysis.curves import latency_curve
@@ -29,6 +30,7 @@ __all__ = [
     "QueueingPodModel",
     "model_from_plan",
     "preset",
+    "setting_from_spec",
     "settings_from_plan",
 ]
 
@@ -177,3 +179,37 @@ def preset(base: HPASettings, name: str) -> HPASettings:
     if name not in changes:
         raise ValueError(f"unknown HPA preset {name!r}; choose from {', '.join(PRESETS)}")
     return base.model_copy(update=changes[name])
+
+
+def _set_path(data: dict, dotted: str, raw: str) -> None:
+    *parents, leaf = dotted.split(".")
+    node = data
+    for key in parents:
+        if not isinstance(node.get(key), dict):
+            raise ValueError(f"{dotted!r}: {key!r} is not a group of settings")
+        node = node[key]
+    if leaf not in node:
+        raise ValueError(f"{dotted!r}: unknown HPA setting {leaf!r}")
+    node[leaf] = None if raw.lower() in ("none", "null") else raw
+
+
+def setting_from_spec(base: HPASettings, spec: str) -> HPASettings:
+    """`PRESET[:key=value,...]`, e.g. `plan:scale_down.stabilization_window_s=60,tolerance=0.05`.
+
+    Keys are HPASettings fields (dotted into scale_up/scale_down); values are validated by the
+    same model, so a typo or an out-of-range value fails with the field named.
+    """
+    name, _, rest = spec.partition(":")
+    settings = preset(base, name)
+    if not rest:
+        return settings
+    data = settings.model_dump()
+    for item in rest.split(","):
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{spec!r}: {item!r} must look like key=value")
+        _set_path(data, key.strip(), raw.strip())
+    try:
+        return HPASettings.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(f"{spec!r}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc

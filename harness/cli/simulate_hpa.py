@@ -21,7 +21,12 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.analysis.capacity import CapacityPlan
-from harness.analysis.hpa_models import PRESETS, model_from_plan, preset, settings_from_plan
+from harness.analysis.hpa_models import (
+    PRESETS,
+    model_from_plan,
+    setting_from_spec,
+    settings_from_plan,
+)
 from harness.analysis.hpa_sim import SimResult, compare_settings, diurnal_series
 from harness.errors import ConfigError
 from harness.results.store import atomic_write_bytes, atomic_write_json, read_json
@@ -48,7 +53,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         default=["plan", "k8s-default"],
         metavar="SETTING",
-        help=f"HPA presets: {', '.join(PRESETS)}",
+        help=f"PRESET[:key=value,...]; presets: {', '.join(PRESETS)}; e.g. "
+        "plan:scale_down.stabilization_window_s=60,metric_window_s=60",
     )
     p.add_argument("--slo-p99-ms", type=float, help="default: the plan's SLO")
     p.add_argument("--pod-startup-s", type=int, help="default: the plan's pod_ready_s")
@@ -94,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     if args.start_at == "peak":
         base = base.model_copy(update={"initial_replicas": plan.replicas})
     try:
-        settings = {name: preset(base, name) for name in args.compare}
+        settings = {spec: setting_from_spec(base, spec) for spec in args.compare}
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     results = compare_settings(traffic, settings, model_from_plan(plan), float(slo))
@@ -143,15 +149,9 @@ def write_results(
 
 def print_table(console: Console, results: list[SimResult], source: str, slo: float) -> None:
     t = Table(title=f"HPA simulation: {source} ({results[0].traffic.size} s, SLO p99 {slo:g} ms)")
-    for col in (
-        "setting",
-        "minutes over SLO",
-        "replica-hours",
-        "max replicas",
-        "mean replicas",
-        "scale events",
-    ):
-        t.add_column(col, justify="right")
+    t.add_column("setting", overflow="fold")
+    for col in ("min>SLO", "replica-h", "max pods", "mean pods", "scalings"):
+        t.add_column(col, justify="right", no_wrap=True)
     for r in results:
         s = r.summary()
         t.add_row(

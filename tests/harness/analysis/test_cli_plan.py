@@ -159,7 +159,12 @@ def test_simulate_hpa_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None
     assert doc["peak_qps"] == pytest.approx(500)
     rows = (out / "hpa_sim.csv").read_text().splitlines()
     assert rows[0].startswith("setting,t_s") and len(rows) == 1 + 3 * doc["seconds"]
-    assert "replica-h" in capsys.readouterr().out
+    assert "min>SLO" in capsys.readouterr().out
+    spec = "plan:scale_down.stabilization_window_s=60,pod_startup_s=120"
+    assert main(["simulate-hpa", "--plan", str(out), "--compare", spec]) == 0
+    doc = json.loads((out / "hpa_sim.json").read_text())
+    assert doc["settings"][spec]["scale_down"]["stabilization_window_s"] == 60
+    assert doc["settings"][spec]["pod_startup_s"] == 120
     assert main(["simulate-hpa", "--plan", str(out), "--compare", "nonsense"]) == 2
 
 

@@ -130,3 +130,15 @@ def test_no_scale_down_within_the_window_after_start() -> None:
     )
     r = simulate_hpa(np.full(600, 8.0), s, FixedLatencyPod(), 100.0)  # needs 1 pod
     assert r.replicas[299] == 10 and r.replicas[300] == 1
+
+
+def test_setting_specs() -> None:
+    from harness.analysis.hpa_models import setting_from_spec
+
+    base = HPASettings(min_replicas=2, max_replicas=20, inflight_target=0.8, rps_target=8)
+    s = setting_from_spec(base, "k8s-default:scale_up.stabilization_window_s=30,rps_target=none")
+    assert s.scale_up.stabilization_window_s == 30 and s.rps_target is None
+    assert s.scale_down.stabilization_window_s == 300
+    for bad in ("plan:nope=1", "plan:tolerance=-1", "plan:scale_up=3", "plan:x"):
+        with pytest.raises(ValueError):
+            setting_from_spec(base, bad)
