@@ -164,6 +164,11 @@ def _repository_path(config: ServerConfig) -> Path:
     return ensure_repository(default_model_repository())
 
 
+def _log_rebuild_failure(done: asyncio.Future) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        logger.error("moving sessions between providers failed: %s", done.exception())
+
+
 class InferenceCore:
     """Loaded models + batchers + faults + statistics. One per server process.
 
@@ -306,6 +311,7 @@ class InferenceCore:
             rebuild()
             return
         self._rebuild = loop.run_in_executor(None, rebuild)
+        self._rebuild.add_done_callback(_log_rebuild_failure)
 
     # -- lookup ------------------------------------------------------------------------------
     def _model(self, name: str) -> LoadedModel:
