@@ -73,6 +73,9 @@ class MasterRuntime:
             self.dir / stream.START, {"epoch": self.epoch, "workers": self.n_workers}
         )
         environment.runner.send_message(MSG_START, {"epoch": self.epoch})
+        stream.append_lines(
+            self.dir / stream.EVENTS, [{"ts": 0.0, "type": "load_start", "workers": self.n_workers}]
+        )
         log.info("run epoch %.3f sent to %d workers", self.epoch, self.n_workers)
 
     # -- windows ---------------------------------------------------------------------------

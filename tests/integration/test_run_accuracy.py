@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from harness.load.api import run_scenario
+from harness.results import read_events
 from tests.integration.delay_server import DelayServerProcess
 from tests.integration.run_helpers import at_run_time, histogram_of, merged_histogram, ms, scenario
 
@@ -70,10 +71,14 @@ def test_open_loop_sees_the_stall_closed_loop_hides_it(tmp_path: Path) -> None:
     assert abs(p99 - expected_p99) < 0.08, f"open-loop p99 {p99:.3f} s vs {expected_p99} s"
     assert open_summary["requests"] == rate * duration  # the schedule went on during the stall
 
-    closed_load = {"mode": "closed", "users": 2, "wait_time": 0.02, "duration": duration}
+    stages = [{"duration": 1.0, "users": 2}, {"duration": duration - 1.0, "users": 2}]
+    closed_load = {"mode": "closed", "wait_time": 0.02, "stages": stages}
     closed_summary, closed_dir = _stalled_run(tmp_path, closed_load, "closed")
     closed = merged_histogram(closed_dir)
     assert closed.get_max_value() / 1e6 > 0.9 * stall_s  # the stall did happen to it too...
     assert ms(closed, 99) < 100.0, "...but closed loop's p99 barely notices it"
     assert ms(closed, 99) * 5 < p99 * 1000.0
     assert closed_summary["requests"] < open_summary["requests"]  # it slowed down instead
+    events = read_events(closed_dir / "events.jsonl")
+    assert [e["index"] for e in events if e["type"] == "stage"] == [0, 1]
+    assert events[0]["type"] == "load_start"

@@ -75,7 +75,8 @@ def test_trace_replay_reproduces_interarrivals(tmp_path: Path) -> None:
     trace = {"path": str(TRACE), "speedup": speedup}
     load = {"mode": "open", "arrival": "trace", "trace": trace, "duration": duration}
     with DelayServerProcess(median_ms=2.0, sigma=0.0) as server:
-        outcome = run_scenario(scenario(server.url, load), tmp_path, show_progress=False)
+        # show_progress: also exercises the rich live view (written to the captured stderr)
+        outcome = run_scenario(scenario(server.url, load), tmp_path, show_progress=True)
         log = [row for row in server.log() if row[2].endswith("/infer")]
     assert outcome.status == "complete"
     offsets = load_arrivals(TRACE) / speedup
