@@ -17,13 +17,12 @@ business (`core.faults`); this module only authenticates and translates JSON.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from typing import Any
 
 from reference_server.core import InferenceCore
 from reference_server.errors import InvalidInput, NotFound, ServerError, Unauthorized
-from reference_server.http.server import Request, Response, Router, json_response
+from reference_server.http.server import Request, Response, Router, json_loads, json_response
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +59,7 @@ class AdminRoutes:
     def add_fault(self, req: Request, params: dict[str, str]) -> Response:
         self._authorize(req)
         try:
-            spec = json.loads(req.body)
+            spec = json_loads(req.body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidInput(f"malformed JSON fault spec: {exc}") from None
         if not isinstance(spec, dict):

@@ -14,8 +14,8 @@ the `InferResponse`. Validation against the model (names, dtypes, shapes) is the
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+from math import prod
 from typing import Any
 
 import numpy as np
@@ -23,8 +23,17 @@ from google.protobuf import descriptor, json_format, message
 
 from reference_server.core import InferenceCore, InferRequest, InferResponse
 from reference_server.errors import InvalidInput
-from reference_server.http.server import Request, Response, Router, json_response
+from reference_server.http.server import (
+    Request,
+    Response,
+    Router,
+    json_dumps,
+    json_loads,
+    json_response,
+)
 from reference_server.tensors import (
+    DATATYPE_TO_NUMPY,
+    check_shape,
     datatype_of,
     decode_json_tensor,
     decode_raw_tensor,
@@ -35,6 +44,9 @@ from reference_server.tensors import (
 HEADER_LENGTH = "inference-header-content-length"
 _EMPTY_OK = Response(200, b"")
 _UNSUPPORTED_PARAMS = ("shared_memory_region", "classification")
+# Hot path: a dict lookup instead of tensors.datatype_of's string formatting (~10 us).
+_NATIVE_DATATYPES = {dt: name for name, dt in DATATYPE_TO_NUMPY.items() if name != "BYTES"}
+_FLOAT_DTYPES = {k: DATATYPE_TO_NUMPY[k] for k in ("FP16", "FP32", "FP64")}
 _INT64 = (descriptor.FieldDescriptor.CPPTYPE_INT64, descriptor.FieldDescriptor.CPPTYPE_UINT64)
 
 
@@ -74,7 +86,7 @@ def _load_header(body: bytes, header_length: str | None) -> tuple[dict, memoryvi
             )
         json_part, tail = body[:n], memoryview(body)[n:]
     try:
-        header = json.loads(json_part)
+        header = json_loads(json_part)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"malformed JSON in the inference request: {exc}") from None
     if not isinstance(header, dict):
@@ -100,7 +112,7 @@ def _decode_inputs(items: Any, tail: memoryview) -> dict[str, np.ndarray]:
         if size is None:
             if "data" not in item:
                 raise InvalidInput(f"input '{name}' has neither 'data' nor binary_data_size")
-            inputs[name] = decode_json_tensor(name, datatype, shape, item["data"])
+            inputs[name] = _json_tensor(name, datatype, shape, item["data"])
             continue
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise InvalidInput(f"input '{name}': binary_data_size must be a non-negative integer")
@@ -114,6 +126,26 @@ def _decode_inputs(items: Any, tail: memoryview) -> dict[str, np.ndarray]:
     if offset != len(tail):
         raise InvalidInput(f"{len(tail) - offset} bytes of binary data belong to no input")
     return inputs
+
+
+def _json_tensor(name: str, datatype: str, shape: Any, data: Any) -> np.ndarray:
+    """JSON tensor data; a fast path for well-formed float tensors (the common case).
+
+    tensors.decode_json_tensor checks every element in Python (~70 us for 256 floats);
+    letting NumPy infer the array and checking its kind is ~10x cheaper. Anything
+    unusual (ints into floats are fine; strings, ragged lists, size mismatches are not)
+    falls back to the careful decoder, which also words the error.
+    """
+    dtype = _FLOAT_DTYPES.get(datatype)
+    if dtype is not None and isinstance(data, list):
+        dims = check_shape(name, shape)
+        try:
+            array = np.array(data)
+        except (ValueError, TypeError):
+            array = None
+        if array is not None and array.dtype.kind in "fiub" and array.size == prod(dims):
+            return array.astype(dtype, copy=False).reshape(dims)
+    return decode_json_tensor(name, datatype, shape, data)
 
 
 def _output_plan(header: dict) -> OutputPlan:
@@ -155,13 +187,14 @@ def encode_infer(resp: InferResponse, plan: OutputPlan) -> Response:
     blobs: list[bytes] = []
     for name in names:
         array = resp.outputs[name]
+        native = _NATIVE_DATATYPES.get(array.dtype)
         entry: dict[str, Any] = {
             "name": name,
-            "datatype": datatype_of(array),
+            "datatype": native or datatype_of(array),
             "shape": list(array.shape),
         }
         if plan.binary.get(name, plan.binary_default):
-            raw = encode_raw_tensor(array)
+            raw = array.tobytes() if native else encode_raw_tensor(array)
             entry["parameters"] = {"binary_data_size": len(raw)}
             blobs.append(raw)
         else:
@@ -171,7 +204,7 @@ def encode_infer(resp: InferResponse, plan: OutputPlan) -> Response:
     if resp.id:
         doc["id"] = resp.id
     doc["outputs"] = outputs
-    head = json.dumps(doc, separators=(",", ":")).encode()
+    head = json_dumps(doc)
     if not blobs:
         return Response(200, head)
     return Response(
@@ -249,7 +282,7 @@ class KServeRoutes:
         ready_only = False
         if req.body.strip():
             try:
-                body = json.loads(req.body)
+                body = json_loads(req.body)
             except ValueError as exc:
                 raise InvalidInput(f"malformed JSON in the request: {exc}") from None
             ready_only = bool(body.get("ready", False)) if isinstance(body, dict) else False

@@ -22,7 +22,6 @@ handlers run inline in the protocol callback (no task per request).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import zlib
@@ -34,6 +33,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import httptools
+import rapidjson
 
 from reference_server.errors import InvalidInput, NotFound, PayloadTooLarge, ServerError
 
@@ -71,8 +71,22 @@ class Response:
 Handler = Callable[[Request, dict[str, str]], "Response | Awaitable[Response]"]
 
 
+# rapidjson parses number arrays ~7x faster than the stdlib (NM_NATIVE: C doubles/int64)
+# and writes ~2.5x faster; NaN/Infinity pass through as the stdlib json module allows.
+_NUMBERS = rapidjson.NM_NATIVE | rapidjson.NM_NAN
+
+
+def json_loads(data: bytes | str) -> Any:
+    """Parse JSON fast; raises ValueError (rapidjson.JSONDecodeError) when malformed."""
+    return rapidjson.loads(data, number_mode=_NUMBERS)
+
+
+def json_dumps(obj: Any) -> bytes:
+    return rapidjson.dumps(obj, number_mode=_NUMBERS, ensure_ascii=False).encode()
+
+
 def json_response(obj: Any, status: int = 200, headers: tuple = ()) -> Response:
-    return Response(status, json.dumps(obj, separators=(",", ":")).encode(), _JSON, headers)
+    return Response(status, json_dumps(obj), _JSON, headers)
 
 
 def error_response(status: int, message: str) -> Response:

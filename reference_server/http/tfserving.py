@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
 
 import numpy as np
 
 from reference_server.core import InferenceCore, InferRequest
 from reference_server.errors import InvalidInput, NotFound
-from reference_server.http.server import Request, Response, Router, json_response
+from reference_server.http.server import Request, Response, Router, json_loads, json_response
 from reference_server.tensors import datatype_of, numpy_dtype, to_json_data
 
 _STATE = {"READY": "AVAILABLE", "LOADING": "LOADING", "UNLOADING": "UNLOADING"}
@@ -103,7 +102,7 @@ def _dtype_for(name: str, types: dict[str, str]) -> str:
 def parse_predict(body: bytes, meta: dict) -> tuple[dict[str, np.ndarray], bool]:
     """Decode a predict body; returns (inputs, row_format)."""
     try:
-        doc = json.loads(body)
+        doc = json_loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"malformed JSON in the predict request: {exc}") from None
     if not isinstance(doc, dict):
