@@ -51,14 +51,8 @@ __all__ = ["EXTENSIONS", "InferRequest", "InferResponse", "InferenceCore"]
 
 logger = logging.getLogger(__name__)
 
-EXTENSIONS = (
-    "classification",
-    "binary_tensor_data",
-    "model_configuration",
-    "statistics",
-    "model_repository",
-    "schedule_policy",
-)
+# Only what the front ends really implement (classification and shared memory are refused).
+EXTENSIONS = ("binary_tensor_data", "model_configuration", "statistics", "model_repository")
 
 
 @dataclass(frozen=True, slots=True)
