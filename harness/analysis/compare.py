@@ -136,6 +136,19 @@ def _decision(c: Candidate, p: float | None, config: CompareConfig) -> Decision:
     )
 
 
+def _latency(a: ArmWindows, b: ArmWindows, config: CompareConfig, design: Design) -> LatencyStats:
+    return latency_stats(
+        a,
+        b,
+        paired=design == "split",
+        alpha=config.alpha,
+        pcts=config.all_percentiles,
+        n_boot=config.n_boot,
+        rng=np.random.default_rng(config.seed),
+        block=config.block_length,
+    )
+
+
 def compare_arms(
     a: ArmWindows,
     b: ArmWindows,
@@ -145,21 +158,9 @@ def compare_arms(
     """Compare arm B against arm A. Pure: the same inputs and seed give the same result."""
     config = config or CompareConfig()
     warnings = _warnings(a, b, design)
-    cands: list[Candidate] = []
     short = _insufficient(a, b, config)
-    stats: LatencyStats | None = None
-    if short is None:
-        stats = latency_stats(
-            a,
-            b,
-            paired=design == "split",
-            alpha=config.alpha,
-            pcts=config.all_percentiles,
-            n_boot=config.n_boot,
-            rng=np.random.default_rng(config.seed),
-            block=config.block_length,
-        )
-    cands += latency_candidates(a, b, stats, config, short)
+    stats = None if short else _latency(a, b, config, design)
+    cands = latency_candidates(a, b, stats, config, short)
     cands.append(error_rate_candidate(a, b, config))
     acc = accuracy_candidate(a, b, config)
     if acc is not None:
@@ -174,7 +175,7 @@ def compare_arms(
         design=design,
         verdict=str(verdict),
         regression=verdict is Verdict.WORSE,
-        summary=_summary(verdict, gating, config),
+        summary=_summary(verdict, gating, config, _rate(a) + _rate(b)),
         metrics=tuple(results),
         warnings=tuple(warnings),
         details=_details(a, b, stats, config),
@@ -214,7 +215,10 @@ def _dispersion_warning(results: list[MetricResult]) -> list[str]:
     return [r.note for r in results if r.metric == "error_rate" and "bursty" in r.note]
 
 
-def _summary(verdict: Verdict, gating: list[MetricResult], config: CompareConfig) -> str:
+def _summary(
+    verdict: Verdict, gating: list[MetricResult], config: CompareConfig, rate: float
+) -> str:
+    """One paragraph for a planning review; `rate` = requests/s of both arms together."""
     by = {v: [r.label for r in gating if r.verdict == v] for v in Verdict}
     if verdict is Verdict.WORSE:
         head = "REGRESSION: B is worse on " + ", ".join(by[Verdict.WORSE])
@@ -223,13 +227,19 @@ def _summary(verdict: Verdict, gating: list[MetricResult], config: CompareConfig
     elif verdict is Verdict.EQUIVALENT:
         head = f"No regression beyond the margin ({config.margin.describe()}): B is equivalent"
     elif verdict is Verdict.INCONCLUSIVE:
+        head = "Inconclusive: not enough data on " + ", ".join(by[Verdict.INCONCLUSIVE])
         need = [r.requests_needed for r in gating if r.requests_needed]
-        more = f"; about {max(need):,} requests in total would resolve it" if need else ""
-        head = "Inconclusive: not enough data on " + ", ".join(by[Verdict.INCONCLUSIVE]) + more
+        if need:
+            head += f"; about {max(need):,} requests in total would resolve it"
+            head += f" (~{math.ceil(max(need) / rate):,} s at this rate)" if rate > 0 else ""
     else:
         head = "No significant difference (no equivalence margin was tested)"
     rest = [f"{r.label}: {r.verdict}" for r in gating if r.label not in head]
     return head + (". Also " + "; ".join(rest) if rest else "") + "."
+
+
+def _rate(arm: ArmWindows) -> float:
+    return arm.n_requests / arm.n_windows if arm.n_windows else 0.0
 
 
 def _details(

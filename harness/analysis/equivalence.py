@@ -9,10 +9,9 @@ example +-5 % of A's p99) two one-sided tests (TOST) can conclude *equivalent*: 
     equivalent           the (1 - 2 alpha) interval lies within +-margin (a difference can
                          be detectable and still practically irrelevant);
     inconclusive         neither: the interval is too wide to tell; we say how many
-                         requests would make it narrow enough (intervals shrink as
-                         1/sqrt(n), so n_needed = n * (half-width / target)^2, the target
-                         being whichever of "exclude 0" or "fit inside the margin" is
-                         nearer);
+                         requests would make it narrow enough (each side of an interval
+                         shrinks towards the estimate as 1/sqrt(n); we take whichever of
+                         "exclude 0" or "fit inside the margin" needs fewer requests);
     no significant difference   not significant, and no margin to test equivalence against.
 
 Holm controls the family-wise error of the better/worse calls. The overall "equivalent"
@@ -61,13 +60,32 @@ def holm(p_values: Sequence[float]) -> list[float]:
 
 
 def _needed(
-    n: int, estimate: float, half_test: float, half_eq: float, margin: float | None
+    n: int,
+    estimate: float,
+    ci: tuple[float, float],
+    ci_eq: tuple[float, float],
+    margin: float | None,
 ) -> int | None:
+    """Total requests for the interval to exclude 0, or to fit in the margin (the nearer).
+
+    Each side of an interval shrinks towards the estimate as 1/sqrt(n): the side that
+    crosses 0 must shrink by estimate / (estimate - side); for equivalence each side beyond
+    the margin must shrink to it.
+    """
+    lo, hi = ci
     factors = []
-    if estimate != 0 and half_test > 0:
-        factors.append((half_test / abs(estimate)) ** 2)
-    if margin is not None and abs(estimate) < margin and half_eq > 0:
-        factors.append((half_eq / (margin - abs(estimate))) ** 2)
+    if estimate > 0 and lo < 0:
+        factors.append(((estimate - lo) / estimate) ** 2)
+    elif estimate < 0 and hi > 0:
+        factors.append(((hi - estimate) / -estimate) ** 2)
+    if margin is not None and abs(estimate) < margin:
+        lo_eq, hi_eq = ci_eq
+        need = [1.0]
+        if hi_eq >= margin:
+            need.append(((hi_eq - estimate) / (margin - estimate)) ** 2)
+        if lo_eq <= -margin:
+            need.append(((estimate - lo_eq) / (margin + estimate)) ** 2)
+        factors.append(max(need))
     if not factors or n <= 0:
         return None
     return math.ceil(n * min(factors))
@@ -97,9 +115,7 @@ def decide(
         return Decision(verdict, True, False, None, "significant after Holm correction")
     if margin is None:
         return Decision(Verdict.NO_DIFFERENCE, False, False, None, "no margin to test against")
-    half_test = (ci[1] - ci[0]) / 2
-    half_eq = (hi_eq - lo_eq) / 2
-    needed = _needed(n, estimate, half_test, half_eq, margin)
+    needed = _needed(n, estimate, ci, ci_equivalence, margin)
     return Decision(Verdict.INCONCLUSIVE, False, False, needed, "interval wider than the margin")
 
 

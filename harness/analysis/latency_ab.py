@@ -253,8 +253,9 @@ def latency_stats(
         boot.quantile_rows(tot_a[None, :], values, pct_arr)[0],
         boot.quantile_rows(tot_b[None, :], values, pct_arr)[0],
     )
-    shape_a = np.array([a.merged.percentile(p) for p in SHAPE_PERCENTILES])
-    shape_b = np.array([b.merged.percentile(p) for p in SHAPE_PERCENTILES])
+    shape_a, shape_b = (
+        np.array([h.percentile(p) for p in SHAPE_PERCENTILES]) for h in (a.merged, b.merged)
+    )
     return LatencyStats(
         mw=rt.mw,
         se_cles=rt.se_cles,

@@ -43,6 +43,7 @@ from harness.analysis.histdata import (
     bin_ids_for,
 )
 from harness.errors import SchemaVersionError, StoreError
+from harness.results.store import WINDOWS_SCHEMA
 
 __all__ = ["RunInfo", "encode_window", "read_arms", "read_run_info", "window_rows", "write_run"]
 
@@ -337,21 +338,7 @@ def write_run(
         "status_reason": "",
         "kind": "run",
     }
-    schema = pa.schema(
-        [
-            ("second", pa.int64()),
-            ("endpoint", pa.string()),
-            ("outcome", pa.string()),
-            ("count", pa.int64()),
-            ("hdr", pa.binary()),
-            ("hdr_uncorrected", pa.binary()),
-            ("checked", pa.int64()),
-            ("correct", pa.int64()),
-            ("rejected", pa.int64()),
-            ("healthy", pa.bool_()),
-        ]
-    )
-    table = pa.Table.from_pylist(rows, schema=schema)
+    table = pa.Table.from_pylist(rows, schema=WINDOWS_SCHEMA)
     _atomic_write(run_dir / "windows.parquet", lambda p: pq.write_table(table, p))
     _atomic_write(run_dir / "run.json", lambda p: Path(p).write_text(json.dumps(meta)))
     lines = "".join(json.dumps(e) + "\n" for e in events)

@@ -46,6 +46,11 @@ def test_inconclusive_says_how_much_more_data() -> None:
     assert d.verdict is Verdict.INCONCLUSIVE
     # half-width 0.084 must shrink to 0.05: factor (0.084/0.05)^2 = 2.82
     assert d.requests_needed == pytest.approx(10_000 * (0.084 / 0.05) ** 2, rel=1e-3)
+    # asymmetric interval: "exclude 0" needs ((0.02+0.01)/0.02)^2 = 2.25 x the data, "inside
+    # the margin" ((0.055-0.02)/(0.05-0.02))^2 = 1.36 x; the nearer wins, and always > n
+    d = _decide(0.02, (-0.01, 0.06), (-0.005, 0.055), 0.5)
+    assert d.verdict is Verdict.INCONCLUSIVE
+    assert d.requests_needed == pytest.approx(10_000 * (0.035 / 0.03) ** 2, rel=1e-3)
 
 
 def test_no_margin_means_no_significant_difference() -> None:
