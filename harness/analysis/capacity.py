@@ -19,7 +19,10 @@ one formula, its inputs are recorded, and it is written out as an "arithmetic li
    exactly the formula of step 2 (or 4 when rho_t < 1).
 
 The HPA built from the plan targets rho_t * c_op in-flight requests per pod, so the HPA's own
-rule ceil(pods * current / target) lands on the same count as step 4. Pure: no I/O.
+rule ceil(pods * current / target) lands on the same count as step 4. c_op there is the
+count the SERVER sees in flight: from a closed-loop sweep, X_op x measured mean latency,
+which is below the number of users when each user also spends time in the load generator
+between requests. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -258,9 +261,10 @@ def plan_capacity(inp: CapacityInputs, op: OperatingPoint) -> CapacityPlan:
     per_pod = rho_t * op.throughput
     lo, hi, how = _min_max(inp, total, per_pod)
     lines += [*rho_lines, rho_line, *count_lines, how]
+    inflight = op.inflight_at_server
     lines.append(
-        f"HPA targets per pod: in-flight rho_t x c_op = {rho_t * op.concurrency:.3f}, "
-        f"requests/s rho_t x X_op = {per_pod:.3f}"
+        f"HPA targets per pod: in-flight rho_t x c_op(server) = {rho_t:.4f} x {inflight:.3f} = "
+        f"{rho_t * inflight:.3f}, requests/s rho_t x X_op = {per_pod:.3f}"
     )
     return CapacityPlan(
         replicas=total,
@@ -273,7 +277,7 @@ def plan_capacity(inp: CapacityInputs, op: OperatingPoint) -> CapacityPlan:
         rho_growth=rho_g,
         rho_target=rho_t,
         n_before_redundancy=n,
-        hpa_inflight_target=rho_t * op.concurrency,
+        hpa_inflight_target=rho_t * inflight,
         hpa_rps_target=per_pod,
         inputs=inp.model_dump(),
         arithmetic=tuple(lines),

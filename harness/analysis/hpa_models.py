@@ -52,6 +52,7 @@ class QueueingPodModel:
         latency_curve: tuple[float, float, float] | None = None,
         grid: int = 801,
         overload_factor: float = 1000.0,
+        inflight_scale: float = 1.0,
     ) -> None:
         self.c = max(1, int(c))
         self.service_s = service_s
@@ -61,7 +62,9 @@ class QueueingPodModel:
         self._rho = np.linspace(0.0, 0.999, grid)
         lam = self._rho * self.capacity
         wait_mean = np.array([_mean_wait(self.c, service_s, x) for x in lam])
-        self._inflight = lam * (service_s + wait_mean)
+        # inflight_scale < 1: part of each closed-loop cycle is spent in the load generator,
+        # not at the server (OperatingPoint.server_inflight / concurrency)
+        self._inflight = lam * (service_s + wait_mean) * inflight_scale
         self._p99_ms = 1000.0 * np.array(
             [
                 (service_p99_s + mmc_wait_quantile(self.c, service_s, x))
@@ -104,6 +107,7 @@ def model_from_plan(plan: CapacityPlan, use_fitted_curve: bool = True) -> Queuei
         service_s=op.mean_latency_s,
         service_p99_s=None if op.p99_ms is None else op.p99_ms / 1000.0,
         latency_curve=curve,
+        inflight_scale=op.inflight_at_server / op.concurrency,
     )
 
 

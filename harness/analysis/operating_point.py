@@ -42,6 +42,14 @@ class OperatingPoint:
     usl: dict[str, float] | None = None  # lambda, sigma, kappa, r2 when fitted
     latency_model: dict[str, float] | None = None  # a_ms, b_ms, saturation when fitted
     notes: tuple[str, ...] = ()
+    # requests in flight AT THE SERVER at c_op (X_op x measured mean latency). In a closed loop
+    # each user also spends time in the load generator between requests, so this is below
+    # c_op; it is what a server-side in-flight metric (the HPA's) reads. None: = concurrency.
+    server_inflight: float | None = None
+
+    @property
+    def inflight_at_server(self) -> float:
+        return self.concurrency if self.server_inflight is None else self.server_inflight
 
 
 def operating_point_manual(
@@ -69,12 +77,14 @@ def operating_point_closed_loop(
     slo_p99_ms: float,
     error_rate: np.ndarray | None = None,
     max_error_rate: float = 0.01,
+    mean_ms: np.ndarray | None = None,
 ) -> OperatingPoint:
     """From a closed-loop sweep: USL fit, c_op = largest integer N <= N* meeting the SLO.
 
     "Meeting the SLO" uses the measured p99 interpolated linearly between measured levels,
     and every measured level up to N must pass (p99 and error rate); no extrapolation past
-    the largest level measured.
+    the largest level measured. With the measured mean latencies, the server-side in-flight
+    count at c_op is X_op x mean (Little at the server) — what the HPA metric will read.
     """
     ns = np.asarray(concurrency, dtype=np.float64)
     order = np.argsort(ns)
@@ -92,6 +102,9 @@ def operating_point_closed_loop(
     x_op = float(usl.predict(np.array([c_op]))[0])
     rising = ns <= max(usl.n_star_, ns[0])  # latency vs throughput is single-valued here
     lat = _latency_model_dict(xs[rising], p99[rising])
+    server, notes = _server_inflight(
+        c_op, x_op, ns, None if mean_ms is None else np.asarray(mean_ms, dtype=np.float64)[order]
+    )
     return OperatingPoint(
         source="sweep-closed",
         concurrency=c_op,
@@ -102,7 +115,25 @@ def operating_point_closed_loop(
         x_max=float(usl.x_max_),
         usl={"lambda": usl.lambda_, "sigma": usl.sigma_, "kappa": usl.kappa_, "r2": usl.r2_},
         latency_model=lat,
-        notes=_fit_warnings(usl.r2_, lat),
+        notes=(*_fit_warnings(usl.r2_, lat), *notes),
+        server_inflight=server,
+    )
+
+
+def _server_inflight(
+    c_op: float, x_op: float, ns: np.ndarray, mean_ms: np.ndarray | None
+) -> tuple[float | None, tuple[str, ...]]:
+    if mean_ms is None or not np.all(np.isfinite(mean_ms)):
+        return None, ()
+    mean_s = float(np.interp(c_op, ns, mean_ms)) / 1000.0
+    server = min(c_op, x_op * mean_s)
+    if server >= 0.9 * c_op:
+        return server, ()
+    client_ms = (c_op / x_op - mean_s) * 1000.0
+    return server, (
+        f"at c_op each user spends {client_ms:.2f} ms per request in the load generator "
+        f"(N/X - mean latency): {server:.2f} requests are in flight at the server, not "
+        f"{c_op:g}; the HPA's in-flight target uses the server-side count",
     )
 
 
@@ -152,8 +183,10 @@ def with_concurrency(op: OperatingPoint, concurrency: float) -> OperatingPoint:
     if op.latency_model:
         lm = op.latency_model
         p99 = float(latency_curve(np.array([x]), lm["a_ms"], lm["b_ms"], lm["saturation"])[0])
+    ratio = op.inflight_at_server / op.concurrency  # the load generator's share stays
     return replace(
         op,
+        server_inflight=float(concurrency) * ratio,
         concurrency=float(concurrency),
         throughput=x,
         mean_latency_s=concurrency / x,

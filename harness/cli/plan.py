@@ -100,7 +100,12 @@ def operating_point(args: argparse.Namespace) -> tuple[OperatingPoint, float | N
     c = sw.columns
     if sw.mode == "closed":
         op = operating_point_closed_loop(
-            c["load"], c["throughput_rps"], c["p99_ms"], slo, c["error_rate"]
+            c["load"],
+            c["throughput_rps"],
+            c["p99_ms"],
+            slo,
+            c["error_rate"],
+            mean_ms=c["mean_ms"],
         )
         if args.concurrency is not None:  # c_op by hand, X_op from the fit
             op = with_concurrency(op, args.concurrency)

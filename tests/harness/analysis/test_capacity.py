@@ -113,3 +113,20 @@ def test_poor_fits_are_flagged_in_the_plan() -> None:
     assert any("USL fit is poor" in note for note in op.notes)
     plan = plan_capacity(CapacityInputs(peak_qps=1000, slo_p99_ms=150), op)
     assert any("USL fit is poor" in note for note in plan.notes)
+
+
+def test_server_side_inflight_when_users_spend_time_in_the_client() -> None:
+    """Closed loop: N/X = server time + client time. The HPA reads the server's in-flight
+    count, so its target is rho_t x X_op x mean (Little at the server), not rho_t x c_op."""
+    n = np.array([1, 2, 4, 8, 16, 32, 48, 64], dtype=float)
+    x = usl_throughput(n, 100.0, 0.05, 0.0005)
+    cycle_ms = n / x * 1000
+    mean = 0.75 * cycle_ms  # a quarter of each cycle is spent in the load generator
+    op = operating_point_closed_loop(n, x, 2.5 * cycle_ms, slo_p99_ms=150, mean_ms=mean)
+    assert op.server_inflight == pytest.approx(0.75 * op.concurrency, rel=0.02)
+    assert any("load generator" in note for note in op.notes)
+    plan = plan_capacity(CapacityInputs(peak_qps=5000, target_utilisation=0.8), op)
+    assert plan.hpa_inflight_target == pytest.approx(0.8 * op.server_inflight)
+    assert plan.hpa_rps_target == pytest.approx(0.8 * op.throughput)
+    same = operating_point_closed_loop(n, x, 2.5 * cycle_ms, slo_p99_ms=150, mean_ms=cycle_ms)
+    assert same.server_inflight == pytest.approx(same.concurrency) and same.notes == ()
