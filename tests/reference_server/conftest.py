@@ -111,7 +111,7 @@ class RunningServer:
                 self.proc.stdout.close()
 
 
-def _read_ports(proc: subprocess.Popen, deadline: float) -> tuple[int, int, int] | None:
+def read_ports(proc: subprocess.Popen, deadline: float) -> tuple[int, int, int] | None:
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
     buf = b""
@@ -144,7 +144,7 @@ def start_server(
         proc = subprocess.Popen(
             cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log, env=full_env
         )
-    ports = _read_ports(proc, time.monotonic() + timeout)
+    ports = read_ports(proc, time.monotonic() + timeout)
     if ports is None:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()

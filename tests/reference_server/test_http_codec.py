@@ -159,3 +159,33 @@ def test_model_config_json_has_triton_field_names_and_int64_numbers() -> None:
     assert doc["input"][0] == {"name": "x", "data_type": "TYPE_FP32", "dims": [-1, 4]}
     assert doc["dynamic_batching"]["max_queue_delay_microseconds"] == 500
     assert doc["dynamic_batching"]["preferred_batch_size"] == [4, 8]
+
+
+@pytest.mark.parametrize(
+    ("data", "shape", "expected"),
+    [
+        ([1.5, 2, True, -3], [2, 2], [[1.5, 2.0], [1.0, -3.0]]),  # ints and bools are numbers
+        ([[1.0, 2.0], [3.0, 4.0]], [2, 2], [[1.0, 2.0], [3.0, 4.0]]),  # nested row-major
+        ([[1.0, 2.0], [3.0, 4.0]], [4], [1.0, 2.0, 3.0, 4.0]),
+    ],
+)
+def test_json_float_tensors(data: list, shape: list, expected: list) -> None:
+    body = _body({"inputs": [{"name": "x", "datatype": "FP32", "shape": shape, "data": data}]})
+    request, _ = parse_infer(body, None, "m", None)
+    assert request.inputs["x"].dtype == np.float32
+    assert request.inputs["x"].tolist() == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "shape", "message"),
+    [
+        (["1.0", "2.0"], [2], "does not match datatype FP32"),
+        ([1.0, None], [2], "does not match datatype FP32"),
+        ([1.0, 2.0, 3.0], [2], "needs 2 elements, got 3"),
+        ([1.0, 2.0], [-1], "shape must be"),
+    ],
+)
+def test_json_float_tensor_errors(data: list, shape: list, message: str) -> None:
+    body = _body({"inputs": [{"name": "x", "datatype": "FP32", "shape": shape, "data": data}]})
+    with pytest.raises(InvalidInput, match=message):
+        parse_infer(body, None, "m", None)

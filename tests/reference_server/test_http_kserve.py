@@ -277,3 +277,33 @@ def test_tritonclient_sees_errors_as_exceptions(client: httpclient.InferenceServ
     with pytest.raises(InferenceServerException) as info:
         _infer(client, "pair", "1", feeds, True)
     assert info.value.status() == "400"
+
+
+def test_asyncio_tritonclient_works_too(
+    server: RunningServer, reference_outputs: Callable[..., dict[str, np.ndarray]]
+) -> None:
+    import asyncio
+
+    import tritonclient.http.aio as aioclient
+
+    feeds = [np.full((1, 256), k / 7, np.float32) for k in range(8)]
+
+    async def main() -> list[np.ndarray]:
+        client = aioclient.InferenceServerClient(server.http_url)
+        try:
+            assert await client.is_server_ready()
+            assert (await client.get_model_config("mlp"))["name"] == "mlp"
+
+            async def one(x: np.ndarray, binary: bool) -> np.ndarray:
+                item = aioclient.InferInput("input", [1, 256], "FP32")
+                item.set_data_from_numpy(x, binary_data=binary)
+                out = aioclient.InferRequestedOutput("output", binary_data=binary)
+                result = await client.infer("mlp", [item], outputs=[out])
+                return result.as_numpy("output")
+
+            return await asyncio.gather(*(one(x, k % 2 == 0) for k, x in enumerate(feeds)))
+        finally:
+            await client.close()
+
+    for x, got in zip(feeds, asyncio.run(main()), strict=True):
+        _assert_same(got, reference_outputs("mlp", "1", {"input": x})["output"])

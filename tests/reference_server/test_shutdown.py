@@ -23,7 +23,13 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
-from tests.reference_server.conftest import ADMIN_TOKEN, REPO_ROOT, RunningServer, running_server
+from tests.reference_server.conftest import (
+    ADMIN_TOKEN,
+    REPO_ROOT,
+    RunningServer,
+    read_ports,
+    running_server,
+)
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 HTTP_CLIENTS = 8
@@ -189,3 +195,19 @@ def test_bad_repository_is_a_config_error(tmp_path: Path) -> None:
 def test_bad_option_is_a_usage_error() -> None:
     proc = _run_cli("--device", "tpu")
     assert proc.returncode == 2 and "tpu" in proc.stderr
+
+
+def test_harness_serve_is_the_same_server(small_repository: Path) -> None:
+    cmd = [sys.executable, "-m", "harness.cli.main", "serve", "--model-repository"]
+    cmd += [str(small_repository), "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"]
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        ports = read_ports(proc, time.monotonic() + 60)
+        assert ports is not None, "harness serve never announced its ports"
+        status, _ = _request(ports[0], "POST", "/v2/models/pair/infer", _pair_doc(1))
+        assert status == 200
+    finally:
+        proc.send_signal(15)
+        code = proc.wait(20)
+        proc.stdout.close()  # type: ignore[union-attr]
+    assert code == 0
