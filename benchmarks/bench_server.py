@@ -52,7 +52,7 @@ class Plan:
 
 
 FULL = Plan(seconds=10, warmup=1.0, ort_seconds=1.5, cnn_sweep="1,2,4,8,16,32", grpc_cnn=True)
-QUICK = Plan(seconds=3, warmup=0.5, ort_seconds=0.4, cnn_sweep="1,4,16", grpc_cnn=False)
+QUICK = Plan(seconds=2, warmup=0.5, ort_seconds=0.3, cnn_sweep="1,4,16", grpc_cnn=False)
 
 
 def kserve_binary_body(model: str, http_port: int, shape: tuple[int, ...]) -> tuple[bytes, int]:
