@@ -62,9 +62,11 @@ def summary_table(summary: dict[str, Any]) -> Table:
         f"valid={summary.get('valid')}  slo={'pass' if slo.get('passed') else 'FAIL'}"
     )
     table = Table(title=title)
-    for column in ("endpoint", "requests", "failures", "rps", "p50 ms", "p99 ms", "accuracy"):
+    for column in ("endpoint", "measured", "failures", "rps", "p50 ms", "p99 ms", "accuracy"):
         table.add_column(column, justify="left" if column == "endpoint" else "right")
-    rows = [("all", summary), *sorted((summary.get("endpoints") or {}).items())]
+    arms = sorted((summary.get("endpoints") or {}).items())
+    measured = sum(int(stats.get("requests") or 0) for _, stats in arms)
+    rows = [("all", {**summary, "requests": measured, "failures": None}), *arms]
     for name, stats in rows:
         latency = stats.get("latency_ms") or {}
         table.add_row(
@@ -76,6 +78,12 @@ def summary_table(summary: dict[str, Any]) -> Table:
             _fmt(latency.get("p99")),
             _fmt(stats.get("accuracy"), 4),
         )
+    loadgen = summary.get("loadgen") or {}
+    table.caption = (
+        f"{summary.get('requests')} requests in all ({summary.get('failures')} failed), "
+        f"dropped {loadgen.get('dropped', 0)}, unhealthy seconds "
+        f"{len(loadgen.get('unhealthy_seconds', []))}\n"
+    )
     for check in slo.get("checks", []):
         mark = "ok" if check.get("passed") else "FAIL"
         table.caption = (table.caption or "") + (

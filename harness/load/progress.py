@@ -27,6 +27,7 @@ class RunMonitor:
     stream_dir: Path
     planned_s: float
     offered_at: object = None  # callable(t) -> offered rate or users (None: unknown)
+    offered_unit: str = "req/s"
     epoch: float | None = None
     requests: int = 0
     failures: int = 0
@@ -74,7 +75,7 @@ class RunMonitor:
         grid.add_row("remaining", f"{max(0.0, self.planned_s - elapsed):6.1f} s")
         offered = self.offered_at(elapsed) if callable(self.offered_at) else None
         achieved = self.per_second.get(self.last_second, 0) if self.last_second is not None else 0
-        grid.add_row("offered", "-" if offered is None else f"{offered:g}")
+        grid.add_row("offered", "-" if offered is None else f"{offered:g} {self.offered_unit}")
         grid.add_row("achieved", f"{achieved} req/s (second {self.last_second})")
         hist = self.last.histogram()
         if hist.get_total_count():

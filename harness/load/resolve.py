@@ -13,8 +13,9 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.config import OpenLoad, Scenario
-from harness.errors import ConfigError
+from harness.config import Endpoint, OpenLoad, Scenario
+from harness.errors import ConfigError, HarnessError
+from harness.load.payloads import TensorSpec
 from harness.load.spec import EndpointSpec, RunSpec
 from harness.load.target import fetch_input_specs, wait_ready
 
@@ -65,6 +66,21 @@ def dataset_path(scenario: Scenario, repository: Path | None) -> Path | None:
     raise ConfigError(f"target.inputs.dataset: no test set for {name!r} under {roots}")
 
 
+def _input_specs(scenario: Scenario, target: Target, arm: Endpoint) -> tuple[TensorSpec, ...]:
+    """The arm's inputs from its metadata. TF Serving's metadata route is optional for dataset
+    inputs: one input in row format (`instances`) needs no name."""
+    protocol = scenario.target.protocol
+    try:
+        return fetch_input_specs(protocol, target.url, arm.model, arm.version)
+    except HarnessError as exc:
+        if protocol != "tfserving" or scenario.target.inputs.source != "dataset":
+            raise
+        log.warning(
+            "no TF Serving metadata for %s (%s); dataset rows sent as instances", arm.name, exc
+        )
+        return (TensorSpec("instances", "FP32", (-1,)),)
+
+
 def resolve_spec(
     scenario: Scenario,
     run_dir: Path,
@@ -76,13 +92,7 @@ def resolve_spec(
     arms = scenario.endpoints()
     wait_ready(protocol, target.url, [(a.model, a.version) for a in arms], ready_timeout_s)
     endpoints = tuple(
-        EndpointSpec(
-            a.name,
-            a.model,
-            a.version,
-            a.weight,
-            fetch_input_specs(protocol, target.url, a.model, a.version),
-        )
+        EndpointSpec(a.name, a.model, a.version, a.weight, _input_specs(scenario, target, a))
         for a in arms
     )
     load = scenario.load

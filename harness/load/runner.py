@@ -179,7 +179,8 @@ def _drive(
     spec_path = spec.write(run_dir / "run_spec.json")
     scraper = MetricsScraper(target.metrics_urls).start()
     planned = run_length_s(scenario, spec.trace_path)
-    monitor = RunMonitor(spec.stream_dir, planned, _offered(scenario))
+    unit = "req/s" if isinstance(scenario.load, OpenLoad) else "users"
+    monitor = RunMonitor(spec.stream_dir, planned, _offered(scenario), unit)
     procs = None
     try:
         procs = start_locust(spec_path, run_dir, scenario.workers)
