@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from reference_server.config import ServerConfig
 from reference_server.core import InferenceCore
 from reference_server.http import admin, kserve, tfserving
-from reference_server.http.server import HttpServer, Request, Response, Router
+from reference_server.http.routing import Request, Response, Router
+from reference_server.http.server import HttpServer
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from google.protobuf import descriptor, json_format, message
 
 from reference_server.core import InferenceCore, InferRequest, InferResponse
 from reference_server.errors import InvalidInput
-from reference_server.http.server import (
+from reference_server.http.routing import (
     Request,
     Response,
     Router,

@@ -21,14 +21,18 @@ import numpy as np
 
 from reference_server.core import InferenceCore, InferRequest
 from reference_server.errors import InvalidInput, NotFound
-from reference_server.http.server import Request, Response, Router, json_loads, json_response
+from reference_server.http.routing import Request, Response, Router, json_loads, json_response
 from reference_server.tensors import datatype_of, numpy_dtype, to_json_data
 
 _STATE = {"READY": "AVAILABLE", "LOADING": "LOADING", "UNLOADING": "UNLOADING"}
 
 
+def _is_b64(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"b64"}
+
+
 def _unb64(value: Any) -> Any:
-    if isinstance(value, dict) and set(value) == {"b64"}:
+    if _is_b64(value):
         try:
             return base64.b64decode(value["b64"], validate=True)
         except (binascii.Error, TypeError, ValueError) as exc:
@@ -62,9 +66,7 @@ def _input_types(meta: dict) -> dict[str, str]:
 def _row_inputs(instances: Any, types: dict[str, str]) -> dict[str, np.ndarray]:
     if not isinstance(instances, list) or not instances:
         raise InvalidInput("'instances' must be a non-empty list")
-    if all(isinstance(i, dict) for i in instances) and not (
-        len(types) == 1 and all(set(i) == {"b64"} for i in instances)
-    ):
+    if all(isinstance(i, dict) and not _is_b64(i) for i in instances):
         names = set(instances[0])
         if any(set(i) != names for i in instances):
             raise InvalidInput("every instance must name the same inputs")
@@ -79,7 +81,7 @@ def _row_inputs(instances: Any, types: dict[str, str]) -> dict[str, np.ndarray]:
 
 
 def _columnar_inputs(inputs: Any, types: dict[str, str]) -> dict[str, np.ndarray]:
-    if isinstance(inputs, dict) and set(inputs) != {"b64"}:
+    if isinstance(inputs, dict) and not _is_b64(inputs):
         return {n: _to_array(n, _dtype_for(n, types), v) for n, v in inputs.items()}
     if len(types) != 1:
         raise InvalidInput(

@@ -19,7 +19,8 @@ from collections.abc import Iterator
 import pytest
 
 from reference_server.errors import InvalidInput
-from reference_server.http.server import HttpServer, Request, Response, Router, json_response
+from reference_server.http.routing import Request, Response, Router, json_response
+from reference_server.http.server import HttpServer
 
 LIMIT = 1000
 
