@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import shutil
 import sys
 import tempfile
 import urllib.request
@@ -274,6 +276,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-repository", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = parser.parse_args(argv)
+    missing = [tool for tool in ("wrk", "taskset") if shutil.which(tool) is None]
+    if missing or (os.cpu_count() or 1) < 2:
+        sys.stderr.write(
+            f"bench_server needs wrk and taskset and two cores (missing: {missing or 'a core'})\n"
+        )
+        return 2
     plan = QUICK if args.quick else FULL
     repository = args.model_repository or default_repository()
     base = {
