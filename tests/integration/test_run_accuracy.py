@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from harness.load.api import run_scenario
-from harness.results import read_events
+from harness.results import read_events, read_run
 from tests.integration.delay_server import DelayServerProcess
 from tests.integration.run_helpers import at_run_time, histogram_of, merged_histogram, ms, scenario
 
@@ -82,3 +82,20 @@ def test_open_loop_sees_the_stall_closed_loop_hides_it(tmp_path: Path) -> None:
     events = read_events(closed_dir / "events.jsonl")
     assert [e["index"] for e in events if e["type"] == "stage"] == [0, 1]
     assert events[0]["type"] == "load_start"
+
+
+def test_hitting_max_outstanding_is_counted_and_flagged_not_hidden(tmp_path: Path) -> None:
+    rate, duration, cap = 50.0, 3.0, 5
+    load = {"mode": "open", "rate": rate, "duration": duration, "max_outstanding": cap}
+    with DelayServerProcess(median_ms=400.0, sigma=0.0) as server:
+        outcome = run_scenario(scenario(server.url, load), tmp_path, show_progress=False)
+        served = [row for row in server.log() if row[2].endswith("/infer")]
+    loadgen = outcome.summary["loadgen"]
+    # ~5 in flight at 400 ms each: ~12.5/s get through, the rest of the 50/s are dropped.
+    assert loadgen["dropped"] > 0.5 * rate * duration
+    assert loadgen["dropped"] + loadgen["sent"] == rate * duration
+    assert len(served) == loadgen["sent"] == outcome.summary["requests"]
+    assert loadgen["unhealthy_seconds"], "seconds with drops are flagged"
+    assert any("dropped" in reason for reason in loadgen["unhealthy_reasons"])
+    windows = read_run(outcome.run_dir).windows
+    assert not all(w.healthy for w in windows)
