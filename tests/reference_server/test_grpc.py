@@ -96,7 +96,7 @@ def test_raw_contents_infer_equals_onnxruntime(
     _assert_outputs_equal(got, reference_outputs(model, version, feeds))
 
 
-@pytest.mark.parametrize(("model", "version"), [("mlp", "1"), ("digits", "2"), ("pair", "1")])
+@pytest.mark.parametrize(("model", "version"), MODELS)
 def test_typed_contents_infer_equals_onnxruntime(
     stub: pb_grpc.GRPCInferenceServiceStub,
     http_model_repository: Path,
