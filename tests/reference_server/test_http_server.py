@@ -232,3 +232,18 @@ def test_percent_encoded_path_parameters(port: int) -> None:
     conn.request("POST", "/echo/a%20b", body=b"")
     assert json.loads(conn.getresponse().read())["name"] == "a b"
     conn.close()
+
+
+def test_expect_100_continue(port: int) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /echo/e HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n"
+            b"Expect: 100-continue\r\nConnection: close\r\n\r\n"
+        )
+        assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"  # before the body is sent
+        sock.sendall(b"abcd")
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    ((status, _, body),) = _split_responses(raw)
+    assert status == 200 and json.loads(body)["size"] == 4

@@ -211,3 +211,17 @@ def test_harness_serve_is_the_same_server(small_repository: Path) -> None:
         code = proc.wait(20)
         proc.stdout.close()  # type: ignore[union-attr]
     assert code == 0
+
+
+def test_port_in_use_is_an_infrastructure_error(small_repository: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cmd = [sys.executable, "-m", "reference_server", "--model-repository"]
+        cmd += [str(small_repository), "--http-port", str(port)]
+        cmd += ["--grpc-port", "0", "--metrics-port", "0"]
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: cannot start the server") and str(port) in last
