@@ -11,8 +11,16 @@ Tensors arrive either as `raw_input_contents` (what tritonclient sends by defaul
 same byte layout as the HTTP binary extension, decoded by `reference_server.tensors`) or as
 typed `InferTensorContents` fields. Outputs always go back as `raw_output_contents`, as
 Triton does. Errors: every `reference_server.errors.ServerError` becomes its `grpc_code`
-with the message as details; anything else is logged and answered INTERNAL, so a bad
-request never takes the server down.
+with the message as details (bad input INVALID_ARGUMENT, unknown model or version
+NOT_FOUND, not ready UNAVAILABLE); a request that is not valid protobuf is INVALID_ARGUMENT
+too (gRPC alone would say UNKNOWN); anything else is logged and answered INTERNAL, so a
+bad request never takes the server down. RPCs not offered (shared memory, trace, log
+settings, repository load/unload) have no handler: gRPC answers UNIMPLEMENTED.
+
+ModelStreamInfer runs a stream's requests concurrently (so they batch together) and
+answers in completion order, errors in-band in `error_message` as Triton does; past
+`max_stream_in_flight` unanswered requests a stream is not read further (backpressure).
+ModelReady answers `ready: false` for an unknown model, as Triton does.
 """
 
 from __future__ import annotations
@@ -44,7 +52,12 @@ from reference_server.tensors import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "GRPCInferenceService", "start_grpc_server"]
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "GRPCInferenceService",
+    "add_service",
+    "start_grpc_server",
+]
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 SERVICE = "inference.GRPCInferenceService"
