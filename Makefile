@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 setup: system-deps $(STAMP)
-	$(PY) -m reference_server.models.build --if-missing
+	$(PY) -m reference_server.models --if-missing
 
 # Main job: quickstart scenario against the local reference stack.
 run: setup
