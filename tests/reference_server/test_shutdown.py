@@ -195,6 +195,11 @@ def test_bad_repository_is_a_config_error(tmp_path: Path) -> None:
 def test_bad_option_is_a_usage_error() -> None:
     proc = _run_cli("--device", "tpu")
     assert proc.returncode == 2 and "tpu" in proc.stderr
+    proc = _run_cli("--max-body-bytes", "0")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip() == (
+        "error: invalid server configuration: max_body_bytes: Input should be greater than 0"
+    )
 
 
 def test_harness_serve_is_the_same_server(small_repository: Path) -> None:
