@@ -92,6 +92,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=0.95,
         help="open loop: achieved/offered at least this (default 0.95)",
     )
+    p.add_argument(
+        "--allow-unstable",
+        action="store_true",
+        help="judge a step by its numbers even if it never became stable (exploration only)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no live progress display")
 
 
@@ -233,6 +238,7 @@ def criteria_from(args: argparse.Namespace, scenario: Scenario) -> SweepCriteria
         p99_ms=p99,
         max_error_rate=err,
         min_throughput_ratio=None if closed else args.min_throughput_ratio,
+        require_stable=not args.allow_unstable,
     )
 
 

@@ -44,7 +44,19 @@ def test_real_closed_loop_sweep(tmp_path: Path) -> None:
     )
     out = tmp_path / "results"
     rc = main(
-        ["sweep", str(scen), "--out", str(out), "--no-progress", "--max-steps", "2", "--start", "1"]
+        [
+            "sweep",
+            str(scen),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--max-steps",
+            "2",
+            "--start",
+            "1",
+            # a busy CI host can make a 5 s step unstable; this test is about the wiring
+            "--allow-unstable",
+        ]
     )
     assert rc == 0
     (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
