@@ -1,8 +1,9 @@
 """Settings of an A/B comparison, declared once and validated at the edge.
 
 The margin is what "equivalent" means: a relative one ("5%": +-5 % of A's value of the same
-metric) or an absolute one ("2ms", "500us"). Error-rate and accuracy margins are absolute
-differences of proportions (0.001 = 0.1 percentage point).
+metric) or an absolute one ("2ms", "500us"); "none" tests no equivalence for latency, so a
+non-significant latency metric reads "no significant difference". Error-rate and accuracy
+margins are absolute differences of proportions (0.001 = 0.1 percentage point).
 """
 
 from __future__ import annotations
@@ -28,14 +29,25 @@ class Margin(BaseModel):
     absolute_us: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> Margin:
-        if (self.relative is None) == (self.absolute_us is None):
-            raise ValueError("give exactly one of relative / absolute_us")
+    def _at_most_one(self) -> Margin:
+        if self.relative is not None and self.absolute_us is not None:
+            raise ValueError("give one of relative / absolute_us, not both")
         return self
+
+    @property
+    def value(self) -> float | None:
+        """The margin on its own scale (fraction of A, or us); None: no equivalence test."""
+        return self.relative if self.relative is not None else self.absolute_us
+
+    @property
+    def is_absolute(self) -> bool:
+        return self.absolute_us is not None
 
     @classmethod
     def parse(cls, text: str) -> Margin:
-        """'5%' -> 5 % of A; '2ms', '500us', '0.1s' -> absolute."""
+        """'5%' -> 5 % of A; '2ms', '500us', '0.1s' -> absolute; 'none' -> no margin."""
+        if text.strip().lower() == "none":
+            return cls()
         m = _MARGIN.match(text)
         if not m:
             raise ValueError(f"margin {text!r}: expected e.g. '5%', '2ms' or '500us'")
@@ -46,6 +58,8 @@ class Margin(BaseModel):
         return cls(absolute_us=value * scale)
 
     def describe(self) -> str:
+        if self.value is None:
+            return "none"
         if self.relative is not None:
             return f"±{self.relative * 100:g}% of A"
         return f"±{self.absolute_us / 1e3:g} ms"

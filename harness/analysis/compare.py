@@ -10,6 +10,12 @@ combines (see the sibling modules for the statistics and their reasoning):
     accuracy      the same, on checked answers (when both arms were checked)
     verdicts      Holm across the gating metrics, TOST against the margin (`equivalence`)
 
+Gating metrics (default: shift, distribution, p99, error_rate, accuracy) decide the overall
+verdict and the exit code; the other percentiles are shown for information. A significant
+distribution change counts as worse (more mass in the upper tail) or better only when some
+quantile from p5 to p99.9 moves by more than the margin; a detectable but smaller change of
+shape is "equivalent". Latency statistics use successful requests only.
+
 Designs: a *split* run (two endpoints of one run, concurrent) is preferred: both arms see
 the same load second by second, the comparison pairs the seconds and the shared load
 cancels. Two separate runs ("two-runs") are compared as independent samples, with a warning
@@ -168,6 +174,7 @@ def compare_arms(
     results = _finish(cands, config)
     gating = [r for r in results if r.gating]
     verdict = overall_verdict([_as_decision(r) for r in gating])
+    log.debug("compare %s vs %s (%s): %s", a.name, b.name, design, verdict)
     warnings += _dispersion_warning(results)
     return Comparison(
         arm_a=a.name,
@@ -225,7 +232,10 @@ def _summary(
     elif verdict is Verdict.BETTER:
         head = "B is better on " + ", ".join(by[Verdict.BETTER])
     elif verdict is Verdict.EQUIVALENT:
-        head = f"No regression beyond the margin ({config.margin.describe()}): B is equivalent"
+        head = (
+            f"No regression beyond the margins (latency {config.margin.describe()}, error rate "
+            f"±{config.error_margin * 100:g} pp): B is equivalent"
+        )
     elif verdict is Verdict.INCONCLUSIVE:
         head = "Inconclusive: not enough data on " + ", ".join(by[Verdict.INCONCLUSIVE])
         need = [r.requests_needed for r in gating if r.requests_needed]

@@ -6,6 +6,14 @@ computes the exact rank statistics from the merged HDR histograms, the autocorre
 robust standard error from per-second placement sums (`ranktests`), and runs a single
 moving-block bootstrap pass (`bootstrap`) that feeds both the percentile intervals and the
 Anderson-Darling p-value (`disttest`). Pure: arrays in, a frozen record out.
+
+Small-sample correction of the bootstrap: a block bootstrap with b-second blocks only sees
+autocorrelation up to lag b (its variance is the Bartlett sum of bandwidth b), so with a
+few hundred seconds of strongly correlated load it is too narrow. The rank-test influence
+series measures by how much: `inflation` = robust long-run variance / the variance the
+bootstrap sees for that same series (>= 1, capped at 4), times (t_df / z)^2 for the
+Student-t reference. Percentile replicates are spread around the estimate by sqrt of it,
+and the centred AD statistics (quadratic) by it. With long runs it tends to 1.
 """
 
 from __future__ import annotations

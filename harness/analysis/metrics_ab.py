@@ -15,7 +15,7 @@ from harness.analysis.abconfig import CompareConfig
 from harness.analysis.equivalence import Decision, Verdict
 from harness.analysis.histdata import ArmWindows
 from harness.analysis.latency_ab import LatencyStats, PercentileDiff
-from harness.analysis.proportions import compare_proportions, dispersion_index
+from harness.analysis.proportions import ProportionDiff, compare_proportions, dispersion_index
 
 __all__ = [
     "Candidate",
@@ -95,7 +95,7 @@ def _scaled(ci: tuple[float, float], scale: float) -> tuple[float, float]:
 
 def _shift(stats: LatencyStats, config: CompareConfig, n: int, gating: bool) -> Candidate:
     hl, hl_eq, med = stats.shift, stats.shift_equivalence, stats.median_a
-    rel = config.margin.relative is not None
+    rel = not config.margin.is_absolute
     scale = med if rel else 1.0
     return Candidate(
         metric="shift",
@@ -106,7 +106,7 @@ def _shift(stats: LatencyStats, config: CompareConfig, n: int, gating: bool) -> 
         estimate=hl.shift / scale,
         test_ci=_scaled((hl.lo, hl.hi), scale),
         equivalence_ci=_scaled((hl_eq.lo, hl_eq.hi), scale),
-        margin_value=config.margin.relative if rel else config.margin.absolute_us,
+        margin_value=config.margin.value,
         p_value=stats.p_shift,
         display={
             "a": _ms(med),
@@ -123,7 +123,7 @@ def _shift(stats: LatencyStats, config: CompareConfig, n: int, gating: bool) -> 
 
 
 def _percentile(pd: PercentileDiff, config: CompareConfig, n: int, gating: bool) -> Candidate:
-    rel = config.margin.relative is not None
+    rel = not config.margin.is_absolute
     name = f"p{pd.pct:g}"
     return Candidate(
         metric=name,
@@ -134,7 +134,7 @@ def _percentile(pd: PercentileDiff, config: CompareConfig, n: int, gating: bool)
         estimate=pd.relative if rel else pd.difference,
         test_ci=pd.relative_ci if rel else pd.ci,
         equivalence_ci=pd.relative_ci_equivalence if rel else pd.ci_equivalence,
-        margin_value=config.margin.relative if rel else config.margin.absolute_us,
+        margin_value=config.margin.value,
         p_value=pd.p_value,
         display={
             "a": _ms(pd.a),
@@ -149,7 +149,7 @@ def _percentile(pd: PercentileDiff, config: CompareConfig, n: int, gating: bool)
 
 
 def _distribution(stats: LatencyStats, config: CompareConfig, n: int, gating: bool) -> Candidate:
-    rel = config.margin.relative is not None
+    rel = not config.margin.is_absolute
     return Candidate(
         metric="distribution",
         label="latency distribution",
@@ -194,9 +194,9 @@ def distribution_decision(c: Candidate, p: float | None, config: CompareConfig) 
     """
     if p is None or p >= config.alpha:
         return Decision(Verdict.NO_DIFFERENCE, False, False, None, "shapes agree")
-    margin = config.margin.relative or config.margin.absolute_us or 0.0
+    margin = config.margin.value
     largest = max((abs(x) for x in c.shape if math.isfinite(x)), default=0.0)
-    if largest < margin:
+    if margin is not None and largest < margin:
         why = f"shape differs, but no quantile p5..p99.9 moves beyond {config.margin.describe()}"
         return Decision(Verdict.EQUIVALENT, True, True, None, why)
     verdict = Verdict.WORSE if c.upper_tail > 0 else Verdict.BETTER
@@ -244,7 +244,15 @@ def accuracy_candidate(a: ArmWindows, b: ArmWindows, config: CompareConfig) -> C
     )
 
 
-def _proportion_candidate(metric, label, pdiff, margin, higher_is_worse, gating, note):
+def _proportion_candidate(
+    metric: str,
+    label: str,
+    pdiff: ProportionDiff,
+    margin: float,
+    higher_is_worse: bool,
+    gating: bool,
+    note: str,
+) -> Candidate:
     estimate = pdiff.difference if math.isfinite(pdiff.difference) else 0.0
     return Candidate(
         metric=metric,

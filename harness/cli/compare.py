@@ -56,7 +56,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="ENDPOINT",
         help="endpoint of A, then of B (e.g. --arm digits/1 --arm digits/2)",
     )
-    p.add_argument("--margin", default="5%", help="equivalence margin: '5%%', '2ms' (5%%)")
+    p.add_argument(
+        "--margin", default="5%", help="latency equivalence margin: '5%%', '2ms' or 'none' (5%%)"
+    )
     p.add_argument(
         "--error-margin",
         type=float,

@@ -135,3 +135,13 @@ def test_absolute_margin_in_milliseconds() -> None:
     assert strict.metric("p50").verdict == "worse"  # ~0.2 ms slower: beyond 0.05 ms
     assert loose.metric("p50").verdict == "equivalent"
     assert loose.metric("p50").margin == "±2 ms"
+
+
+def test_without_a_margin_no_difference_is_all_it_can_say() -> None:
+    rng = np.random.default_rng(46_000)
+    a, b = simulate_pair(ArmSpec(rate=100), ArmSpec(rate=100), 120, rng)
+    result = compare_arms(a, b, CompareConfig(n_boot=200, margin="none"))
+    assert result.metric("p99").verdict == "no significant difference"
+    assert result.metric("shift").verdict == "no significant difference"
+    assert result.metric("p99").margin == "none"
+    assert not result.regression

@@ -76,6 +76,7 @@ def test_margin_parsing_and_config_validation() -> None:
     assert Margin.parse("5%").relative == pytest.approx(0.05)
     assert Margin.parse("2ms").absolute_us == 2000
     assert Margin.parse("500us").absolute_us == 500
+    assert Margin.parse("none").value is None
     with pytest.raises(ValueError):
         Margin.parse("five percent")
     with pytest.raises(ValueError):
