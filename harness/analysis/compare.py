@@ -29,7 +29,7 @@ tests/harness/analysis_ab/test_calibration.py):
   B (p99 +10 %) is called worse on p99 in 90 % of runs (54/60);
 * two separate runs need several times more, because the runs' average load differs:
   at 300 s and 200 req/s per run the same change is caught on p99 in 53 % of runs (68 %
-  overall); plan on >= 900 s, or use a split run;
+  overall), at 900 s and 200 req/s in 39/40; plan on >= 900 s, or use a split run;
 * to show p99 *equivalent* within +-5 %: split run, >= 300 s at >= 200 req/s per arm
   (58/60 A/A comparisons concluded "equivalent").
 
