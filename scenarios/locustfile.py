@@ -73,6 +73,7 @@ class _OpenLoopMixin:
             load.max_outstanding,
             seed=SPEC.seed * 7919 + runtime.worker_index,
             clock=runtime.clock,
+            yield_cost_s=runtime.yield_cost_s,
         )
         runtime.driver = driver
         runtime.wait_started()

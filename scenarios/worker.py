@@ -28,7 +28,7 @@ from harness.load.hdr import LatencyRecorder, new_histogram
 from harness.load.health import evaluate_second
 from harness.load.payloads import Sample, dataset_samples, random_samples
 from harness.load.spec import RunSpec
-from scenarios.openloop import OpenLoopDriver, ScheduleStats
+from scenarios.openloop import OpenLoopDriver, ScheduleStats, idle_yield_cost
 from scenarios.users import Prepared
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ class WorkerRuntime:
         self._process = psutil.Process()
         self._process.cpu_percent(None)
         self._cpu_at = self.clock()
+        self.yield_cost_s = idle_yield_cost(self.clock)  # before the load, while idle
         runner = environment.runner
         runner.register_message(MSG_START, self._on_start)
         runner.register_message(MSG_FINISH, self._on_finish)
