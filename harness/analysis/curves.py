@@ -133,6 +133,21 @@ def _estimates(fun, p: np.ndarray, bounds: tuple, level: float) -> list[ParamEst
     ]
 
 
+def _best_fit(fun, starts: list[list[float]], bounds: tuple, loss: str, what: str):
+    """Bounded robust least squares from several starting points; the lowest cost wins
+    (the USL surface has flat valleys where one start can stall)."""
+    best = None
+    for x0 in starts:
+        res = optimize.least_squares(
+            fun, x0=x0, bounds=bounds, loss=loss, f_scale=0.05, x_scale="jac"
+        )
+        if res.success and (best is None or res.cost < best.cost):
+            best = res
+    if best is None:
+        raise AnalysisError(f"{what} did not converge from any starting point")
+    return best
+
+
 def _clean(x: np.ndarray, y: np.ndarray, what: str, need: int) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(x, dtype=np.float64).ravel()
     y = np.asarray(y, dtype=np.float64).ravel()
@@ -174,16 +189,8 @@ class USLModel:
         def resid(p: np.ndarray) -> np.ndarray:
             return usl_throughput(n, *p) - y
 
-        res = optimize.least_squares(
-            resid,
-            x0=[lam0, 0.05, 1e-4],
-            bounds=bounds,
-            loss=self.loss,
-            f_scale=0.05,
-            x_scale="jac",
-        )
-        if not res.success:
-            raise AnalysisError(f"USL fit did not converge: {res.message}")
+        starts = [[lam0, sg, kp] for sg in (0.01, 0.1, 0.5) for kp in (1e-6, 1e-4, 1e-2)]
+        res = _best_fit(resid, starts, bounds, self.loss, "USL fit")
         est = _estimates(resid, res.x, bounds, self.ci_level)
         lam_e = est[0]
         est[0] = ParamEstimate(
@@ -241,16 +248,13 @@ class LatencyModel:
         xmax, yscale = float(x.max()), float(max(y.max(), 1e-9))
         lo = [0.0, 0.0, xmax * (1 + 1e-6)]
         hi = [np.inf, np.inf, xmax * self.max_saturation_factor]
-        x0 = [float(y.min()), float(y.min()) * 0.1 + 1e-9, xmax * 1.2]
+        a0, b0 = float(y.min()), float(y.min()) * 0.1 + 1e-9
+        starts = [[a0, b0, xmax * f] for f in (1.05, 1.2, 2.0, 5.0)]
 
         def resid(p: np.ndarray) -> np.ndarray:
             return (latency_curve(x, *p) - y) / yscale
 
-        res = optimize.least_squares(
-            resid, x0=x0, bounds=(lo, hi), loss=self.loss, f_scale=0.05, x_scale="jac"
-        )
-        if not res.success:
-            raise AnalysisError(f"latency fit did not converge: {res.message}")
+        res = _best_fit(resid, starts, (lo, hi), self.loss, "latency fit")
         est = _estimates(resid, res.x, (lo, hi), self.ci_level)
         self.a_ms_, self.b_ms_, self.saturation_ = (float(v) for v in res.x)
         self.r2_ = _r2(y, self.predict(x))
