@@ -178,7 +178,7 @@ def _arm_from_table(
     rows = np.flatnonzero(np.isin(sec, seconds))
     row_of = np.searchsorted(seconds, sec[rows])
     count = table.column("count").to_numpy()[rows]
-    fail = table.column("outcome").to_numpy(zero_copy_only=False)[rows] == "failure"
+    fail = table.column("outcome").to_numpy(zero_copy_only=False)[rows] != "success"
     requests = np.bincount(row_of, weights=count, minlength=seconds.size).astype(np.int64)
     failures = np.bincount(row_of[fail], weights=count[fail], minlength=seconds.size)
     decoder = _Decoder(resolution)
