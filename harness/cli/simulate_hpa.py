@@ -85,6 +85,8 @@ def traffic_series(args: argparse.Namespace, peak: float) -> tuple[np.ndarray, s
         n = int(args.hours * 3600)
         return diurnal_series(peak, peak * args.trough_share, duration_s=n), "diurnal"
     path = args.trace or DEFAULT_TRACE
+    if args.bin_s < 1 or args.bin_s != int(args.bin_s):
+        raise ConfigError("--bin-s must be a whole number of seconds >= 1")
     rates = rate_series(load_arrivals(path), args.bin_s)
     per_second = np.repeat(rates, max(1, round(args.bin_s)))
     return scale_to_peak(per_second, peak), str(path)
