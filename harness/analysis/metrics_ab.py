@@ -85,6 +85,9 @@ class Candidate:
         )
 
 
+_LABELS = {"shift": "typical latency (shift)", "distribution": "latency distribution"}
+
+
 def _ms(x: float) -> float:
     return x / 1e3
 
@@ -99,7 +102,7 @@ def _shift(stats: LatencyStats, config: CompareConfig, n: int, gating: bool) -> 
     scale = med if rel else 1.0
     return Candidate(
         metric="shift",
-        label="typical latency (shift)",
+        label=_LABELS["shift"],
         gating=gating,
         method="Mann-Whitney U / Hodges-Lehmann, autocorrelation-robust variance",
         n=n,
@@ -152,7 +155,7 @@ def _distribution(stats: LatencyStats, config: CompareConfig, n: int, gating: bo
     rel = not config.margin.is_absolute
     return Candidate(
         metric="distribution",
-        label="latency distribution",
+        label=_LABELS["distribution"],
         gating=gating,
         method="Anderson-Darling (midrank), block-bootstrap p-value",
         n=n,
@@ -175,7 +178,17 @@ def latency_candidates(
     if stats is None:
         need = 2 * max(config.min_requests, a.n_success, b.n_success, 1)
         fixed = Decision(Verdict.INCONCLUSIVE, False, False, need, short or "not enough data")
-        return [Candidate(m, m, m in config.gating, "not computed", 0, fixed=fixed) for m in names]
+        return [
+            Candidate(
+                m,
+                _LABELS.get(m, f"latency {m}"),
+                m in config.gating,
+                "not computed",
+                0,
+                fixed=fixed,
+            )
+            for m in names
+        ]
     n = a.n_success + b.n_success
     out = [
         _shift(stats, config, n, "shift" in config.gating),
