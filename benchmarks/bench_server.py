@@ -36,7 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from loadgen import Load, Pinned, ort_baseline, pinned_server, run_grpc, run_wrk
+from server_loadgen import Load, Pinned, ort_baseline, pinned_server, run_grpc, run_wrk
 
 PEERS_RPS = 1500.0  # MLServer / KServe ModelServer on a trivial model, one core (issue 2)
 GOAL_PEERS_RATIO = 3.0
