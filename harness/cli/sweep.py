@@ -22,7 +22,7 @@ import argparse
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -169,43 +169,55 @@ def step_from_summary(load: float, summary: dict[str, Any], run_id: str) -> Step
     )
 
 
-def _measure(
-    scenario: Scenario,
-    writer: RunWriter,
-    duration_s: float | None,
-    max_duration_s: float | None,
-    progress: bool,
-) -> Callable[[float], StepResult]:
-    """measure(load): one step run; an unstable step is re-run at twice the duration until
-    it is stable or the next run would exceed `max_duration_s` (the cap on time)."""
-    from harness.load.api import run_scenario  # the load engine (imports Locust lazily)
+class StepRunner:
+    """`measure(load)` for the search: one ordinary run per step, under `<sweep>/steps/`.
 
-    steps_dir = writer.run_dir / "steps"
-    t0 = time.monotonic()
-    count = [0]
-    base_s = duration_s if duration_s is not None else scenario.total_duration_s()
-    cap_s = max_duration_s if max_duration_s is not None else base_s
+    An unstable step is re-run at twice the duration until it is stable or the next run
+    would exceed `max_duration_s` (the cap on time per step).
+    """
 
-    def attempt(load: float, seconds: float) -> StepResult:
-        k = count[0]
-        count[0] += 1
+    def __init__(
+        self,
+        scenario: Scenario,
+        writer: RunWriter,
+        duration_s: float | None,
+        max_duration_s: float | None,
+        progress: bool,
+    ) -> None:
+        self.scenario = scenario
+        self.writer = writer
+        self.base_s = duration_s if duration_s is not None else scenario.total_duration_s()
+        self.cap_s = max_duration_s if max_duration_s is not None else self.base_s
+        self.progress = progress
+        self.count = 0
+        self.t0 = time.monotonic()
+
+    def __call__(self, load: float) -> StepResult:
+        seconds = self.base_s
+        step = self._attempt(load, seconds)
+        while not step.stable and seconds * 2 <= self.cap_s:
+            seconds *= 2
+            log.info("step at load %g not stable: again for %gs", load, seconds)
+            step = self._attempt(load, seconds)
+        return step
+
+    def _attempt(self, load: float, seconds: float) -> StepResult:
+        from harness.load.api import run_scenario  # the load engine (Locust in subprocesses)
+
+        k, self.count = self.count, self.count + 1
         run_id = f"step{k:02d}-load{load:g}"
-        writer.event(
-            "sweep_step",
-            ts=time.monotonic() - t0,
-            index=k,
-            load=load,
-            run_id=run_id,
-            duration_s=seconds,
-        )
+        steps_dir = self.writer.run_dir / "steps"
+        self._event("sweep_step", index=k, load=load, run_id=run_id, duration_s=seconds)
         outcome = run_scenario(
-            step_scenario(scenario, load, seconds), steps_dir, run_id=run_id, show_progress=progress
+            step_scenario(self.scenario, load, seconds),
+            steps_dir,
+            run_id=run_id,
+            show_progress=self.progress,
         )
         run_dir = Path(getattr(outcome, "run_dir", None) or steps_dir / run_id)
         step = step_from_summary(load, read_json(run_dir / "summary.json"), run_id)
-        writer.event(
+        self._event(
             "sweep_step_end",
-            ts=time.monotonic() - t0,
             index=k,
             load=load,
             p99_ms=step.p99_ms,
@@ -214,16 +226,8 @@ def _measure(
         )
         return step
 
-    def measure(load: float) -> StepResult:
-        seconds = base_s
-        step = attempt(load, seconds)
-        while not step.stable and seconds * 2 <= cap_s:
-            seconds *= 2
-            log.info("step at load %g not stable: again for %gs", load, seconds)
-            step = attempt(load, seconds)
-        return step
-
-    return measure
+    def _event(self, kind: str, **fields: Any) -> None:
+        self.writer.event(kind, ts=time.monotonic() - self.t0, **fields)
 
 
 def criteria_from(args: argparse.Namespace, scenario: Scenario) -> SweepCriteria:
@@ -277,7 +281,7 @@ def run(args: argparse.Namespace) -> int:
     writer.start()
     try:
         with shared_stack(scenario, writer.run_dir) as base:
-            measure = _measure(base, writer, duration, max_duration, not args.no_progress)
+            measure = StepRunner(base, writer, duration, max_duration, not args.no_progress)
             result = search_max_load(measure, criteria=criteria, **opts)
     except BaseException as exc:
         writer.finish("failed", reason=f"{type(exc).__name__}: {exc}")
