@@ -5,7 +5,8 @@ design). Two run directories: the arms are one endpoint of each run, compared as
 independent samples (time effects confounded; the output warns). Prints a table of every
 metric with estimates, intervals, Holm-adjusted p-values and verdicts, then the overall
 verdict in a sentence. Exit codes: 0 no regression, 1 B is worse on a gating metric,
-2 usage error (bad options, unknown endpoint, missing run directory).
+2 usage error (bad options, unknown endpoint, missing run directory), 3 an unreadable
+run directory (unknown schema version, no windows.parquet).
 """
 
 from __future__ import annotations
@@ -77,7 +78,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates (1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (0)")
     p.add_argument(
-        "--include-warmup", action="store_true", help="keep seconds before the warmup_end event"
+        "--include-warmup",
+        action="store_true",
+        help="keep the seconds before the measured span (summary.json's warm-up, or a "
+        "warmup_end event)",
     )
     p.add_argument(
         "--uncorrected",
