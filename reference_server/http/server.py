@@ -54,14 +54,23 @@ class _BodyTooLarge(Exception):
 class HttpServer:
     """One listening socket, its router and its connections."""
 
-    def __init__(self, router: Router, *, max_body_bytes: int, name: str = "http") -> None:
+    def __init__(
+        self,
+        router: Router,
+        *,
+        max_body_bytes: int,
+        idle_timeout_s: float = 75.0,
+        name: str = "http",
+    ) -> None:
         self.router = router
         self.max_body_bytes = max_body_bytes
+        self.idle_timeout_s = idle_timeout_s  # idle keep-alive or stalled partial request
         self.name = name
         self.closing = False
         self.in_flight = 0  # requests received and not yet answered
         self._connections: set[HttpProtocol] = set()
         self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
 
     async def start(self, host: str, port: int) -> int:
         """Listen on host:port (0 = pick) and return the bound port."""
@@ -69,7 +78,19 @@ class HttpServer:
         self._server = await loop.create_server(
             lambda: HttpProtocol(self), host, port, backlog=1024, reuse_address=True
         )
+        self._sweep()
         return self._server.sockets[0].getsockname()[1]
+
+    def _sweep(self) -> None:
+        """Close connections silent for longer than the idle timeout (one timer for all)."""
+        loop = asyncio.get_running_loop()
+        cutoff = loop.time() - self.idle_timeout_s
+        for conn in list(self._connections):
+            if conn.last_activity < cutoff:
+                conn.close_if_idle()
+        if not self.closing:
+            interval = min(5.0, self.idle_timeout_s / 2)
+            self._sweeper = loop.call_later(interval, self._sweep)
 
     def dispatch(self, req: Request) -> Response | Awaitable[Response]:
         """Route and run a request; errors become JSON responses, never exceptions."""
@@ -97,6 +118,8 @@ class HttpServer:
         self.closing = True
         if self._server is not None:
             self._server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
 
     async def shutdown(self, deadline_s: float) -> bool:
         """Stop accepting, let busy connections finish until the deadline; True if all did.
@@ -144,6 +167,7 @@ class HttpProtocol(asyncio.Protocol):
         self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
         self._body_size = 0
+        self.last_activity = self._loop.time()
 
     # -- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -170,6 +194,7 @@ class HttpProtocol(asyncio.Protocol):
         self._update_reading()
 
     def data_received(self, data: bytes) -> None:
+        self.last_activity = self._loop.time()
         if self._discarding or self._closed:
             return
         try:
@@ -267,6 +292,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         keep = req.keep_alive and not self._server.closing
         self._transport.write(_serialize(resp, keep))
+        self.last_activity = self._loop.time()
         if not keep:
             self._close()
 

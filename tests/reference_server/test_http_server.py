@@ -8,6 +8,7 @@ http.client.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import http.client
 import json
@@ -47,10 +48,11 @@ def _router() -> Router:
     return router
 
 
-@pytest.fixture(scope="module")
-def port() -> Iterator[int]:
+@contextlib.contextmanager
+def _serving(**kwargs: float) -> Iterator[int]:
+    """A real HttpServer with the toy router on 127.0.0.1:0, in a background loop."""
     loop = asyncio.new_event_loop()
-    server = HttpServer(_router(), max_body_bytes=LIMIT)
+    server = HttpServer(_router(), max_body_bytes=LIMIT, **kwargs)
     started: list[int] = []
     ready = threading.Event()
 
@@ -71,6 +73,12 @@ def port() -> Iterator[int]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()
+
+
+@pytest.fixture(scope="module")
+def port() -> Iterator[int]:
+    with _serving() as bound:
+        yield bound
 
 
 def _exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
@@ -247,3 +255,20 @@ def test_expect_100_continue(port: int) -> None:
             raw += chunk
     ((status, _, body),) = _split_responses(raw)
     assert status == 200 and json.loads(body)["size"] == 4
+
+
+def test_idle_and_stalled_connections_are_closed_but_busy_ones_are_not() -> None:
+    with _serving(idle_timeout_s=0.3) as bound:
+        idle = socket.create_connection(("127.0.0.1", bound), timeout=5)
+        idle.sendall(b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert b"pong" in idle.recv(65536)
+        stalled = socket.create_connection(("127.0.0.1", bound), timeout=5)
+        stalled.sendall(b"GET /ping HTTP/1.1\r\nHo")  # never finishes its headers
+        start = time.monotonic()
+        slow = b"POST /echo/slow HTTP/1.1\r\nHost: t\r\nX-Delay: 0.9\r\nContent-Length: 0\r\n\r\n"
+        answers = _split_responses(_exchange(bound, slow + b"GET /ping HTTP/1.1\r\n\r\n", 3))
+        assert [a[0] for a in answers] == [200, 200]  # busy past the timeout: not cut off
+        for sock in (idle, stalled):
+            assert sock.recv(65536) == b""  # closed by the server (recv times out otherwise)
+            sock.close()
+        assert time.monotonic() - start < 5
