@@ -102,13 +102,15 @@ def test_invalid_fault_spec_is_400(admin: int) -> None:
 
 
 def test_latency_fault_delays_requests(admin: int) -> None:
-    start = time.monotonic()
-    assert _pair_infer(admin)[0] == 200
-    baseline = time.monotonic() - start
+    def timed() -> float:
+        start = time.monotonic()
+        assert _pair_infer(admin)[0] == 200
+        return time.monotonic() - start
+
+    baseline = min(timed() for _ in range(3))
     _call(admin, "POST", "/admin/faults", {"type": "latency", "fixed_ms": 300}, AUTH)
-    start = time.monotonic()
-    assert _pair_infer(admin)[0] == 200
-    assert time.monotonic() - start >= 0.3 > baseline
+    delayed = timed()
+    assert delayed >= 0.3 and delayed > baseline
 
 
 def test_failure_fault_fails_requests(admin: int) -> None:
@@ -170,7 +172,7 @@ def test_hang_fault_holds_requests_until_removed(admin: int) -> None:
 
 
 def test_fault_expires_by_itself(admin: int) -> None:
-    spec = {"type": "failure", "ratio": 1.0, "duration_s": 0.3}
+    spec = {"type": "failure", "ratio": 1.0, "duration_s": 1.0}
     _call(admin, "POST", "/admin/faults", spec, AUTH)
     assert _pair_infer(admin)[0] == 500
     deadline = time.monotonic() + 5
