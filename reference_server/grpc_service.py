@@ -200,13 +200,18 @@ def decode_inputs(request: pb.ModelInferRequest) -> dict[str, np.ndarray]:
     return inputs
 
 
+# Triton extensions the server does not offer (it does not advertise them either)
+_UNSUPPORTED_OUTPUT_PARAMS = ("shared_memory_region", "classification")
+
+
 def to_core_request(request: pb.ModelInferRequest) -> InferRequest:
     """A protocol-independent InferRequest from a gRPC ModelInferRequest."""
     if not request.model_name:
         raise InvalidInput("model_name is required")
     for out in request.outputs:
-        if "shared_memory_region" in out.parameters:
-            raise InvalidInput(f"output '{out.name}': shared memory is not supported")
+        for param in _UNSUPPORTED_OUTPUT_PARAMS:
+            if param in out.parameters:
+                raise InvalidInput(f"output '{out.name}': parameter '{param}' is not supported")
     requested = tuple(out.name for out in request.outputs) or None
     return InferRequest(
         model=request.model_name,

@@ -89,6 +89,12 @@ def _shared_memory() -> pb.ModelInferRequest:
     return request
 
 
+def _classification() -> pb.ModelInferRequest:
+    request = pair_request()
+    request.outputs.add(name="sum").parameters["classification"].int64_param = 2
+    return request
+
+
 def _unknown_output() -> pb.ModelInferRequest:
     request = pair_request()
     request.outputs.add(name="product")
@@ -132,6 +138,7 @@ BAD_REQUESTS: dict[str, tuple[Callable[[], pb.ModelInferRequest], grpc.StatusCod
     "negative dimension": (_negative_shape, INVALID, "shape"),
     "unknown requested output": (_unknown_output, INVALID, "product"),
     "shared memory": (_shared_memory, INVALID, "shared memory"),
+    "classification extension": (_classification, INVALID, "classification"),
 }
 
 
