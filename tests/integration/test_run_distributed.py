@@ -71,7 +71,7 @@ def test_two_workers_poisson_split_and_exact_merge(tmp_path: Path) -> None:
 
 
 def test_trace_replay_reproduces_interarrivals(tmp_path: Path) -> None:
-    speedup, duration = 10.0, 6.0
+    speedup, duration = 15.0, 4.0
     trace = {"path": str(TRACE), "speedup": speedup}
     load = {"mode": "open", "arrival": "trace", "trace": trace, "duration": duration}
     with DelayServerProcess(median_ms=2.0, sigma=0.0) as server:

@@ -12,6 +12,7 @@ import pytest
 from harness.cli.main import main
 from harness.config import load_scenario
 from harness.load.api import run_scenario
+from harness.results import read_run
 
 pytestmark = pytest.mark.integration
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -20,7 +21,7 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 def test_quickstart_runs_the_ab_split_checks_answers_and_scrapes(tmp_path: Path, capsys) -> None:
     out = tmp_path / "results"
     args = ["run", str(SCENARIOS / "quickstart.yaml"), "--out", str(out), "--no-progress"]
-    args += ["--set", "load.duration=5s", "--run-id", "qs"]
+    args += ["--set", "load.duration=4s", "--run-id", "qs"]
     code = main(args)
     printed = capsys.readouterr().out
     summary = json.loads((out / "qs" / "summary.json").read_text())
@@ -29,15 +30,19 @@ def test_quickstart_runs_the_ab_split_checks_answers_and_scrapes(tmp_path: Path,
     assert summary["status"] == "complete" and summary["failures"] == 0
     arms = summary["endpoints"]
     assert set(arms) == {"digits/1", "digits/2"}
-    assert arms["digits/1"]["accuracy"] > 0.9 and arms["digits/2"]["accuracy"] > 0.9
-    assert arms["digits/1"]["requests"] > 3 * arms["digits/2"]["requests"]  # 90/10
+    for arm in arms.values():  # measured seconds only; None if all were unhealthy
+        assert arm["accuracy"] is None or arm["accuracy"] > 0.9
+    per_arm = {name: 0 for name in arms}
+    for record in read_run(out / "qs").windows:
+        per_arm[record.endpoint] += record.count
+    assert per_arm["digits/1"] > 3 * per_arm["digits/2"] > 0  # the 90/10 split
 
     windows = pq.read_table(out / "qs" / "windows.parquet")
     assert sum(windows.column("checked").to_pylist()) == summary["requests"]
     metrics = pq.read_table(out / "qs" / "server_metrics.parquet")
     names = set(metrics.column("metric").to_pylist())
     assert "nv_inference_request_success_total" in names
-    assert max(metrics.column("ts").to_pylist()) > 3.0  # scraped during the load
+    assert max(metrics.column("ts").to_pylist()) > 2.0  # scraped during the load
     with duckdb.connect(str(out / "history.duckdb"), read_only=True) as con:
         rows = con.execute("select run_id, status from runs").fetchall()
     assert rows == [("qs", "complete")]
@@ -49,4 +54,7 @@ def test_grpc_scenario_against_the_local_stack(tmp_path: Path) -> None:
     assert outcome.status == "complete", outcome.summary
     assert outcome.summary["requests"] == pytest.approx(150, abs=4 * 150**0.5)
     assert outcome.summary["failures"] == 0
-    assert outcome.summary["endpoints"]["digits/1"]["accuracy"] > 0.9
+    windows = read_run(outcome.run_dir).windows
+    checked = sum(w.checked for w in windows)
+    assert checked == outcome.summary["requests"]
+    assert sum(w.correct for w in windows) / checked > 0.9
