@@ -39,6 +39,7 @@ class Request:
     headers: dict[str, str]  # lower-case names
     body: bytes
     keep_alive: bool = True
+    http_version: str = "1.1"
 
 
 @dataclass(frozen=True, slots=True)

@@ -253,6 +253,7 @@ class HttpProtocol(asyncio.Protocol):
             self._headers,
             body,
             self._parser.should_keep_alive(),
+            self._parser.get_http_version(),
         )
         self._server.in_flight += 1
         if self._busy:
@@ -291,7 +292,7 @@ class HttpProtocol(asyncio.Protocol):
         if self._closed or self._transport is None:
             return
         keep = req.keep_alive and not self._server.closing
-        self._transport.write(_serialize(resp, keep))
+        self._transport.write(_serialize(resp, keep, req.http_version == "1.0"))
         self.last_activity = self._loop.time()
         if not keep:
             self._close()
@@ -347,7 +348,7 @@ class HttpProtocol(asyncio.Protocol):
             self._transport.abort()
 
 
-def _serialize(resp: Response, keep_alive: bool) -> bytes:
+def _serialize(resp: Response, keep_alive: bool, http10: bool = False) -> bytes:
     head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n" % (
         resp.status,
         _REASONS.get(resp.status, b"Unknown"),
@@ -358,4 +359,6 @@ def _serialize(resp: Response, keep_alive: bool) -> bytes:
         head += f"{name}: {value}\r\n".encode("latin-1")
     if not keep_alive:
         head += b"Connection: close\r\n"
+    elif http10:  # HTTP/1.0 closes unless told otherwise (ab -k relies on this)
+        head += b"Connection: keep-alive\r\n"
     return head + b"\r\n" + resp.body

@@ -272,3 +272,14 @@ def test_idle_and_stalled_connections_are_closed_but_busy_ones_are_not() -> None
             assert sock.recv(65536) == b""  # closed by the server (recv times out otherwise)
             sock.close()
         assert time.monotonic() - start < 5
+
+
+def test_http10_keep_alive_is_acknowledged(port: int) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        for _ in range(2):  # the same connection serves both
+            sock.sendall(b"GET /ping HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            ((status, headers, body),) = _split_responses(sock.recv(65536))
+            assert (status, headers["connection"], body) == (200, "keep-alive", b"pong")
+    raw = _exchange(port, b"GET /ping HTTP/1.0\r\n\r\n")  # plain 1.0: answered, then closed
+    ((status, headers, _),) = _split_responses(raw)
+    assert status == 200 and headers["connection"] == "close"
