@@ -232,11 +232,17 @@ def _datatype_of_dtype(dtype: np.dtype) -> str:
     return datatype_of(np.empty(0, dtype=dtype))
 
 
-def to_grpc_response(response: InferResponse) -> pb.ModelInferResponse:
-    """A ModelInferResponse with every output in raw_output_contents."""
-    message = pb.ModelInferResponse(
-        model_name=response.model, model_version=response.version, id=response.id
-    )
+def to_grpc_response(
+    response: InferResponse, message: pb.ModelInferResponse | None = None
+) -> pb.ModelInferResponse:
+    """A ModelInferResponse with every output in raw_output_contents.
+
+    Fills `message` in place when given (a stream response's `infer_response`: no copy).
+    """
+    if message is None:
+        message = pb.ModelInferResponse()
+    message.model_name, message.model_version = response.model, response.version
+    message.id = response.id
     for name, array in response.outputs.items():
         datatype = _datatype_of_dtype(array.dtype)  # on the hot path: cached per dtype
         message.outputs.add(name=name, datatype=datatype, shape=array.shape)
@@ -362,7 +368,8 @@ class GRPCInferenceService(pb_grpc.GRPCInferenceServiceServicer):
     ) -> None:
         try:
             response = await self._core.infer(to_core_request(_decoded(request)))
-            item = pb.ModelStreamInferResponse(infer_response=to_grpc_response(response))
+            item = pb.ModelStreamInferResponse()
+            to_grpc_response(response, item.infer_response)
         except ServerError as exc:
             item = pb.ModelStreamInferResponse(error_message=str(exc) or type(exc).__name__)
             item.infer_response.id = getattr(request, "id", "")
