@@ -16,14 +16,12 @@ import logging
 import os
 import sys
 from collections.abc import Coroutine, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
+from reference_server.config import ServerConfig
 from reference_server.errors import DeviceUnavailable, ModelLoadError
-
-if TYPE_CHECKING:
-    from reference_server.config import ServerConfig
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +77,6 @@ def config_from_args(
     args: argparse.Namespace, environ: Mapping[str, str] | None = None
 ) -> ServerConfig:
     """Build the ServerConfig; CLI options win over the environment over defaults."""
-    from reference_server.config import ServerConfig
-
     env = os.environ if environ is None else environ
     values = {k: getattr(args, k) for k in _CONFIG_OPTIONS if getattr(args, k) is not None}
     token = args.admin_token or env.get(TOKEN_ENV)
