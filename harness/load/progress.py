@@ -32,6 +32,7 @@ class RunMonitor:
     requests: int = 0
     failures: int = 0
     unhealthy: set[int] = field(default_factory=set)
+    lost_workers: list[str] = field(default_factory=list)
     per_second: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     last: WindowStore = field(default_factory=WindowStore)
     last_second: int | None = None
@@ -56,6 +57,9 @@ class RunMonitor:
         for item in self._read(stream.HEALTH):
             if not item.get("healthy", True):
                 self.unhealthy.add(int(item["second"]))
+        for item in self._read(stream.EVENTS):
+            if item.get("type") == "worker_lost":
+                self.lost_workers.append(str(item.get("worker")))
 
     def _read(self, name: str) -> list[dict]:
         items, self._offsets[name] = stream.read_lines(

@@ -139,8 +139,9 @@ def _watch(
             break  # everything is measured; Locust's own shutdown need not be waited for
         dead = procs.dead_workers()
         finished = (spec.stream_dir / stream.FINAL).exists()  # workers quit after the end
-        if dead and not finished and verdict.error is None:
-            message = f"locust worker(s) {dead} exited during the run"
+        if (dead or view.monitor.lost_workers) and not finished and verdict.error is None:
+            who = dead or view.monitor.lost_workers
+            message = f"locust worker(s) {who} exited or stopped answering during the run"
             verdict.error = InfrastructureError(message)
             request_stop(message)
         if stop.is_set() and verdict.reason is None:

@@ -56,7 +56,7 @@ def test_invalid_scenario_exits_2_naming_file_and_field(tmp_path: Path, capsys) 
 
 
 def test_slo_sets_the_exit_code_and_set_overrides(tmp_path: Path) -> None:
-    with DelayServerProcess(median_ms=20.0, sigma=0.1) as server:
+    with DelayServerProcess(median_ms=20.0, sigma=0.1, fail_every=10) as server:
         path = _write(tmp_path / "s.yaml", server.url)
         out = tmp_path / "out"
         failed = main(["run", str(path), "--out", str(out), "--no-progress",
@@ -64,7 +64,9 @@ def test_slo_sets_the_exit_code_and_set_overrides(tmp_path: Path) -> None:
     assert failed == 1
     summary = json.loads((out / "slo-fail" / "summary.json").read_text())
     assert summary["status"] == "complete" and summary["slo"]["passed"] is False
-    assert summary["requests"] == 150
+    assert summary["requests"] == 150 and summary["failures"] == 15  # every 10th is a 500
+    failed_checks = {c["name"] for c in summary["slo"]["checks"] if not c["passed"]}
+    assert {"p99_ms", "error_rate"} <= failed_checks
     config = json.loads((out / "slo-fail" / "run.json").read_text())["scenario_config"]
     assert config["slo"]["p99_ms"] == 1  # the override is what ran, and it is recorded
     assert (out / "history.duckdb").exists()
