@@ -230,3 +230,16 @@ def test_port_in_use_is_an_infrastructure_error(small_repository: Path) -> None:
     assert proc.returncode == 3, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: cannot start the server") and str(port) in last
+
+
+def test_options_map_onto_server_config() -> None:
+    from reference_server.cli import build_parser, config_from_args
+
+    parser = build_parser()
+    env = {"HARNESS_ADMIN_TOKEN": "from-env"}
+    assert config_from_args(parser.parse_args([]), env).admin_token == "from-env"
+    args = parser.parse_args(["--admin-token", "from-cli", "--http-port", "0", "--device", "cpu"])
+    config = config_from_args(args, env)
+    assert (config.admin_token, config.http_port, config.device) == ("from-cli", 0, "cpu")
+    config = config_from_args(parser.parse_args([]), {})
+    assert config.admin_token is None and config.host == "127.0.0.1"  # loopback by default
