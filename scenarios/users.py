@@ -112,6 +112,8 @@ def _http_answer(response: Any, decode: Any, expected: np.ndarray | None) -> Ans
         detail = (response.text or "")[:200] if response.status_code else str(response.error)
         response.failure(f"HTTP {response.status_code}: {detail}")
         return Answer(False)
+    if expected is None:  # nothing to check: do not spend the generator's CPU decoding
+        return Answer(True)
     try:
         predicted = decode(response.content)
     except (ValueError, KeyError, IndexError, TypeError) as exc:
