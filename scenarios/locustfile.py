@@ -29,7 +29,7 @@ from harness.load.arrivals import worker_schedule
 from harness.load.schedule import pick_arms
 from harness.load.spec import RunSpec
 from scenarios.master import MasterRuntime
-from scenarios.openloop import OpenLoopDriver
+from scenarios.openloop import OpenLoopDriver, sleep_until
 from scenarios.shapes import HarnessShape
 from scenarios.users import KServeGrpcUser, KServeHttpUser, TFServingUser
 from scenarios.worker import WorkerRuntime
@@ -91,7 +91,7 @@ class _ClosedLoopMixin:
 
     def on_start(self) -> None:
         runtime = _worker_runtime()
-        runtime.wait_started()
+        sleep_until(runtime.wait_started(), runtime.clock)  # second 0 is common to all
         self._prepared = runtime.prepared(self)
         self._weights = [arm.weight for arm in SPEC.endpoints]
         self._rng = np.random.default_rng(random.getrandbits(32))
