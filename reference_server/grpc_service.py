@@ -426,9 +426,12 @@ async def start_grpc_server(
     try:
         bound = server.add_insecure_port(_address(host, port))
     except RuntimeError as exc:
-        raise OSError(f"gRPC server cannot bind {_address(host, port)}: {exc}") from exc
+        bound, error = 0, exc
+    else:
+        error = None
     if bound == 0:
-        raise OSError(f"gRPC server cannot bind {_address(host, port)}")
+        await server.stop(None)  # release what grpc set up, so nothing leaks past the error
+        raise OSError(f"gRPC server cannot bind {_address(host, port)}: {error}") from error
     await server.start()
     logger.info("gRPC server listening on %s", _address(host, bound))
     return server, bound
