@@ -290,3 +290,30 @@ def test_http_and_grpc_requests_share_one_batch(
     after = _max_batch_seen(client)
     mixed = [size for size, count in after.items() if size > n and count > before.get(size, 0)]
     assert mixed, f"no batch larger than {n} rows: batch stats {after} (before {before})"
+
+
+def test_tritonclient_grpc_aio_client(server: RunningServer, reference_outputs: RefFn) -> None:
+    """tritonclient's asyncio client too: concurrent calls, each answer to its caller."""
+    import asyncio
+
+    import tritonclient.grpc.aio as aioclient
+
+    rng = np.random.default_rng(21)
+    xs = [rng.standard_normal((1, 256), dtype=np.float32) for _ in range(8)]
+
+    async def main() -> list[np.ndarray]:
+        client = aioclient.InferenceServerClient(f"127.0.0.1:{server.grpc}")
+        try:
+            assert await client.is_server_ready()
+            calls = []
+            for x in xs:
+                tensor = aioclient.InferInput("input", [1, 256], "FP32")
+                tensor.set_data_from_numpy(x)
+                calls.append(client.infer("mlp", [tensor], client_timeout=30))
+            return [r.as_numpy("output") for r in await asyncio.gather(*calls)]
+        finally:
+            await client.close()
+
+    for x, got in zip(xs, asyncio.run(main()), strict=True):
+        want = reference_outputs("mlp", "1", {"input": x})["output"]
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
