@@ -5,8 +5,9 @@ itself costs per call on one core bounds what any Python gRPC front end can do t
 the benchmark measures this server in the same run: it answers every
 `inference.GRPCInferenceService/ModelInfer` call with one fixed, pre-serialized
 ModelInferResponse (an `mlp`-sized output) without parsing the request — no decoding, no
-model, no batching. The reference server's gRPC rate divided by this one is the share of
-grpcio's ceiling that it keeps.
+model, no batching — and every ModelStreamInfer message with the same answer under the
+request's id (the one parse the stream load generator needs to match answers). The
+reference server's gRPC rate divided by this one is the share of grpcio's ceiling it keeps.
 
     python benchmarks/null_grpc_server.py     # prints "listening http=0 grpc=PORT ..."
 """
@@ -14,6 +15,7 @@ grpcio's ceiling that it keeps.
 from __future__ import annotations
 
 import sys
+from collections.abc import AsyncIterator
 
 import grpc
 import numpy as np
@@ -33,7 +35,19 @@ async def serve(host: str = "127.0.0.1", port: int = 0) -> None:
     async def model_infer(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         return answer
 
-    handlers = {"ModelInfer": grpc.unary_unary_rpc_method_handler(model_infer)}
+    async def model_stream_infer(
+        requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        async for request in requests:  # the load generator matches answers by request id
+            item = pb.ModelStreamInferResponse()
+            item.infer_response.ParseFromString(answer)
+            item.infer_response.id = pb.ModelInferRequest.FromString(request).id
+            yield item.SerializeToString()
+
+    handlers = {
+        "ModelInfer": grpc.unary_unary_rpc_method_handler(model_infer),
+        "ModelStreamInfer": grpc.stream_stream_rpc_method_handler(model_stream_infer),
+    }
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler("inference.GRPCInferenceService", handlers),)
