@@ -30,10 +30,6 @@ DATATYPE_TO_NUMPY: dict[str, np.dtype] = {
     "FP64": np.dtype("<f8"),
     "BYTES": np.dtype(np.object_),
 }
-NUMPY_KIND_TO_DATATYPE: dict[str, str] = {
-    str(dt.newbyteorder("=")) if dt.kind != "O" else "object": name
-    for name, dt in DATATYPE_TO_NUMPY.items()
-}
 
 # Triton's model-config enum names (TYPE_FP32 ...) -> KServe datatype names (FP32 ...).
 CONFIG_TYPE_TO_DATATYPE: dict[str, str] = {
@@ -63,15 +59,22 @@ def numpy_dtype(datatype: str) -> np.dtype:
         ) from None
 
 
+_DTYPE_TO_DATATYPE: dict[np.dtype, str] = {
+    dt: name for name, dt in DATATYPE_TO_NUMPY.items() if name != "BYTES"
+}
+_DTYPE_TO_DATATYPE.update(
+    {dt.newbyteorder(">"): name for dt, name in list(_DTYPE_TO_DATATYPE.items())}
+)
+
+
 def datatype_of(array: np.ndarray) -> str:
-    """The KServe datatype name of a NumPy array."""
+    """The KServe datatype name of a NumPy array (a dict lookup: this is on the hot path)."""
+    name = _DTYPE_TO_DATATYPE.get(array.dtype)
+    if name is not None:
+        return name
     if array.dtype.kind in ("O", "S", "U"):
         return "BYTES"
-    key = str(array.dtype.newbyteorder("="))
-    try:
-        return NUMPY_KIND_TO_DATATYPE[key]
-    except KeyError:
-        raise InvalidInput(f"unsupported array dtype {array.dtype}") from None
+    raise InvalidInput(f"unsupported array dtype {array.dtype}")
 
 
 def check_shape(name: str, shape: Sequence[int]) -> tuple[int, ...]:
@@ -83,41 +86,42 @@ def check_shape(name: str, shape: Sequence[int]) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def _flatten(data: object) -> list:
-    """Flatten nested JSON lists (KServe allows row-major nested or flat data)."""
-    if not isinstance(data, list):
-        return [data]
-    if data and isinstance(data[0], list):
-        out: list = []
-        for item in data:
-            out.extend(_flatten(item))
-        return out
-    return data
-
-
 def decode_json_tensor(name: str, datatype: str, shape: Sequence[int], data: object) -> np.ndarray:
-    """Decode a JSON tensor (`"data": [...]`, flat or nested, row-major) into an array."""
+    """Decode a JSON tensor (`"data": [...]`, flat or nested row-major) into an array.
+
+    Nested data must be rectangular: NumPy refuses ragged lists, so `[[1], [2, 3]]` for shape
+    [3] is an error rather than silently flattened.
+    """
     dims = check_shape(name, shape)
     dtype = numpy_dtype(datatype)
-    flat = _flatten(data)
     expected = prod(dims)
-    if len(flat) != expected:
-        raise InvalidInput(
-            f"input '{name}': shape {list(dims)} needs {expected} elements, got {len(flat)}"
-        )
+    if not isinstance(data, list):
+        raise InvalidInput(f"input '{name}': 'data' must be a list")
     try:
         if datatype == "BYTES":
+            nested = np.array(data, dtype=object)
+            if any(not isinstance(v, (str, bytes)) for v in nested.reshape(-1)):
+                raise TypeError("BYTES elements must be strings")
             arr = np.array(
-                [v.encode() if isinstance(v, str) else bytes(v) for v in flat], dtype=object
+                [v.encode() if isinstance(v, str) else v for v in nested.reshape(-1)], dtype=object
             )
         else:
-            if any(isinstance(v, (str, bytes, list, dict)) or v is None for v in flat):
+            # Strings, None, dicts or lists inside a numeric tensor fail here (object dtype first,
+            # so "1" is not silently parsed as a number).
+            raw = np.array(data, dtype=object)
+            if raw.dtype == object and any(
+                isinstance(v, (str, bytes, list, dict)) or v is None for v in raw.reshape(-1)
+            ):
                 raise TypeError("non-numeric element")
-            arr = np.asarray(flat, dtype=dtype)
+            arr = np.asarray(raw.reshape(-1).tolist(), dtype=dtype)
     except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidInput(
-            f"input '{name}': data does not match datatype {datatype}: {exc}"
+            f"input '{name}': data does not match datatype {datatype} and shape {list(dims)}: {exc}"
         ) from None
+    if arr.size != expected:
+        raise InvalidInput(
+            f"input '{name}': shape {list(dims)} needs {expected} elements, got {arr.size}"
+        )
     return arr.reshape(dims)
 
 
