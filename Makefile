@@ -31,7 +31,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 bench: setup
-	$(PY) benchmarks/run_all.py
+	for b in benchmarks/bench_server.py benchmarks/bench_loadgen.py benchmarks/bench_analysis.py; do $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf results reports/*/ .pytest_cache
