@@ -4,7 +4,8 @@
    -> its maximum requests/s against a trivial endpoint (nginx answering a fixed body);
 2. ours: the harness's open-loop driver in ONE worker process at increasing constant rates
    against the same endpoint -> the highest rate sustained with schedule-lag p99 < 1 ms, no
-   drops and the achieved rate within 2 % of the asked one;
+   drops and the achieved rate within 2 % of the asked one (also reported: lag p99 < 10 ms,
+   the self-health threshold);
    ratio = (2) / (1)   (goal >= 0.9);
 3. memory: the worker's and master's RSS sampled every second during a soak at a moderate
    rate; growth per recorded second (goal: flat, independent of request count) and
@@ -120,25 +121,45 @@ def open_loop(url: str, out: Path, rate: float, seconds: float, **load: object) 
     return run_scenario(scenario, out, show_progress=False).summary
 
 
-def sustained(summary: dict, rate: float, seconds: float) -> tuple[bool, float, float]:
+def sustained(summary: dict, rate: float, seconds: float, max_lag_ms: float) -> tuple[bool, float]:
     loadgen = summary["loadgen"]
     lag_p99 = loadgen["schedule_lag_ms"]["p99"] or 0.0
     achieved = summary["requests"] / seconds
-    ok = lag_p99 < 1.0 and loadgen["dropped"] == 0 and summary["failures"] == 0
-    return ok and abs(achieved - rate) / rate < 0.02, lag_p99, achieved
+    ok = lag_p99 < max_lag_ms and loadgen["dropped"] == 0 and summary["failures"] == 0
+    return ok and abs(achieved - rate) / rate < 0.02, lag_p99
 
 
-def highest_open_rate(url: str, out: Path, start: float, seconds: float) -> float:
-    best, rate = 0.0, start
-    while rate < 50_000:
-        summary = open_loop(url, out, rate, seconds)
-        ok, lag, achieved = sustained(summary, rate, seconds)
-        print(f"  open loop {rate:8.0f}/s: lag p99 {lag:7.3f} ms, achieved {achieved:8.1f}/s, "
-              f"dropped {summary['loadgen']['dropped']}, cpu max "
-              f"{summary['loadgen']['max_cpu_percent']}% -> {'ok' if ok else 'no'}")  # fmt: skip
-        if not ok:
-            break
-        best, rate = rate, rate * 1.25
+def highest_open_rate(
+    url: str, out: Path, base: float, seconds: float, fractions: tuple[float, ...]
+) -> dict[str, float]:
+    """Highest rate (from `fractions` of the baseline, descending, then one bisection step)
+    whose run meets each lag bound; every run's numbers are printed."""
+    lags: dict[float, float] = {}
+
+    def lag_at(rate: float) -> float:
+        if rate not in lags:
+            summary = open_loop(url, out, rate, seconds)
+            ok, lag = sustained(summary, rate, seconds, float("inf"))
+            lags[rate] = lag if ok else float("inf")
+            print(f"  open loop {rate:8.0f}/s: lag p99 {lag:8.3f} ms, dropped "
+                  f"{summary['loadgen']['dropped']}, achieved {summary['requests'] / seconds:8.1f}"
+                  f"/s, cpu max {summary['loadgen']['max_cpu_percent']}%")  # fmt: skip
+        return lags[rate]
+
+    best: dict[str, float] = {}
+    for bound in (1.0, 10.0):
+        failed = None
+        for fraction in fractions:
+            rate = round(fraction * base)
+            if lag_at(rate) < bound:
+                middle = round((rate + failed) / 2) if failed else None
+                best[f"lag_p99_below_{bound:g}ms"] = (
+                    middle if middle and lag_at(middle) < bound else rate
+                )
+                break
+            failed = rate
+        else:
+            best[f"lag_p99_below_{bound:g}ms"] = 0.0
     return best
 
 
@@ -192,7 +213,8 @@ def main() -> None:
         try:
             base = baseline_rps(nginx.url, work, users=50, seconds=int(seconds))
             print(f"baseline: plain Locust FastHttpUser closed loop, 1 process: {base:.0f} req/s")
-            best = highest_open_rate(nginx.url, work / "runs", 0.4 * base, seconds)
+            fractions = (0.9, 0.6, 0.4, 0.25, 0.15, 0.08, 0.04)
+            best = highest_open_rate(nginx.url, work / "runs", base, seconds, fractions)
             soak = soak_memory(
                 nginx.url, work / "soak", args.soak_rate, 20.0 if args.quick else args.soak_s
             )
@@ -200,9 +222,10 @@ def main() -> None:
             nginx.stop()
     report = {
         "baseline_fasthttp_closed_rps": round(base, 1),
-        "open_loop_max_rps_lag_p99_below_1ms": round(best, 1),
-        "ratio": round(best / base, 3) if base else None,
-        "goal": ">= 0.9",
+        "open_loop_max_rps": best,
+        "ratio_lag_below_1ms": round(best["lag_p99_below_1ms"] / base, 3) if base else None,
+        "ratio_lag_below_10ms": round(best["lag_p99_below_10ms"] / base, 3) if base else None,
+        "goal": "ratio_lag_below_1ms >= 0.9",
         "soak": soak,
     }
     print(json.dumps(report, indent=2))
