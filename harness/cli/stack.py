@@ -12,6 +12,7 @@ import signal
 import threading
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -75,6 +76,10 @@ def _up(args: argparse.Namespace, state_file: Path, console: Console) -> int:
             break
     stack.stop()
     state_file.unlink(missing_ok=True)
+    if not stop.is_set():
+        console.print("[red]every replica exited on its own[/]; logs in " + str(stack.workdir))
+        return 3
+    console.print("stack stopped")
     return 0
 
 
@@ -92,7 +97,11 @@ def _status(state_file: Path, console: Console) -> int:
     if not state_file.exists():
         console.print("no stack running")
         return 1
-    _print_state(StackState.from_json(state_file.read_text()), console)
+    state = StackState.from_json(state_file.read_text())
+    _print_state(state, console)
+    if not _any_alive(state):
+        console.print("not running: every replica has exited (`harness stack down` clears it)")
+        return 1
     return 0
 
 
@@ -101,26 +110,36 @@ def _any_alive(state: StackState) -> bool:
 
 
 def _print_state(state: StackState, console: Console) -> None:
-    table = Table(title="reference stack")
-    for col in ("", "pid", "http", "grpc", "metrics", "alive"):
-        table.add_column(col)
+    # host:port cells (no scheme, no /metrics path) so the table fits 80 columns, the width
+    # rich uses when the output is piped; the full URLs are in the state file.
+    table = Table(title="reference stack", box=box.SIMPLE, pad_edge=False)
+    for col in ("", "pid", "http", "grpc", "metrics", "up"):
+        table.add_column(col, no_wrap=True, overflow="fold")
     if state.nginx_pid:
+        alive = pid_alive(state.nginx_pid)
         table.add_row(
-            "nginx",
-            str(state.nginx_pid),
-            state.url,
-            state.grpc_url,
-            "-",
-            str(pid_alive(state.nginx_pid)),
+            "nginx", str(state.nginx_pid), _hp(state.url), state.grpc_url, "-", _yn(alive)
         )
     for r in state.replicas:
         table.add_row(
             f"replica {r.index}",
             str(r.pid),
-            r.http_url,
+            _hp(r.http_url),
             r.grpc_url,
-            r.metrics_url,
-            str(pid_alive(r.pid)),
+            _hp(r.metrics_url),
+            _yn(pid_alive(r.pid)),
         )
     console.print(table)
     console.print(f"endpoint: [bold]{state.url}[/] (HTTP)  [bold]{state.grpc_url}[/] (gRPC)")
+    console.print(
+        f"metrics: http://<metrics>/metrics per replica; state: {state.workdir}/stack.json"
+    )
+
+
+def _hp(url: str) -> str:
+    """'http://127.0.0.1:8000/metrics' -> '127.0.0.1:8000'."""
+    return url.split("://", 1)[-1].split("/", 1)[0]
+
+
+def _yn(alive: bool) -> str:
+    return "yes" if alive else "[red]no[/]"
