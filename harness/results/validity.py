@@ -129,8 +129,12 @@ def detect_warmup(seconds: Sequence[SecondStats], window_s: int, tolerance: floa
     log_p99 = np.log([v for v in p99 if v is not None])
     positions = np.flatnonzero(has_p99)
     poisson = 1 / math.sqrt(max(float(np.median([s.hist.total for s in seconds])), 1.0))
-    cut_rate = front_change_point(rate, tolerance, limit, floor=poisson)
-    cut_p99 = front_change_point(log_p99, tolerance, int(np.searchsorted(positions, limit)))
+    # Only a worse head is a warm-up (lower throughput, higher p99): a run that gets slower
+    # later is drifting, which the stability rule must see, not a warm-up to cut away.
+    cut_rate = front_change_point(rate, tolerance, limit, floor=poisson, worse=-1)
+    cut_p99 = front_change_point(
+        log_p99, tolerance, int(np.searchsorted(positions, limit)), worse=1
+    )
     cut_p99_pos = int(positions[cut_p99]) if cut_p99 < len(positions) else len(seconds)
     cut = min(max(cut_rate, cut_p99_pos if cut_p99 else 0), limit)
     return seconds[cut].second - seconds[0].second if cut else 0
@@ -147,8 +151,12 @@ def _l1_split(x: np.ndarray, limit: int) -> int:
     return best
 
 
-def front_change_point(x: np.ndarray, tolerance: float, limit: int, floor: float = 0.0) -> int:
+def front_change_point(
+    x: np.ndarray, tolerance: float, limit: int, floor: float = 0.0, worse: int = 0
+) -> int:
     """How many leading values differ from the rest (0: none), by repeated L1 splits.
+
+    `worse`: +1 counts only a head above the rest, -1 only a head below it, 0 either.
 
     A split counts when the medians of both sides differ by more than log(1 + tolerance) and
     by more than 5 standard errors, sigma * sqrt(1/len(head) + 1/len(rest)), where sigma is
@@ -165,7 +173,10 @@ def front_change_point(x: np.ndarray, tolerance: float, limit: int, floor: float
         head, tail = x[start : start + cut], x[start + cut :]
         if cut == 0 or len(tail) == 0:
             break
-        gap = abs(float(np.median(head) - np.median(tail)))
+        signed = float(np.median(head) - np.median(tail))
+        if worse and signed * worse <= 0:
+            break
+        gap = abs(signed)
         if gap <= max(math.log1p(tolerance), 5 * sigma * math.sqrt(1 / cut + 1 / len(tail))):
             break
         start += cut

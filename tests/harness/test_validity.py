@@ -93,6 +93,15 @@ def test_later_spikes_do_not_stretch_the_warmup(seed):
     assert detect_warmup(seconds_of(levels, seed=seed), window_s=5, tolerance=0.10) == 1
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_a_run_that_gets_slower_later_has_no_warmup(seed):
+    # Faster first half, slower second (e.g. a neighbour took CPU): drift, not a warm-up.
+    levels = [(4.0, 1.0)] * 10 + [(7.0, 1.0)] * 10
+    assert detect_warmup(seconds_of(levels, rate=150, seed=seed), 5, 0.10) == 0
+    throughput = [(5.0, 1.0)] * 10 + [(5.0, 0.6)] * 10
+    assert detect_warmup(seconds_of(throughput, rate=150, seed=seed), 5, 0.10) == 0
+
+
 def test_no_warmup_in_steady_runs_even_at_low_rates():
     cuts = [
         detect_warmup(seconds_of([(5.0, 1.0)] * 30, rate=rate, seed=seed), 5, 0.10)
