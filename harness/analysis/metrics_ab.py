@@ -166,6 +166,14 @@ def _distribution(stats: LatencyStats, config: CompareConfig, n: int, gating: bo
     )
 
 
+def _observed(a: ArmWindows, b: ArmWindows, metric: str) -> dict:
+    """The arms' own percentiles (ms) for a metric too short to test: shown, never judged."""
+    pct = {"shift": 50.0}.get(metric) or (float(metric[1:]) if metric[0] == "p" else None)
+    if pct is None or a.n_success == 0 or b.n_success == 0:
+        return {}
+    return {"a": _ms(a.merged.percentile(pct)), "b": _ms(b.merged.percentile(pct))}
+
+
 def latency_candidates(
     a: ArmWindows,
     b: ArmWindows,
@@ -186,6 +194,7 @@ def latency_candidates(
                 "not computed",
                 0,
                 fixed=fixed,
+                display=_observed(a, b, m),
             )
             for m in names
         ]

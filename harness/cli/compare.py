@@ -153,10 +153,19 @@ def run(args: argparse.Namespace) -> int:
     config = _config(args)
     arm_a, arm_b, design = _load(args)
     result = compare_arms(arm_a, arm_b, config, design=design)
-    _print(result, Console())
+    _print(result, _console())
     if args.json:
         _write_json(args.json, result)
     return 1 if result.regression else 0
+
+
+def _console() -> Console:
+    """The terminal's width in a terminal; piped (CI logs, cron mail), wide enough for the
+    eight-column table instead of rich's 80-column default that elides the verdicts."""
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=160)
+    return console
 
 
 def _fmt(x: float | None, unit: str) -> str:
@@ -188,7 +197,9 @@ def _row(m: MetricResult) -> list[str]:
 
 
 def _print(result: Comparison, console: Console) -> None:
-    table = Table(title=f"A = {result.arm_a}   B = {result.arm_b}   ({result.design})")
+    table = Table(
+        title=f"A = {result.arm_a}   B = {result.arm_b}   ({result.design}; latency in ms)"
+    )
     for col in ("metric", "A", "B", "B − A [CI]", "relative [CI]", "p (Holm)", "margin", "verdict"):
         table.add_column(col)
     for m in result.metrics:
