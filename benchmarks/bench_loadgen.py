@@ -63,7 +63,16 @@ http {{
 }}
 """
 BASELINE_LOCUSTFILE = """
-from locust import FastHttpUser, task
+import os, psutil
+from locust import FastHttpUser, events, task
+CPU = {}
+@events.test_start.add_listener
+def _start(**kw):
+    CPU["start"] = sum(psutil.Process().cpu_times()[:2])
+@events.test_stop.add_listener
+def _stop(**kw):
+    with open(os.environ["BENCH_CPU_FILE"], "w") as f:
+        f.write(str(sum(psutil.Process().cpu_times()[:2]) - CPU["start"]))
 BODY = b'{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}'
 class Plain(FastHttpUser):
     @task
@@ -93,18 +102,21 @@ class StaticNginx:
         self.popen.wait(timeout=10)
 
 
-def baseline_rps(url: str, work: Path, users: int, seconds: int) -> float:
-    """Plain Locust FastHttpUser, closed loop, one process: aggregated requests/s."""
+def baseline_rps(url: str, work: Path, users: int, seconds: int) -> tuple[float, float]:
+    """Plain Locust FastHttpUser, closed loop, one process: (requests/s, CPU us/request)."""
     locustfile = work / "plain_locustfile.py"
     locustfile.write_text(BASELINE_LOCUSTFILE)
     prefix = work / "plain"
     cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", url]
     cmd += ["-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--csv", str(prefix)]
     cmd += ["--only-summary", "--loglevel", "ERROR", "--exit-code-on-error", "0"]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, timeout=seconds + 60)
+    env = dict(os.environ, BENCH_CPU_FILE=str(work / "plain_cpu"))
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, timeout=seconds + 60, env=env)
     with open(f"{prefix}_stats.csv", newline="") as handle:
         rows = {row["Name"]: row for row in csv.DictReader(handle)}
-    return float(rows["Aggregated"]["Requests/s"])
+    total = float(rows["Aggregated"]["Request Count"])
+    cpu_s = float((work / "plain_cpu").read_text())
+    return float(rows["Aggregated"]["Requests/s"]), 1e6 * cpu_s / total
 
 
 def open_loop(url: str, out: Path, rate: float, seconds: float, **load: object) -> dict:
@@ -135,12 +147,16 @@ def highest_open_rate(
     """Highest rate (from `fractions` of the baseline, descending, then one bisection step)
     whose run meets each lag bound; every run's numbers are printed."""
     lags: dict[float, float] = {}
+    cpu_us: list[float] = []
 
     def lag_at(rate: float) -> float:
         if rate not in lags:
             summary = open_loop(url, out, rate, seconds)
             ok, lag = sustained(summary, rate, seconds, float("inf"))
             lags[rate] = lag if ok else float("inf")
+            loadgen = summary["loadgen"]
+            busy = loadgen["worker_cpu_s"] - loadgen["worker_spin_cpu_s"]
+            cpu_us.append(1e6 * busy / max(summary["requests"], 1))
             print(f"  open loop {rate:8.0f}/s: lag p99 {lag:8.3f} ms, dropped "
                   f"{summary['loadgen']['dropped']}, achieved {summary['requests'] / seconds:8.1f}"
                   f"/s, cpu max {summary['loadgen']['max_cpu_percent']}%")  # fmt: skip
@@ -160,6 +176,7 @@ def highest_open_rate(
             failed = rate
         else:
             best[f"lag_p99_below_{bound:g}ms"] = 0.0
+    best["cpu_us_per_request"] = round(min(cpu_us), 1)  # the busiest runs amortise best
     return best
 
 
@@ -211,8 +228,9 @@ def main() -> None:
         work = Path(tmp)
         nginx = StaticNginx(work / "nginx")
         try:
-            base = baseline_rps(nginx.url, work, users=50, seconds=int(seconds))
-            print(f"baseline: plain Locust FastHttpUser closed loop, 1 process: {base:.0f} req/s")
+            base, base_cpu_us = baseline_rps(nginx.url, work, users=50, seconds=int(seconds))
+            print(f"baseline: plain Locust FastHttpUser closed loop, 1 process: {base:.0f} req/s,"
+                  f" {base_cpu_us:.1f} CPU us/request")  # fmt: skip
             fractions = (0.9, 0.6, 0.4, 0.25, 0.15, 0.08, 0.04)
             best = highest_open_rate(nginx.url, work / "runs", base, seconds, fractions)
             soak = soak_memory(
@@ -226,6 +244,9 @@ def main() -> None:
         "ratio_lag_below_1ms": round(best["lag_p99_below_1ms"] / base, 3) if base else None,
         "ratio_lag_below_10ms": round(best["lag_p99_below_10ms"] / base, 3) if base else None,
         "goal": "ratio_lag_below_1ms >= 0.9",
+        "baseline_cpu_us_per_request": round(base_cpu_us, 1),
+        # robust to other load on the machine: capacity ratio from CPU cost per request
+        "ratio_from_cpu_cost": round(base_cpu_us / best["cpu_us_per_request"], 3),
         "soak": soak,
     }
     print(json.dumps(report, indent=2))

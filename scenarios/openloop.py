@@ -43,6 +43,7 @@ class ScheduleStats:
     dropped: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     outstanding_max: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     spin_s: float = 0.0  # time spent yield-spinning for timer precision (not load)
+    spin_total_s: float = 0.0
     sent_total: int = 0
     dropped_total: int = 0
     abandoned_total: int = 0

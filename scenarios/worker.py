@@ -58,6 +58,7 @@ class WorkerRuntime:
         self._process = psutil.Process()
         self._process.cpu_percent(None)
         self._cpu_at = self.clock()
+        self._cpu_at_start = 0.0
         self.yield_cost_s = idle_yield_cost(self.clock)  # before the load, while idle
         runner = environment.runner
         runner.register_message(MSG_START, self._on_start)
@@ -74,7 +75,10 @@ class WorkerRuntime:
         if self.started.is_set():
             return
         gc.collect()
-        gc.freeze()  # start-up objects leave the collector's view: shorter pauses under load
+        gc.freeze()
+        self._cpu_at_start = sum(
+            self._process.cpu_times()[:2]
+        )  # start-up objects leave the collector's view: shorter pauses under load
         origin = self.clock() + (float(msg.data["epoch"]) - time.time())
         self.recorder.origin_s = origin
         self.stats.origin = origin
@@ -163,6 +167,8 @@ class WorkerRuntime:
             "recorded": self.recorder.recorded,
             "rejected": self.recorder.rejected,
             "lag_hdr": self.lag_histogram.encode().decode("ascii"),
+            "cpu_s": round(sum(self._process.cpu_times()[:2]) - self._cpu_at_start, 3),
+            "spin_cpu_s": round(self.stats.spin_total_s, 3),
         }
 
     def _record_raw(
