@@ -93,6 +93,8 @@ def operating_point(args: argparse.Namespace) -> tuple[OperatingPoint, float | N
         )
     from harness.cli.sweep_files import read_sweep
 
+    if not (Path(args.sweep) / "sweep.json").is_file():  # a user's typo: usage, not exit 3
+        raise ConfigError(f"--from {args.sweep}: not a sweep run directory (no sweep.json)")
     sw = read_sweep(args.sweep)
     slo = args.slo_p99_ms or sw.slo_p99_ms
     if slo is None:

@@ -71,6 +71,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def load_plan(path: Path) -> tuple[CapacityPlan, Path]:
     file = path / "plan.json" if path.is_dir() else path
+    if not file.is_file():  # a user's typo: usage, not exit 3
+        raise ConfigError(f"--plan {path}: no plan.json there (write one with `harness plan`)")
     data = read_json(file)
     try:
         return CapacityPlan.from_dict(
