@@ -166,7 +166,10 @@ class NginxProcess:
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
-                    start_new_session=detach,
+                    # Always its own session: a terminal Ctrl-C (SIGINT to the foreground group)
+                    # must reach only the orchestrator, which stops the load first and the stack
+                    # after; otherwise the replicas drain mid-load and the run records failures.
+                    start_new_session=True,
                 )
         finally:
             http_sock.close()

@@ -71,7 +71,10 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         detach: bool = False,
     ) -> ServerProcess:
-        """Start a replica on ephemeral ports and wait until it is ready to serve."""
+        """Start a replica on ephemeral ports and wait until it is ready to serve.
+
+        `detach` changes nothing here any more (every replica gets its own session); it is
+        kept so callers need not change."""
         cmd = [sys.executable, "-m", "reference_server", "--host", host]
         cmd += ["--http-port", "0", "--grpc-port", "0", "--metrics-port", "0", *extra_args]
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,7 +85,10 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
-                start_new_session=detach,
+                # Always its own session: a terminal Ctrl-C (SIGINT to the foreground group)
+                # must reach only the orchestrator, which stops the load first and the stack
+                # after; otherwise the replicas drain mid-load and the run records failures.
+                start_new_session=True,
             )
         try:
             ports = wait_for_listening_line(popen, log_path, ready_timeout_s)
