@@ -77,9 +77,11 @@ class _DoublingRunner:
                 self.concurrent -= 1
 
 
-async def _with_batcher(runner: _DoublingRunner, policy: BatchPolicy, instances: int, body):
+async def _with_batcher(
+    runner: _DoublingRunner, policy: BatchPolicy, instances: int, body, inline: bool = False
+):
     stats = VersionStats("m", "1")
-    batcher = Batcher(runner, policy, stats, instances=instances, name="m:1")
+    batcher = Batcher(runner, policy, stats, instances=instances, name="m:1", inline=inline)
     batcher.start()
     try:
         return await body(batcher), stats
@@ -157,7 +159,7 @@ def test_stop_fails_queued_requests_and_refuses_new_ones() -> None:
     runner = _DoublingRunner(delay_s=0.05)
 
     async def main() -> None:
-        batcher = Batcher(runner, BatchPolicy(1), VersionStats("m", "1"), name="m:1")
+        batcher = Batcher(runner, BatchPolicy(1), VersionStats("m", "1"), name="m:1", inline=False)
         batcher.start()
         futures = [batcher.submit({"x": np.ones((1, 2), np.float32)}, 1) for _ in range(3)]
         await asyncio.sleep(0.01)  # the first one runs, two are queued
@@ -222,3 +224,41 @@ def test_queue_policy_bounds_the_queue_and_rejects_stale_requests() -> None:
     # they waited ~90 ms behind the running batch, past the 20 ms queue timeout
     assert all(isinstance(o, Unavailable) and "timed out" in str(o) for o in outcomes[1:])
     assert runner.batches == [1]
+
+
+def test_inline_batches_run_on_the_loop_thread_and_still_batch() -> None:
+    runner = _DoublingRunner(delay_s=0.002)
+    rows = [1, 2, 1, 3, 1, 1, 2, 1] * 3
+
+    async def body(batcher: Batcher):
+        inputs = [np.full((n, 2), i, np.float32) for i, n in enumerate(rows)]
+        results = await asyncio.gather(*(batcher.submit({"x": x}, len(x)) for x in inputs))
+        for x, result in zip(inputs, results, strict=True):
+            np.testing.assert_array_equal(result["y"], x * 2)
+        return threading.get_ident()
+
+    loop_thread, stats = asyncio.run(_with_batcher(runner, POLICY, 1, body, inline=True))
+    assert runner.threads == {loop_thread}  # no worker thread involved
+    assert len(runner.batches) < len(rows) and sum(runner.batches) == sum(rows)
+    assert stats.execution_count == len(runner.batches)
+
+
+def test_inline_model_errors_reach_every_caller() -> None:
+    async def body(batcher: Batcher):
+        futures = [batcher.submit({"x": np.ones((1, 2), np.float32)}, 1) for _ in range(3)]
+        return await asyncio.gather(*futures, return_exceptions=True)
+
+    results, _ = asyncio.run(_with_batcher(_DoublingRunner(fail=True), POLICY, 1, body, True))
+    assert all(isinstance(r, ServerError) and "boom" in str(r) for r in results)
+
+
+def test_inline_is_chosen_only_for_one_instance_on_one_cpu(monkeypatch) -> None:
+    import reference_server.batcher as batcher_module
+
+    stats, runner = VersionStats("m", "1"), _DoublingRunner()
+    monkeypatch.setattr(batcher_module.os, "sched_getaffinity", lambda pid: {0})
+    assert Batcher(runner, POLICY, stats, instances=1).inline
+    assert not Batcher(runner, POLICY, stats, instances=2).inline
+    monkeypatch.setattr(batcher_module.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert not Batcher(runner, POLICY, stats, instances=1).inline
+    assert Batcher(runner, POLICY, stats, instances=1, inline=True).inline
