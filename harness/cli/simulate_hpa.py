@@ -46,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--diurnal", action="store_true", help="a synthetic cosine day instead")
     p.add_argument("--peak-qps", type=float, help="rescale to this peak (default: the plan's)")
     p.add_argument("--trough-share", type=float, default=0.2, help="diurnal trough/peak")
-    p.add_argument("--hours", type=float, default=24.0, help="diurnal length (hours)")
+    p.add_argument("--hours", type=float, default=24.0, help="diurnal day length (hours)")
     p.add_argument("--bin-s", type=float, default=1.0, help="trace rate bin (s)")
     p.add_argument(
         "--compare",
@@ -84,8 +84,12 @@ def load_plan(path: Path) -> tuple[CapacityPlan, Path]:
 
 def traffic_series(args: argparse.Namespace, peak: float) -> tuple[np.ndarray, str]:
     if args.diurnal:
+        # The whole day compressed into --hours (peak at 14:00 of it), so any length reaches
+        # the planned peak; cutting a 24 h day after the first hour only ever showed the trough.
         n = int(args.hours * 3600)
-        return diurnal_series(peak, peak * args.trough_share, duration_s=n), "diurnal"
+        trough = peak * args.trough_share
+        traffic = diurnal_series(peak, trough, duration_s=n, period_s=n, peak_at_s=n * 14 // 24)
+        return traffic, "diurnal"
     path = args.trace or DEFAULT_TRACE
     if args.bin_s < 1 or args.bin_s != int(args.bin_s):
         raise ConfigError("--bin-s must be a whole number of seconds >= 1")
