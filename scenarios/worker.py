@@ -120,6 +120,9 @@ class WorkerRuntime:
         interval = now - self._cpu_at
         spin, self.stats.spin_s = self.stats.spin_s, 0.0
         self._cpu_at = now
+        log.debug(
+            "cpu %.1f%% raw, %.1f%% idle spin over %.2f s", cpu, 100 * spin / interval, interval
+        )
         return max(0.0, cpu - 100.0 * spin / interval) if interval > 0 else cpu
 
     def _health(self, seconds: list[int]) -> list[dict[str, Any]]:

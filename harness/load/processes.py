@@ -90,7 +90,12 @@ def _spawn(
 ) -> subprocess.Popen:
     prefix = launcher or ["-m", "locust"]
     cmd = [sys.executable, *prefix, "-f", str(LOCUSTFILE), *args]
-    cmd += ["--loglevel", "INFO", "--logfile", str(log_path)]
+    cmd += [
+        "--loglevel",
+        os.environ.get("HARNESS_LOCUST_LOGLEVEL", "INFO"),
+        "--logfile",
+        str(log_path),
+    ]
     with open(log_path.with_suffix(".out"), "ab") as out:
         return subprocess.Popen(
             cmd,
