@@ -1,0 +1,312 @@
+"""The command-line journeys a new user walks, end to end, as real `harness` subprocesses.
+
+Why: each subcommand has its own tests; these check that they fit together as documented:
+the files one writes are the files the next reads, numbers agree across commands, and the
+exit codes are the README's (0 pass, 1 SLO/regression, 2 usage/scenario, 3 infrastructure,
+130 interrupted). Every load is on 127.0.0.1 and a few seconds long (`--set
+load.duration=...`), and every process is stopped; the whole file takes about a minute.
+
+    run quickstart -> history -> compare (the two arms of the 90/10 split)
+    sweep -> plan --from -> simulate-hpa (files and numbers consistent; manifests validate)
+    plan worked example (10,000 QPS x 50 ms / concurrency 1 = 500)
+    Ctrl-C mid-run: windows kept, status incomplete, no failures caused by the stop
+    bad inputs: one message naming the file and the field, exit 2, nothing started
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from harness.analysis.manifests import validate_manifest
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+QUICKSTART = REPO / "scenarios" / "quickstart.yaml"
+
+
+def harness_cmd(*args: object) -> list[str]:
+    """The installed `harness` console script when present, else the module."""
+    script = Path(sys.executable).with_name("harness")
+    head = [str(script)] if script.exists() else [sys.executable, "-m", "harness.cli.main"]
+    return [*head, *map(str, args)]
+
+
+def cli_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+
+
+def run_cli(*args: object, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        harness_cmd(*args), cwd=REPO, env=cli_env(), capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
+
+
+def local_stack(model_repository: Path) -> list[str]:
+    """--set options pointing the scenario's local stack at the test models, on the CPU."""
+    return ["--set", f"stack.model_repository={model_repository}", "--set", "stack.device=cpu"]
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def servers_of(model_repository: Path) -> list[psutil.Process]:
+    """Reference-server processes serving this session's test models."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or ())
+        if "reference_server" in cmdline and str(model_repository) in cmdline:
+            found.append(proc)
+    return found
+
+
+def test_run_then_history_then_compare_the_split_arms(model_repository: Path, tmp_path: Path):
+    out = tmp_path / "results"
+    run = run_cli("run", QUICKSTART, "--out", out, "--run-id", "qs", "--no-progress",
+                  *local_stack(model_repository), "--set", "load.duration=6s")  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    run_dir = out / "qs"
+    assert str(run_dir) in run.stdout
+    summary = read_json(run_dir / "summary.json")
+    assert summary["status"] == "complete" and summary["slo"]["passed"] is True
+    assert summary["failures"] == 0
+    assert 600 - 150 < summary["requests"] < 600 + 150  # Poisson 100/s for 6 s
+    arms = summary["endpoints"]
+    assert set(arms) == {"digits/1", "digits/2"}
+    share_b = arms["digits/2"]["requests"] / sum(a["requests"] for a in arms.values())
+    assert 0.03 < share_b < 0.20  # the 90/10 split, within sampling error
+    assert all(a["accuracy"] > 0.85 for a in arms.values())  # answers checked against labels
+    windows = pq.read_table(run_dir / "windows.parquet").to_pydict()
+    assert sum(windows["count"]) == summary["requests"]
+    assert set(windows["endpoint"]) == set(arms)
+
+    history = run_cli("history", "--out", out, "--json")
+    assert history.returncode == 0, history.stderr
+    (row,) = [json.loads(line) for line in history.stdout.splitlines() if line.strip()]
+    assert row["run_id"] == "qs" and row["status"] == "complete"
+    assert row["requests"] == summary["requests"]
+    assert row["p99_ms"] == pytest.approx(summary["latency_ms"]["p99"])
+    table = run_cli("history", "--out", out)
+    assert table.returncode == 0 and "qs" in table.stdout
+
+    result = tmp_path / "compare.json"
+    compare = run_cli("compare", run_dir, "--json", result)
+    # a few seconds cannot show a regression: exit 0 (1 would mean "B is worse")
+    assert compare.returncode == 0, compare.stdout[-3000:] + compare.stderr
+    verdict = read_json(result)
+    assert (verdict["arm_a"], verdict["arm_b"], verdict["design"]) == (
+        "digits/1", "digits/2", "split",
+    )  # fmt: skip
+    assert verdict["regression"] is False
+    metrics = {m["metric"]: m for m in verdict["metrics"]}
+    assert {"shift", "distribution", "p99", "error_rate", "accuracy"} <= set(metrics)
+    for name, arm in (("a", "digits/1"), ("b", "digits/2")):
+        assert metrics["accuracy"][name] == pytest.approx(arms[arm]["accuracy"], abs=0.05)
+        assert metrics["p99"][name] > 0  # observed even when too short to test
+    printed = " ".join(compare.stdout.split())
+    assert "A = digits/1 B = digits/2 (split" in printed and "…" not in compare.stdout
+
+
+def _sweep_scenario(path: Path, model_repository: Path) -> Path:
+    target = {"url": "http://127.0.0.1:8000", "protocol": "kserve-http", "model": "mlp"}
+    stack = {"local": True, "model_repository": str(model_repository), "device": "cpu"}
+    stability = {"windows": 2, "window_s": "1s", "tolerance": 0.5}
+    scenario = {
+        "name": "journey-sweep",
+        "target": target,
+        "stack": stack,
+        "load": {"mode": "closed", "users": 1, "duration": "2s"},
+        "slo": {"p99_ms": 2000, "error_rate": 0.01},
+        "validity": {"min_duration_s": 0, "min_requests": 0, "stability": stability},
+    }
+    path.write_text(yaml.safe_dump(scenario))
+    return path
+
+
+def _plan_formula(plan: dict[str, Any]) -> int:
+    """The documented arithmetic, recomputed from plan.json's own inputs."""
+    inputs, op = plan["inputs"], plan["operating_point"]
+    n = math.ceil(
+        plan["peak_qps"] * (1 + inputs["headroom"]) / (plan["rho_target"] * op["throughput"]) - 1e-9
+    )
+    return math.ceil((n + inputs["redundancy"]) / (1 - inputs["failure_share"]) - 1e-9)
+
+
+def test_sweep_then_plan_then_simulate_hpa(model_repository: Path, tmp_path: Path) -> None:
+    scen = _sweep_scenario(tmp_path / "sweep.yaml", model_repository)
+    sweep = run_cli("sweep", scen, "--out", tmp_path / "results", "--no-progress",
+                    "--start", 1, "--max-steps", 4, "--allow-unstable")  # fmt: skip
+    assert sweep.returncode == 0, sweep.stdout[-2000:] + sweep.stderr[-2000:]
+    (sweep_dir,) = [p for p in (tmp_path / "results").iterdir() if p.is_dir()]
+    steps = pq.read_table(sweep_dir / "sweep.parquet").to_pydict()
+    # grow geometrically: four load levels, the fewest the USL fit behind `plan` accepts
+    assert steps["load"] == [1.0, 2.0, 4.0, 8.0] and all(x > 10 for x in steps["throughput_rps"])
+
+    plan_dir = tmp_path / "plan"
+    plan_run = run_cli("plan", "--peak-qps", 500, "--from", sweep_dir, "--out", plan_dir,
+                       "--headroom", 0.2, "--redundancy", 1)  # fmt: skip
+    assert plan_run.returncode == 0, plan_run.stdout[-2000:] + plan_run.stderr
+    plan = read_json(plan_dir / "plan.json")
+    assert plan["operating_point"]["source"].startswith("sweep")
+    assert plan["inputs"]["headroom"] == 0.2 and plan["inputs"]["redundancy"] == 1
+    assert plan["replicas"] == _plan_formula(plan) >= 2  # N+1 at least
+    assert plan["min_replicas"] <= plan["replicas"] <= plan["max_replicas"]
+    assert "MEAN" in plan_run.stdout  # says why the mean, not the p99, goes into Little's law
+
+    manifests = sorted(plan_dir.glob("*.yaml"))
+    kinds = {}
+    for path in manifests:
+        for doc in yaml.safe_load_all(path.read_text()):
+            validate_manifest(doc, plan["k8s_version"])  # raises on any schema error
+            kinds[doc["kind"]] = doc
+    assert {"Deployment", "Service", "HorizontalPodAutoscaler"} <= set(kinds)
+    hpa = kinds["HorizontalPodAutoscaler"]["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (plan["min_replicas"], plan["max_replicas"])
+    targets = [m["pods"]["target"]["averageValue"] for m in hpa["metrics"]]
+    inflight_milli = int(str(targets[0]).removesuffix("m"))
+    assert inflight_milli == pytest.approx(plan["hpa_inflight_target"] * 1000, abs=1)
+
+    sim = run_cli("simulate-hpa", "--plan", plan_dir, "--diurnal", "--hours", 1)
+    assert sim.returncode == 0, sim.stdout[-2000:] + sim.stderr
+    result = read_json(plan_dir / "hpa_sim.json")
+    assert result["peak_qps"] == pytest.approx(500, rel=1e-3)  # the planned peak is reached
+    assert result["planned_replicas"] == plan["replicas"]
+    assert {r["name"] for r in result["results"]} == {"plan", "k8s-default"}
+    for r in result["results"]:
+        assert plan["min_replicas"] <= r["max_replicas"] <= plan["max_replicas"]
+        assert r["replica_hours"] > 0
+    assert (plan_dir / "hpa_sim.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ((), 500),  # 10,000 req/s x 0.05 s / 1 in flight per instance
+        (("--headroom", 0.2), 600),
+        (("--headroom", 0.2, "--redundancy", 1), 601),
+        (("--failure-domains", 4), 667),  # survive losing one zone of four: 500 / (3/4)
+    ],
+)
+def test_plan_worked_example(tmp_path: Path, extra: tuple[object, ...], expected: int) -> None:
+    base = ("--headroom", 0, "--redundancy", 0)
+    args = (*base, *extra) if extra else base
+    proc = run_cli("plan", "--peak-qps", 10000, "--latency-ms", 50, "--concurrency", 1,
+                   *args, "--out", tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    plan = read_json(tmp_path / "plan.json")
+    assert plan["replicas"] == expected == _plan_formula(plan)
+    assert plan["n0"] == 500 and plan["rho_target"] == 1.0
+    assert re.search(rf"replicas at peak\W+{expected}\b", proc.stdout), proc.stdout
+
+
+def test_ctrl_c_mid_run_keeps_windows_and_says_incomplete(
+    model_repository: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "results"
+    run_dir = out / "interrupted"
+    cmd = harness_cmd("run", QUICKSTART, "--out", out, "--run-id", "interrupted",
+                      "--no-progress", *local_stack(model_repository),
+                      "--set", "load.duration=60s")  # fmt: skip
+    # its own process group, signalled as a whole: what a terminal's Ctrl-C does
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        stream = run_dir / "stream" / "windows.jsonl"
+        wait_for(lambda: stream.exists() and stream.read_text().count("\n") >= 3, 90, "windows")
+        os.killpg(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, output[-3000:]
+    run = read_json(run_dir / "run.json")
+    summary = read_json(run_dir / "summary.json")
+    assert run["status"] == summary["status"] == "incomplete"
+    assert "interrupt" in run["status_reason"]
+    assert 0 < summary["requests"] < 100 * 30
+    # the stop itself must not show up as errors (replicas drained before the load stopped)
+    assert summary["failures"] == 0, output[-3000:]
+    windows = pq.read_table(run_dir / "windows.parquet").to_pydict()
+    assert sum(windows["count"]) == summary["requests"]
+    assert "incomplete" in output
+    history = run_cli("history", "--out", out, "--json")
+    assert json.loads(history.stdout.splitlines()[0])["status"] == "incomplete"
+    wait_for(lambda: not servers_of(model_repository), 15, "the local stack to stop")
+
+
+def _bad(tmp_path: Path, name: str, change: Callable[[dict[str, Any]], None]) -> Path:
+    data = yaml.safe_load(QUICKSTART.read_text())
+    change(data)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+BAD_SCENARIOS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    ("typo.yaml", lambda d: d["load"].update(durration=d["load"].pop("duration")),
+     "load.durration"),
+    ("duration.yaml", lambda d: d["load"].update(duration="20 parsecs"), "load.duration"),
+    ("remote.yaml", lambda d: (d.pop("stack"), d["target"].update(url="http://10.1.2.3:8000")),
+     "target.url"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "change", "field"), BAD_SCENARIOS)
+def test_bad_scenario_exits_2_naming_file_and_field(
+    tmp_path: Path, name: str, change: Callable[[dict[str, Any]], None], field: str
+) -> None:
+    path = _bad(tmp_path, name, change)
+    out = tmp_path / "results"
+    proc = run_cli("run", path, "--out", out, "--no-progress")
+    message = " ".join(proc.stderr.split())
+    assert proc.returncode == 2, proc.stderr
+    assert message.startswith("error:") and name in message and field in message
+    assert "Traceback" not in proc.stderr
+    assert not out.exists(), "nothing may start for an invalid scenario"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("run", QUICKSTART, "--set", "load.rat=5"), "load.rat"),
+        (("plan", "--peak-qps", 100), "--latency-ms"),
+        (("compare", "/nonexistent/run"), "not a run directory"),
+        (("simulate-hpa", "--plan", "/nonexistent/plan"), "plan.json"),
+        (("plan", "--peak-qps", 100, "--from", "/nonexistent/sweep"), "sweep"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_message(args: tuple[object, ...], expected: str) -> None:
+    proc = run_cli(*args)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    message = " ".join(proc.stderr.split())
+    assert message.startswith("error:") and expected in message
+    assert "Traceback" not in proc.stderr
