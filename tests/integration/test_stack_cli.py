@@ -238,12 +238,14 @@ def _read_listening_line(proc: subprocess.Popen[str], timeout_s: float) -> dict[
 
 
 def test_serve_prints_its_ports_serves_tritonclient_and_exits_0_on_sigterm(
-    model_repository: Path,
+    model_repository: Path, tmp_path: Path
 ) -> None:
     cmd = harness_cmd("serve", "--http-port", 0, "--grpc-port", 0, "--metrics-port", 0,
                       "--model-repository", model_repository, "--device", "cpu")  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=REPO, env=cli_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as stderr:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=cli_env(), stdout=subprocess.PIPE,
+                                stderr=stderr, text=True)  # fmt: skip
     try:
         ports = _read_listening_line(proc, 90)
         assert len(set(ports.values())) == 3 and all(p > 0 for p in ports.values())
@@ -267,3 +269,5 @@ def test_serve_prints_its_ports_serves_tritonclient_and_exits_0_on_sigterm(
         assert proc.stdout is not None
         proc.stdout.close()
     assert not pid_alive(proc.pid)
+    # `--device cpu` is said in the log, as `python -m reference_server` says it
+    assert "provider CPUExecutionProvider" in log.read_text()
