@@ -40,7 +40,8 @@ class DelayServer:
 
     def reset(self) -> None:
         self.rng = np.random.default_rng(self.seed)
-        self.log: list[tuple[float, float, str]] = []  # (arrival wall time, delay s, path)
+        # [arrival wall time, intended delay s, path, served s (arrival -> answer written)]
+        self.log: list[list] = []
         self.stall_until = 0.0  # loop time
 
     def next_delay(self) -> float:
@@ -56,9 +57,13 @@ class DelayServer:
                 arrival_wall = time.time()
                 method, path, headers = _parse_head(head)
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
-                status, payload = await self.route(method, path, body, arrival_loop, arrival_wall)
+                status, payload, row = await self.route(
+                    method, path, body, arrival_loop, arrival_wall
+                )
                 writer.write(_response(status, payload, headers))
                 await writer.drain()
+                if row is not None:  # what the client really waited for, server side
+                    row[3] = asyncio.get_running_loop().time() - arrival_loop
                 if headers.get("connection", "").lower() == "close":
                     break
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
@@ -68,13 +73,17 @@ class DelayServer:
 
     async def route(
         self, method: str, path: str, body: bytes, arrival: float, wall: float
-    ) -> tuple[int, bytes]:
+    ) -> tuple[int, bytes, list | None]:
         path = path.split("?", 1)[0]
         if method == "POST" and (m := INFER.match(path)):
             return await self.infer(m.group(1), m.group(2) or "1", body, arrival, wall, path)
+        status, payload = self.route_admin(method, path, body)
+        return status, payload, None
+
+    def route_admin(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
         if method == "POST" and path == "/admin/stall":
             seconds = float(json.loads(body or b"{}").get("seconds", 1.0))
-            self.stall_until = asyncio.get_running_loop().time() + seconds
+            self.stall_until = time.monotonic() + seconds
             return 200, b"{}"
         if method == "POST" and path == "/admin/reset":
             self.reset()
@@ -92,10 +101,11 @@ class DelayServer:
 
     async def infer(
         self, model: str, version: str, body: bytes, arrival: float, wall: float, path: str
-    ) -> tuple[int, bytes]:
+    ) -> tuple[int, bytes, list]:
         delay = self.next_delay()
         index = len(self.log)
-        self.log.append((wall, delay, path))
+        row = [wall, delay, path, None]
+        self.log.append(row)
         loop = asyncio.get_running_loop()
         due = arrival + delay
         if due < self.stall_until or arrival < self.stall_until:
@@ -104,7 +114,7 @@ class DelayServer:
         while loop.time() < self.stall_until:  # a stall that began while we slept
             await asyncio.sleep(self.stall_until - loop.time())
         if self.fail_every and index % self.fail_every == self.fail_every - 1:
-            return 500, json.dumps({"error": "injected failure"}).encode()
+            return 500, json.dumps({"error": "injected failure"}).encode(), row
         request = json.loads(body or b"{}")
         first = (request.get("inputs") or [{}])[0]
         label = int(np.argmax(first.get("data") or [0]))
@@ -113,7 +123,7 @@ class DelayServer:
             "model_version": version,
             "outputs": [{"name": "label", "datatype": "INT64", "shape": [1], "data": [label]}],
         }
-        return 200, json.dumps(out).encode()
+        return 200, json.dumps(out).encode(), row
 
 
 def _metadata(model: str, version: str) -> bytes:
@@ -201,7 +211,7 @@ class DelayServerProcess:
             text = resp.read()
         return json.loads(text) if text else None
 
-    def log(self) -> list[tuple[float, float, str]]:
+    def log(self) -> list[tuple]:
         return [tuple(row) for row in self.call("GET", "/admin/log")]  # type: ignore[union-attr]
 
     def stop(self) -> None:

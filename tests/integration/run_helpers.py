@@ -30,12 +30,14 @@ def scenario(url: str, load: dict[str, Any], **extra: Any) -> Scenario:
 
 
 def merged_histogram(
-    run_dir: Path, corrected: bool = True, endpoint: str | None = None
+    run_dir: Path, corrected: bool = True, endpoint: str | None = None, healthy_only: bool = False
 ) -> HdrHistogram:
-    """All windows of a run directory merged (successes only)."""
+    """All windows of a run directory merged (successes only; healthy seconds if asked)."""
     merged = new_histogram()
     for record in read_run(run_dir).windows:
         if record.outcome != "success" or (endpoint and record.endpoint != endpoint):
+            continue
+        if healthy_only and not record.healthy:
             continue
         merged.add(decode_histogram(record.hdr if corrected else record.hdr_uncorrected))
     return merged

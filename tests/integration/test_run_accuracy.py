@@ -33,15 +33,31 @@ def test_open_loop_percentiles_and_rate_match_the_truth(tmp_path: Path) -> None:
     served = [row for row in log if row[2].endswith("/infer")]
     assert len(served) == rate * duration == outcome.summary["requests"]
 
-    truth = histogram_of(np.array([row[1] for row in served]))
-    measured = merged_histogram(outcome.run_dir)
-    assert measured.get_total_count() == len(served)
-    for p in (50, 99):
-        want, got = ms(truth, p), ms(measured, p)
-        assert abs(got - want) <= max(0.02 * want, 0.5), f"p{p}: {got} ms vs truth {want} ms"
+    # From the actual send, every request: the engine's own timing must be exact.
+    def check(truth_s: np.ndarray, measured_hist: object, what: str) -> None:
+        truth = histogram_of(truth_s)
+        assert measured_hist.get_total_count() == truth_s.size, what
+        for p in (50, 99):
+            want, got = ms(truth, p), ms(measured_hist, p)
+            assert abs(got - want) <= max(0.02 * want, 0.5), f"{what} p{p}: {got} vs {want} ms"
+
+    # Truth: how long the server really took to answer each request (its seeded delay, plus
+    # whatever its own event loop added on a busy machine), logged server side.
+    delays = np.array([row[3] for row in served])
+    assert np.median(delays) >= np.median([row[1] for row in served])
+    check(delays, merged_histogram(outcome.run_dir, corrected=False), "from send")
+    # From the intended start: verdicts use the seconds in which the generator was healthy
+    # (a starved generator's lag is flagged, not blamed on the server). Request i of a
+    # constant schedule was intended in second floor(i / rate); the server logs delays in
+    # arrival order, which is the schedule's order.
+    records = read_run(outcome.run_dir).windows
+    healthy = {r.second for r in records} - {r.second for r in records if not r.healthy}
+    if healthy:
+        kept = np.array([d for i, d in enumerate(delays) if int(i // rate) in healthy])
+        check(kept, merged_histogram(outcome.run_dir, healthy_only=True), "from intended")
 
     arrivals = np.sort([row[0] for row in served])
-    achieved = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
+    achieved = 1.0 / np.polyfit(np.arange(arrivals.size), arrivals, 1)[0]  # robust to a late one
     assert abs(achieved - rate) / rate < 0.02, f"achieved {achieved:.2f}/s for {rate}/s"
     assert outcome.summary["loadgen"]["dropped"] == 0
 
