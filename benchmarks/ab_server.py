@@ -100,20 +100,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rev", default="HEAD", help="git revision for side A")
     parser.add_argument("--a-dir", type=Path, default=None, help="side A from this tree instead")
     parser.add_argument("--b-dir", type=Path, default=ROOT, help="side B (default: working tree)")
+    parser.add_argument("--a-repo", type=Path, default=None, help="model repository for A")
+    parser.add_argument("--b-repo", type=Path, default=None, help="model repository for B")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--rows", default="mlp_grpc,mlp_http,c1_grpc,c1_http,cnn_http")
     args = parser.parse_args(argv)
     rows = args.rows.split(",")
     plan = Plan(args.seconds, QUICK.warmup, QUICK.ort_seconds, QUICK.cnn_sweep, False)
-    repository = default_repository()
+    repos = {"A": args.a_repo or default_repository(), "B": args.b_repo or default_repository()}
     results: dict[str, list[dict[str, Load]]] = {"A": [], "B": []}
     with tempfile.TemporaryDirectory() as tmp:
         side_a = args.a_dir or export_tree(args.rev, Path(tmp))
         trees = {"A": side_a, "B": args.b_dir}
         for i in range(args.rounds):
             for side in ("A", "B") if i % 2 == 0 else ("B", "A"):
-                res = one_round(trees[side], repository, rows, plan)
+                res = one_round(trees[side], repos[side], rows, plan)
                 results[side].append(res)
                 for name in rows:
                     load = res[name]

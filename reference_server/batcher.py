@@ -21,9 +21,18 @@ Triton's queue policy bounds the queue: past `max_queue_size` a request is refus
 and one that waited longer than the queue timeout is rejected instead of run (both answer
 Unavailable, so an overloaded server sheds load instead of queueing without limit).
 
-The decision is a pure function of (pending row counts, oldest arrival, now):
-`BatchPolicy.plan`, tested with a fake clock; the clock the batcher stamps arrivals with is
-injected (`clock_ns`).
+Adaptive eager dispatch: an idle instance dispatches whatever is queued at once, so a lone
+request never pays the queue delay, unless the process is saturated: when it used at least
+`SATURATED` of its CPUs over the last `LOAD_WINDOW_NS` (a gRPC front end on one core at
+full load), dispatching eagerly runs one-row batches (the front end feeds the queue one
+request at a time), and waiting costs no throughput, since the CPU has other requests to
+parse meanwhile. Then an idle instance waits like a busy one (up to `max_queue_delay` or
+a preferred size). A closed loop at concurrency 1 leaves the server partly idle (the round
+trip through the client), so it keeps eager dispatch and its latency.
+
+The decision is a pure function of (pending row counts, oldest arrival, now, idle,
+saturated): `BatchPolicy.plan`, tested with a fake clock; the clocks the batcher uses are
+injected (`clock_ns`, `cpu_clock_ns`).
 """
 
 from __future__ import annotations
@@ -47,6 +56,9 @@ from reference_server.stats import VersionStats
 logger = logging.getLogger(__name__)
 
 Outputs = dict[str, np.ndarray]
+
+SATURATED = 0.95  # share of the process's CPUs used, past which eager dispatch stops
+LOAD_WINDOW_NS = 20_000_000  # how often (and over how long) that share is measured
 
 
 class BatchRunner(Protocol):
@@ -75,6 +87,7 @@ class BatchPolicy:
         oldest_ns: int,
         now_ns: int,
         idle: bool = False,
+        saturated: bool = False,
     ) -> tuple[int, int]:
         """(requests to dispatch now, 0) or (0, ns to wait before deciding again).
 
@@ -83,12 +96,13 @@ class BatchPolicy:
         dispatched at once: waiting helps only while another batch runs (requests pile up
         anyway while an instance is busy), and event-loop timers have a 1 ms resolution, so
         a 100-500 us delay would cost an idle server a full millisecond per request.
+        `saturated`: the process has no CPU to spare; an idle instance then waits too.
         """
         if not rows:
             return 0, -1
         if self.max_batch_size <= 0:
             return 1, 0
-        if total_rows >= self.max_batch_size or (idle and self.eager_when_idle):
+        if total_rows >= self.max_batch_size or (idle and self.eager_when_idle and not saturated):
             return _prefix(rows, self.max_batch_size), 0
         reachable = [p for p in self.preferred if p <= total_rows]
         if reachable:
@@ -134,6 +148,7 @@ class Batcher:
         name: str = "model",
         clock_ns: Callable[[], int] = time.monotonic_ns,
         inline: bool | None = None,
+        cpu_clock_ns: Callable[[], int] = time.process_time_ns,
     ) -> None:
         """`inline`: run batches on the loop thread; None decides (one instance, one CPU)."""
         self.runner = runner
@@ -154,6 +169,10 @@ class Batcher:
         self._executor: ThreadPoolExecutor | None = None
         self.running_batches = 0
         self.inline = (self.instances == 1 and single_cpu()) if inline is None else inline
+        self._cpu_clock = cpu_clock_ns
+        self._cpus = cpu_count()
+        self._load_at = (clock_ns(), cpu_clock_ns())
+        self.saturated = False
 
     @property
     def queue_depth(self) -> int:
@@ -244,7 +263,12 @@ class Batcher:
             rows = [p.rows for p in pending]
             idle = self.running_batches == 0
             take, wait_ns = self.policy.plan(
-                rows, self._pending_rows, pending[0].arrival_ns, self._clock(), idle
+                rows,
+                self._pending_rows,
+                pending[0].arrival_ns,
+                self._clock(),
+                idle,
+                self.saturated,
             )
             if not take:
                 await self._wait_queue(wait_ns)
@@ -320,11 +344,22 @@ class Batcher:
         t3 = time.perf_counter_ns()
         return results, t1 - t0, t2 - t1, t3 - t2
 
+    def _measure_load(self) -> None:
+        """Every LOAD_WINDOW_NS: did the process use (nearly) all of its CPUs?"""
+        now = self._clock()
+        wall0, cpu0 = self._load_at
+        if now - wall0 < LOAD_WINDOW_NS:
+            return
+        cpu = self._cpu_clock()
+        self.saturated = (cpu - cpu0) >= SATURATED * (now - wall0) * self._cpus
+        self._load_at = (now, cpu)
+
     def _deliver(
         self, done: asyncio.Future, instance: int, batch: list[_Pending], rows: int, queue_ns: int
     ) -> None:
         self._free.append(instance)
         self.running_batches -= 1
+        self._measure_load()
         for waker in (self._instance_waker, self._queue_waker):  # re-plan: now idle/free
             if waker is not None and not waker.done():
                 waker.set_result(None)
@@ -345,6 +380,14 @@ class Batcher:
         for item, result in zip(batch, results, strict=True):
             if not item.future.done():
                 item.future.set_result(result)
+
+
+def cpu_count() -> int:
+    """The CPUs this process may run on (its affinity where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
 
 
 def single_cpu() -> bool:

@@ -42,6 +42,14 @@ class TestPlan:
         patient = BatchPolicy(8, 2 * MS, (), eager_when_idle=False)
         assert patient.plan([1], 1, 0, 0, idle=True) == (0, 2 * MS)
 
+    def test_saturated_process_waits_even_when_idle(self) -> None:
+        # one request, instance idle: eager at spare CPU, waits out the delay when saturated
+        assert POLICY.plan([1], 1, 0, 0, idle=True, saturated=False) == (1, 0)
+        assert POLICY.plan([1], 1, 0, 0, idle=True, saturated=True) == (0, 2 * MS)
+        assert POLICY.plan([1], 1, 0, 2 * MS, idle=True, saturated=True) == (1, 0)
+        # a preferred size still goes at once
+        assert POLICY.plan([1] * 4, 4, 0, 0, idle=True, saturated=True) == (4, 0)
+
     def test_no_batching_model_takes_one_request(self) -> None:
         assert BatchPolicy(0).plan([1, 1, 1], 3, 0, 0) == (1, 0)
 
@@ -262,3 +270,38 @@ def test_inline_is_chosen_only_for_one_instance_on_one_cpu(monkeypatch) -> None:
     monkeypatch.setattr(batcher_module.os, "sched_getaffinity", lambda pid: {0, 1})
     assert not Batcher(runner, POLICY, stats, instances=1).inline
     assert Batcher(runner, POLICY, stats, instances=1, inline=True).inline
+
+
+def _batches_after_a_first_batch(cpu_clock_ns) -> list[int]:
+    """One 30 ms batch (so the 20 ms load window closes), then 3 requests 1 ms apart."""
+    runner = _DoublingRunner(delay_s=0.03)
+    policy = BatchPolicy(max_batch_size=8, max_queue_delay_ns=60 * MS)
+
+    async def main() -> None:
+        batcher = Batcher(
+            runner, policy, VersionStats("m", "1"), inline=False, cpu_clock_ns=cpu_clock_ns
+        )
+        batcher.start()
+        try:
+            x = np.ones((1, 2), np.float32)
+            await batcher.submit({"x": x}, 1)
+            later = []
+            for _ in range(3):
+                later.append(batcher.submit({"x": x}, 1))
+                await asyncio.sleep(0.001)
+            await asyncio.gather(*later)
+        finally:
+            await batcher.stop()
+
+    asyncio.run(main())
+    return runner.batches
+
+
+def test_saturated_process_batches_instead_of_dispatching_eagerly() -> None:
+    # a CPU clock running 4x faster than the wall clock: every CPU busy (saturated)
+    assert _batches_after_a_first_batch(lambda: 4 * time.monotonic_ns()) == [1, 3]
+
+
+def test_process_with_spare_cpu_dispatches_eagerly() -> None:
+    batches = _batches_after_a_first_batch(lambda: 0)
+    assert batches[:2] == [1, 1] and sum(batches) == 4
