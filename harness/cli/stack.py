@@ -8,6 +8,7 @@ then stops everything; with `--detach` it returns and `harness stack down` stops
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import threading
 from pathlib import Path
@@ -61,26 +62,46 @@ def _up(args: argparse.Namespace, state_file: Path, console: Console) -> int:
         detach=args.detach,
     )
     stack.start()
-    state = stack.state()
-    state_file.write_text(state.to_json())
-    _print_state(state, console)
-    if args.detach:
-        console.print(f"detached; stop with [bold]harness stack down --state-dir {args.state_dir}")
-        return 0
+    detached = False
+    try:  # whatever happens from here on (Ctrl-C included), a foreground stack is stopped
+        state = stack.state()
+        _write_state(state_file, state)
+        _print_state(state, console)
+        if args.detach:
+            detached = True
+            console.print(
+                f"detached; stop with [bold]harness stack down --state-dir {args.state_dir}"
+            )
+            return 0
+        by_signal = _serve_until_signal(state, console)
+    finally:
+        if not detached:
+            stack.stop()
+            state_file.unlink(missing_ok=True)
+    if not by_signal:
+        console.print("[red]every replica exited on its own[/]; logs in " + str(stack.workdir))
+        return 3
+    console.print("stack stopped")
+    return 0
+
+
+def _serve_until_signal(state: StackState, console: Console) -> bool:
+    """Block until SIGINT/SIGTERM (True) or until every replica has exited (False)."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     console.print("serving; Ctrl-C stops the stack")
     while not stop.wait(0.5):
         if not _any_alive(state):
-            break
-    stack.stop()
-    state_file.unlink(missing_ok=True)
-    if not stop.is_set():
-        console.print("[red]every replica exited on its own[/]; logs in " + str(stack.workdir))
-        return 3
-    console.print("stack stopped")
-    return 0
+            return False
+    return True
+
+
+def _write_state(path: Path, state: StackState) -> None:
+    """Atomically (temp file + rename): `status`/`down` never read a half-written file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(state.to_json())
+    os.replace(tmp, path)
 
 
 def _down(state_file: Path, console: Console) -> int:
