@@ -12,6 +12,7 @@ module only gathers inputs and writes/prints.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,7 @@ def operating_point(args: argparse.Namespace) -> tuple[OperatingPoint, float | N
         return operating_point_manual(args.latency_ms, args.concurrency, args.p99_ms), (
             args.slo_p99_ms
         )
-    from harness.cli.sweep_files import read_sweep
+    from harness.cli.sweep_files import UNMEASURED_NOTE, read_sweep
 
     if not (Path(args.sweep) / "sweep.json").is_file():  # a user's typo: usage, not exit 3
         raise ConfigError(f"--from {args.sweep}: not a sweep run directory (no sweep.json)")
@@ -115,6 +116,10 @@ def operating_point(args: argparse.Namespace) -> tuple[OperatingPoint, float | N
         op = operating_point_open_loop(
             c["load"], c["throughput_rps"], c["p99_ms"], c["mean_ms"], slo, c["error_rate"]
         )
+    if sw.meta.get("unmeasured_loads"):
+        loads = ", ".join(f"{x:g}" for x in sw.meta["unmeasured_loads"])
+        note = "sweep: " + UNMEASURED_NOTE.format(loads=loads) + "; this plan is conservative"
+        op = dataclasses.replace(op, notes=(*op.notes, note))
     return op, slo
 
 

@@ -36,6 +36,7 @@ from harness.analysis.sweep_search import (
     search_max_load,
 )
 from harness.cli.sweep_files import (
+    UNMEASURED_NOTE,
     print_curves,
     print_result,
     sweep_table,
@@ -191,6 +192,9 @@ class StepRunner:
         self.progress = progress
         self.count = 0
         self.t0 = time.monotonic()
+        self.unmeasured: list[float] = []
+        """Loads at which the load generator was unhealthy in every second (nothing measured)."""
+        self._last_unmeasured = False
 
     def __call__(self, load: float) -> StepResult:
         seconds = self.base_s
@@ -199,6 +203,9 @@ class StepRunner:
             seconds *= 2
             log.info("step at load %g not stable: again for %gs", load, seconds)
             step = self._attempt(load, seconds)
+        if self._last_unmeasured:  # judged on no data: say so (sweep.json, plan notes)
+            self.unmeasured.append(load)
+            log.warning("load %g: the load generator was unhealthy in every second", load)
         return step
 
     def _attempt(self, load: float, seconds: float) -> StepResult:
@@ -215,7 +222,9 @@ class StepRunner:
             show_progress=self.progress,
         )
         run_dir = Path(getattr(outcome, "run_dir", None) or steps_dir / run_id)
-        step = step_from_summary(load, read_json(run_dir / "summary.json"), run_id)
+        summary = read_json(run_dir / "summary.json")
+        step = step_from_summary(load, summary, run_id)
+        self._last_unmeasured = unmeasured(summary)
         self._event(
             "sweep_step_end",
             index=k,
@@ -228,6 +237,18 @@ class StepRunner:
 
     def _event(self, kind: str, **fields: Any) -> None:
         self.writer.event(kind, ts=time.monotonic() - self.t0, **fields)
+
+
+def unmeasured(summary: dict[str, Any]) -> bool:
+    """Requests were sent but no second was measured: the load generator, not the target,
+    failed (CPU-starved, behind its schedule). Such a step says nothing about the SLO."""
+    validity = summary.get("validity") or {}
+    loadgen = summary.get("loadgen") or {}
+    return (
+        int(summary.get("requests") or 0) > 0
+        and validity.get("measured_s") == 0
+        and bool(loadgen.get("unhealthy_seconds"))
+    )
 
 
 def criteria_from(args: argparse.Namespace, scenario: Scenario) -> SweepCriteria:
@@ -286,10 +307,13 @@ def run(args: argparse.Namespace) -> int:
     except BaseException as exc:
         writer.finish("failed", reason=f"{type(exc).__name__}: {exc}")
         raise
-    meta = write_results(writer, result, mode, criteria, opts)
+    meta = write_results(writer, result, mode, criteria, opts, measure.unmeasured)
     console = Console()
     print_result(console, writer.run_dir, result, mode)
     print_curves(console, meta)
+    if measure.unmeasured:
+        loads = ", ".join(f"{x:g}" for x in measure.unmeasured)
+        console.print(f"[yellow]warning:[/] {UNMEASURED_NOTE.format(loads=loads)}")
     return 0 if result.best is not None else 1
 
 
@@ -299,6 +323,7 @@ def write_results(
     mode: str,
     criteria: SweepCriteria,
     opts: dict[str, Any],
+    unmeasured_loads: list[float] | None = None,
 ) -> dict[str, Any]:
     atomic_write_table(writer.run_dir / "sweep.parquet", sweep_table(result, mode))
     meta = {
@@ -319,6 +344,7 @@ def write_results(
         "best_load": result.best_load,
         "best_throughput_rps": None if result.best is None else result.best.throughput,
         "first_failing_load": None if result.first_failure is None else result.first_failure.load,
+        "unmeasured_loads": list(unmeasured_loads or []),
         **analyse_sweep(result.steps, mode, criteria),
     }
     atomic_write_json(writer.run_dir / "sweep.json", meta)

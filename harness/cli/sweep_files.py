@@ -8,6 +8,7 @@ outcome (steps vs a linear sweep), the curve fits of `analyse_sweep`. `read_swee
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from harness.results.store import read_json
 __all__ = [
     "SWEEP_COLUMNS",
     "SWEEP_SCHEMA",
+    "UNMEASURED_NOTE",
     "SweepData",
     "print_curves",
     "print_result",
@@ -98,6 +100,18 @@ def sweep_table(result: SearchResult, mode: str) -> pa.Table:
     return pa.Table.from_pydict(rows, schema=SWEEP_SCHEMA)
 
 
+UNMEASURED_NOTE = (
+    "the load generator was unhealthy in every second at load {loads} (schedule lag / CPU), "
+    "so those steps measured nothing and counted as failures: the highest passing load is a "
+    "floor set by the generator, not the target's limit; re-run with more workers "
+    "(`workers: N`) or on a quieter host"
+)
+
+
+def _num(x: float, digits: int) -> str:
+    return f"{x:.{digits}f}" if math.isfinite(x) else "-"  # "-": nothing measured
+
+
 def print_result(console: Console, run_dir: Path, result: SearchResult, mode: str) -> None:
     unit = "users" if mode == "closed" else "req/s offered"
     table = Table(title=f"sweep ({mode} loop) — {run_dir}")
@@ -107,8 +121,8 @@ def print_result(console: Console, run_dir: Path, result: SearchResult, mode: st
         table.add_row(
             str(i),
             f"{s.load:g}",
-            f"{s.throughput:.1f}",
-            f"{s.p99_ms:.2f}",
+            _num(s.throughput, 1),
+            _num(s.p99_ms, 2),
             f"{s.error_rate:.2%}",
             "yes" if s.stable else "no",
             "[green]pass[/]" if ok else "[red]fail[/]",

@@ -373,3 +373,48 @@ def test_unstable_steps_rerun_longer_up_to_the_cap(
     (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
     assert len(list((run_dir / "steps").glob("step*"))) == 6
     assert read_sweep(run_dir).columns["stable"].tolist() == [True, True]
+
+
+def starved_generator(scenario: Scenario, out_dir: Path, run_id=None, show_progress=True):
+    """The target keeps up, but above 400 req/s the load generator is unhealthy every second."""
+    rate = float(scenario.load.rate)
+    run_dir = Path(out_dir) / run_id
+    run_dir.mkdir(parents=True)
+    starved = rate > 400
+    summary = {
+        "schema_version": 1,
+        "status": "complete",
+        "requests": int(rate * 10),
+        "failures": 0,
+        "throughput_rps": None if starved else rate,
+        "latency_ms": {} if starved else {"p50": 2.0, "p99": 8.0, "mean": 2.5},
+        "validity": {"stable": not starved, "measured_s": 0 if starved else 10},
+        "loadgen": {"unhealthy_seconds": list(range(10)) if starved else []},
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    return SimpleNamespace(run_dir=run_dir)
+
+
+def test_steps_the_generator_could_not_measure_are_flagged_not_hidden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import harness.load.api
+
+    monkeypatch.setattr(harness.load.api, "run_scenario", starved_generator)
+    scen = tmp_path / "open.yaml"
+    target = {"url": "http://127.0.0.1:9", "protocol": "kserve-http", "model": "digits"}
+    load = {"mode": "open", "arrival": "poisson", "rate": 100, "duration": "10s"}
+    scen.write_text(yaml.safe_dump({"name": "starved", "target": target, "load": load,
+                                    "slo": {"p99_ms": 50}}))  # fmt: skip
+    out = tmp_path / "results"
+    argv = ["sweep", str(scen), "--out", str(out), "--no-progress", "--max-steps", "4"]
+    assert main(argv) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    meta = json.loads((run_dir / "sweep.json").read_text())
+    assert meta["unmeasured_loads"] == [800.0]  # 100, 200, 400 pass; 800 measured nothing
+    assert "unhealthy in every second at load 800" in printed and "nan" not in printed
+    plan_dir = tmp_path / "plan"
+    assert main(["plan", "--peak-qps", "1000", "--from", str(run_dir), "--out", str(plan_dir)]) == 0
+    notes = json.loads((plan_dir / "plan.json").read_text())["notes"]
+    assert any("floor set by the generator" in n for n in notes)
