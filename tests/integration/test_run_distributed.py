@@ -36,7 +36,7 @@ def _raw(run_dir: Path) -> list[dict]:
 
 
 def test_two_workers_poisson_split_and_exact_merge(tmp_path: Path) -> None:
-    rate, duration = 60.0, 8.0
+    rate, duration = 60.0, 6.0
     load = {"mode": "open", "arrival": "poisson", "rate": rate, "duration": duration, "seed": 5}
     split = [
         {"model": "m", "version": "1", "weight": 90},
