@@ -32,7 +32,7 @@ from typing import Any
 from harness.config import OpenLoad, Scenario
 from harness.errors import HarnessError, InfrastructureError
 from harness.load import stream
-from harness.load.arrivals import run_length_s
+from harness.load.arrivals import offered_total, run_length_s
 from harness.load.processes import LocustProcesses, start_locust
 from harness.load.progress import ProgressView, RunMonitor
 from harness.load.resolve import Target, resolve_spec
@@ -222,7 +222,7 @@ def execute(
         out_dir, scenario.name, scenario_config=scenario.model_dump(mode="json"), run_id=run_id
     )
     run_dir = writer.start()
-    verdict, scraper = _Verdict(), None
+    verdict, scraper, spec = _Verdict(), None, None
     with stop_signals() as stop:
         try:
             with target_for(scenario, run_dir) as target:
@@ -241,6 +241,11 @@ def execute(
     writer.finish(verdict.status, verdict.reason)
     summary = summarize(read_run(run_dir))
     summary["loadgen"] = loadgen_section(run_dir / "stream", scenario)
+    if spec is not None and isinstance(scenario.load, OpenLoad):
+        planned = offered_total(scenario, spec.trace_path)
+        length = run_length_s(scenario, spec.trace_path)
+        summary["loadgen"]["planned_requests"] = round(planned, 1)
+        summary["loadgen"]["planned_rps"] = round(planned / length, 3) if length else None
     writer.write_summary(summary)
     append_run(Path(out_dir), summary, run_dir)
     log.info("results stored in %s", run_dir)

@@ -60,6 +60,8 @@ def test_open_loop_percentiles_and_rate_match_the_truth(tmp_path: Path) -> None:
     achieved = 1.0 / np.polyfit(np.arange(arrivals.size), arrivals, 1)[0]  # robust to a late one
     assert abs(achieved - rate) / rate < 0.02, f"achieved {achieved:.2f}/s for {rate}/s"
     assert outcome.summary["loadgen"]["dropped"] == 0
+    assert outcome.summary["loadgen"]["planned_requests"] == rate * duration
+    assert outcome.summary["loadgen"]["planned_rps"] == rate
 
 
 def _stalled_run(tmp_path: Path, load: dict, name: str) -> tuple[dict, Path]:
