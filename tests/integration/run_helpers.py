@@ -87,3 +87,9 @@ def at_run_time(run_dir: Path, offset_s: float, action: Callable[[], None]) -> t
     thread = threading.Thread(target=body, daemon=True)
     thread.start()
     return thread
+
+
+def verdict_code(summary: dict[str, Any]) -> int:
+    """The exit code a complete run must have: its SLO verdict (a generator starved by a
+    busy machine can leave too few measured seconds for the SLO to pass)."""
+    return 0 if summary["slo"]["passed"] else 1

@@ -21,7 +21,7 @@ from harness.load.api import run_scenario
 from harness.load.hdr import new_histogram, to_us
 from harness.traces import load_arrivals
 from tests.integration.delay_server import DelayServerProcess
-from tests.integration.run_helpers import merged_histogram, scenario
+from tests.integration.run_helpers import merged_histogram, scenario, verdict_code
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,8 @@ def test_two_workers_poisson_split_and_exact_merge(tmp_path: Path) -> None:
         sc = scenario(server.url, load, workers=2, split=split)
         outcome = run_scenario(sc, tmp_path, show_progress=False, record_raw=True)
         log = [row for row in server.log() if row[2].endswith("/infer")]
-    assert outcome.status == "complete" and outcome.exit_code == 0
+    assert outcome.status == "complete"
+    assert outcome.exit_code == verdict_code(outcome.summary)
     assert outcome.summary["loadgen"]["workers_finished"] == 2
 
     gaps = np.diff(np.sort([row[0] for row in log]))
