@@ -315,3 +315,23 @@ def test_usage_errors_exit_2_with_one_message(args: tuple[object, ...], expected
     message = " ".join(proc.stderr.split())
     assert message.startswith("error:") and expected in message
     assert "Traceback" not in proc.stderr
+
+
+def test_infrastructure_errors_exit_3(model_repository: Path, tmp_path: Path) -> None:
+    # a run directory written by a newer harness: unreadable, said so, exit 3
+    run_dir = tmp_path / "future-run"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text(json.dumps({"schema_version": 99, "run_id": "x"}))
+    proc = run_cli("compare", run_dir)
+    message = " ".join(proc.stderr.split())
+    assert proc.returncode == 3 and "schema_version 99" in message, proc.stderr
+    if any(Path("/dev").glob("nvidia[0-9]*")):
+        return  # a GPU host: --device cuda would start
+    # a replica that cannot start (no GPU for --device cuda): exit 3, nothing left running
+    state_dir = tmp_path / "state"
+    up = run_cli("stack", "up", "--device", "cuda", "--detach", "--state-dir", state_dir,
+                 "--model-repository", model_repository)  # fmt: skip
+    message = " ".join(up.stderr.split())
+    assert up.returncode == 3 and "no usable NVIDIA GPU" in message, up.stderr
+    assert "Traceback" not in up.stderr and not (state_dir / "stack.json").exists()
+    assert not servers_of(model_repository)
