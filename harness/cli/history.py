@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import asdict
 
@@ -69,8 +70,16 @@ def history_table(rows: Sequence[HistoryRow], wide: bool = True) -> Table:
     return table
 
 
+def _console() -> Console:
+    """Piped (cron mail, CI logs): wide enough for whole run ids instead of rich's 80."""
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=160)
+    return console
+
+
 def run(args: argparse.Namespace, console: Console | None = None) -> int:
-    console = console or Console()
+    console = console or _console()
     if args.rebuild:
         added = rebuild_history(args.out)
         console.print(f"history rebuilt from {added} run(s) in {args.out}")
