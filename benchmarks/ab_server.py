@@ -90,7 +90,9 @@ def summary(rows: list[str], results: dict[str, list[dict[str, Load]]]) -> list[
         ma, mb = statistics.median(a), statistics.median(b)
         lines.append(
             f"{name:<12} {unit:<10} {ma:9.3f} [{min(a):.3f}-{max(a):.3f}]  "
-            f"{mb:9.3f} [{min(b):.3f}-{max(b):.3f}]  {mb / ma:5.2f}"
+            f"{mb:9.3f} [{min(b):.3f}-{max(b):.3f}]  {mb / ma:5.2f}  p99 ms A "
+            f"{statistics.median(r[name].p99_ms for r in results['A']):.2f} B "
+            f"{statistics.median(r[name].p99_ms for r in results['B']):.2f}"
         )
     return lines
 
