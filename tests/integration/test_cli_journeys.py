@@ -163,6 +163,11 @@ def _plan_formula(plan: dict[str, Any]) -> int:
     return math.ceil((n + inputs["redundancy"]) / (1 - inputs["failure_share"]) - 1e-9)
 
 
+def _quantity(value: object) -> float:
+    text = str(value)
+    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
 def test_sweep_then_plan_then_simulate_hpa(model_repository: Path, tmp_path: Path) -> None:
     scen = _sweep_scenario(tmp_path / "sweep.yaml", model_repository)
     sweep = run_cli("sweep", scen, "--out", tmp_path / "results", "--no-progress",
@@ -194,8 +199,9 @@ def test_sweep_then_plan_then_simulate_hpa(model_repository: Path, tmp_path: Pat
     hpa = kinds["HorizontalPodAutoscaler"]["spec"]
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (plan["min_replicas"], plan["max_replicas"])
     targets = [m["pods"]["target"]["averageValue"] for m in hpa["metrics"]]
-    inflight_milli = int(str(targets[0]).removesuffix("m"))
-    assert inflight_milli == pytest.approx(plan["hpa_inflight_target"] * 1000, abs=1)
+    # the HPA's in-flight target is the plan's rho_t x c_op (Kubernetes quantity, e.g. 3078m)
+    assert _quantity(targets[0]) == pytest.approx(plan["hpa_inflight_target"], abs=1e-3)
+    assert _quantity(targets[1]) == pytest.approx(plan["hpa_rps_target"], abs=1e-3)
 
     sim = run_cli("simulate-hpa", "--plan", plan_dir, "--diurnal", "--hours", 1)
     assert sim.returncode == 0, sim.stdout[-2000:] + sim.stderr
