@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     up.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     down = actions.add_parser("down", help="stop a stack started with `up`")
     down.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
-    status = actions.add_parser("status", help="show the running stack")
+    status = actions.add_parser("status", help="show the running stack (exit 0 running, 1 not)")
     status.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
 
 
