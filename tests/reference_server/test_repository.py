@@ -156,7 +156,7 @@ def test_batch_policy_and_warmup_from_config(model_repository: Path) -> None:
 
     spec = load_model(model_repository / "mlp")
     policy = batch_policy(spec)
-    assert policy.max_batch_size == 64 and policy.max_queue_delay_ns == 500_000
+    assert policy.max_batch_size == 64 and policy.max_queue_delay_ns == 2_000_000
     assert policy.preferred == (16, 32, 64)
     feeds = warmup_feeds(spec)
     assert feeds["input"].shape == (1, 256) and feeds["input"].dtype == np.float32
