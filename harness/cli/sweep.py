@@ -170,6 +170,13 @@ def step_from_summary(load: float, summary: dict[str, Any], run_id: str) -> Step
     )
 
 
+EXIT_INTERRUPTED = 130  # what the load engine's run_scenario returns when interrupted
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """A step was interrupted by a signal: stop the sweep (the CLI exits 130)."""
+
+
 class StepRunner:
     """`measure(load)` for the search: one ordinary run per step, under `<sweep>/steps/`.
 
@@ -221,6 +228,10 @@ class StepRunner:
             run_id=run_id,
             show_progress=self.progress,
         )
+        if getattr(outcome, "exit_code", 0) == EXIT_INTERRUPTED:
+            # Ctrl-C/SIGTERM reached the step's load engine, which kept what it measured and
+            # returned: the user asked the sweep to stop, not to judge a truncated step.
+            raise SweepInterrupted(f"interrupted during step {k} (load {load:g}, {run_id})")
         run_dir = Path(getattr(outcome, "run_dir", None) or steps_dir / run_id)
         summary = read_json(run_dir / "summary.json")
         step = step_from_summary(load, summary, run_id)
@@ -304,6 +315,10 @@ def run(args: argparse.Namespace) -> int:
         with shared_stack(scenario, writer.run_dir) as base:
             measure = StepRunner(base, writer, duration, max_duration, not args.no_progress)
             result = search_max_load(measure, criteria=criteria, **opts)
+    except KeyboardInterrupt as exc:
+        reason = str(exc) or "interrupted"
+        writer.finish("incomplete", reason=f"{reason}; the steps so far are in steps/")
+        raise
     except BaseException as exc:
         writer.finish("failed", reason=f"{type(exc).__name__}: {exc}")
         raise

@@ -418,3 +418,28 @@ def test_steps_the_generator_could_not_measure_are_flagged_not_hidden(
     assert main(["plan", "--peak-qps", "1000", "--from", str(run_dir), "--out", str(plan_dir)]) == 0
     notes = json.loads((plan_dir / "plan.json").read_text())["notes"]
     assert any("floor set by the generator" in n for n in notes)
+
+
+def test_ctrl_c_in_a_step_stops_the_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import harness.load.api
+
+    calls: list[float] = []
+
+    def interrupted_at_second_step(scenario: Scenario, out_dir: Path, run_id=None, **_: object):
+        calls.append(float(scenario.load.rate))
+        outcome = fake_open_loop(scenario, out_dir, run_id)
+        outcome.exit_code = 130 if len(calls) == 2 else 0  # the engine saw SIGINT
+        return outcome
+
+    monkeypatch.setattr(harness.load.api, "run_scenario", interrupted_at_second_step)
+    scen = tmp_path / "open.yaml"
+    target = {"url": "http://127.0.0.1:9", "protocol": "kserve-http", "model": "digits"}
+    load = {"mode": "open", "arrival": "poisson", "rate": 50, "duration": "10s"}
+    scen.write_text(yaml.safe_dump({"name": "stopped", "target": target, "load": load,
+                                    "slo": {"p99_ms": 50}}))  # fmt: skip
+    out = tmp_path / "results"
+    assert main(["sweep", str(scen), "--out", str(out), "--no-progress"]) == 130
+    assert calls == [50.0, 100.0], "no step may start after the interrupted one"
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "incomplete" and "interrupted during step 1" in run["status_reason"]
