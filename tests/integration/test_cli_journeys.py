@@ -342,3 +342,35 @@ def test_infrastructure_errors_exit_3(model_repository: Path, tmp_path: Path) ->
     assert up.returncode == 3 and "no usable NVIDIA GPU" in message, up.stderr
     assert "Traceback" not in up.stderr and not (state_dir / "stack.json").exists()
     assert not servers_of(model_repository)
+
+
+def test_ctrl_c_mid_sweep_stops_the_sweep(model_repository: Path, tmp_path: Path) -> None:
+    scen = _sweep_scenario(tmp_path / "sweep.yaml", model_repository)
+    out = tmp_path / "results"
+    cmd = harness_cmd("sweep", scen, "--out", out, "--no-progress", "--start", 1,
+                      "--step-duration", "30s", "--allow-unstable")  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+
+        def first_window() -> bool:
+            streams = list(out.glob("*/steps/step00-*/stream/windows.jsonl"))
+            return bool(streams) and streams[0].read_text().count("\n") >= 1
+
+        wait_for(first_window, 90, "the first step's windows")
+        os.killpg(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, output[-3000:]
+    (sweep_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    run = read_json(sweep_dir / "run.json")
+    assert run["status"] == "incomplete" and "interrupted during step 0" in run["status_reason"]
+    steps = [p.name for p in (sweep_dir / "steps").iterdir() if p.is_dir()]
+    assert steps == ["step00-load1"], "no step may start after Ctrl-C"
+    assert read_json(sweep_dir / "steps" / "step00-load1" / "summary.json")["requests"] > 0
+    wait_for(lambda: not servers_of(model_repository), 15, "the sweep's stack to stop")
