@@ -4,13 +4,16 @@ Why: each subcommand has its own tests; these check that they fit together as do
 the files one writes are the files the next reads, numbers agree across commands, and the
 exit codes are the README's (0 pass, 1 SLO/regression, 2 usage/scenario, 3 infrastructure,
 130 interrupted). Every load is on 127.0.0.1 and a few seconds long (`--set
-load.duration=...`), and every process is stopped; the whole file takes about a minute.
+load.duration=...`), and every process is stopped; the whole file takes about two minutes
+on two cores.
 
     run quickstart -> history -> compare (the two arms of the 90/10 split)
     sweep -> plan --from -> simulate-hpa (files and numbers consistent; manifests validate)
-    plan worked example (10,000 QPS x 50 ms / concurrency 1 = 500)
+    plan worked example (10,000 QPS x 50 ms / concurrency 1 = 500, headroom, N+1, zones)
     Ctrl-C mid-run: windows kept, status incomplete, no failures caused by the stop
+    Ctrl-C mid-sweep: the sweep stops (no further step), incomplete, exit 130
     bad inputs: one message naming the file and the field, exit 2, nothing started
+    infrastructure: unreadable run directory, a replica that cannot start: exit 3
 """
 
 from __future__ import annotations
