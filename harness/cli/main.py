@@ -5,7 +5,7 @@ Exit codes (documented in the README):
     1  SLO or regression failure
     2  usage or configuration error
     3  infrastructure error (target never ready, worker lost, nginx failed)
-  130  interrupted before anything was measured
+  130  interrupted (Ctrl-C / SIGTERM); what was measured is kept, status "incomplete"
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import logging
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 
 from harness.errors import HarnessError
 
@@ -32,7 +33,17 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
+def _requested_command(argv: list[str]) -> str | None:
+    """The subcommand named on the command line, if any (the first non-option word)."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in SUBCOMMANDS else None
+    return None
+
+
+def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, object]]:
+    """The parser; with `only`, just that subcommand's module is imported (fast start-up:
+    the analysis commands pull in SciPy, which costs seconds to import)."""
     parser = argparse.ArgumentParser(
         prog="harness", description="Load testing, chaos and capacity planning for ML serving."
     )
@@ -40,6 +51,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules: dict[str, object] = {}
     for name, module_name in SUBCOMMANDS.items():
+        if only is not None and name != only:
+            continue
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -52,7 +65,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser, modules = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser, modules = build_parser(only=_requested_command(argv))
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -63,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(modules[args.command].run(args) or 0)
     except HarnessError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         err.print("interrupted")
