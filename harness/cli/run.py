@@ -9,6 +9,7 @@ results are. Exit codes: 0 SLO met, 1 SLO failed, 2 bad usage/scenario, 3 infras
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,28 @@ def run(args: argparse.Namespace) -> int:
         scenario, args.out, run_id=args.run_id, show_progress=not args.no_progress
     )
     console = Console()
+    if not console.is_terminal:  # piped / CI logs: do not squeeze the table into 80 columns
+        console = Console(width=120)
     console.print(summary_table(outcome.summary))
+    for line in explanation_lines(outcome.summary, Path(outcome.run_dir)):
+        console.print(line, highlight=False, markup=False)
     console.print(f"results: [bold]{outcome.run_dir}[/]  (exit {outcome.exit_code})")
     return outcome.exit_code
+
+
+def explanation_lines(summary: dict[str, Any], run_dir: Path) -> list[str]:
+    """Why a run is not valid or not complete, in words (the table alone does not say)."""
+    lines = []
+    if summary.get("status") != "complete":
+        try:
+            reason = json.loads((run_dir / "run.json").read_text()).get("status_reason")
+        except (OSError, ValueError):
+            reason = None
+        lines.append(f"status {summary.get('status')}: {reason or 'no reason recorded'}")
+    if not summary.get("valid"):
+        reasons = (summary.get("validity") or {}).get("reasons") or ["no reason recorded"]
+        lines.append("not valid: " + "; ".join(str(r) for r in reasons))
+    return lines
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -62,13 +82,24 @@ def summary_table(summary: dict[str, Any]) -> Table:
         f"valid={summary.get('valid')}  slo={'pass' if slo.get('passed') else 'FAIL'}"
     )
     table = Table(title=title)
-    for column in ("endpoint", "measured", "failures", "rps", "p50 ms", "p99 ms", "accuracy"):
+    columns = (
+        "endpoint",
+        "measured",
+        "failures",
+        "rps",
+        "p50 ms",
+        "p99 ms",
+        "p99 from send",
+        "accuracy",
+    )
+    for column in columns:
         table.add_column(column, justify="left" if column == "endpoint" else "right")
     arms = sorted((summary.get("endpoints") or {}).items())
     measured = sum(int(stats.get("requests") or 0) for _, stats in arms)
     rows = [("all", {**summary, "requests": measured, "failures": None}), *arms]
     for name, stats in rows:
         latency = stats.get("latency_ms") or {}
+        uncorrected = stats.get("latency_uncorrected_ms") or {}
         table.add_row(
             name,
             _fmt(stats.get("requests")),
@@ -76,6 +107,7 @@ def summary_table(summary: dict[str, Any]) -> Table:
             _fmt(stats.get("throughput_rps"), 1),
             _fmt(latency.get("p50")),
             _fmt(latency.get("p99")),
+            _fmt(uncorrected.get("p99")),
             _fmt(stats.get("accuracy"), 4),
         )
     loadgen = summary.get("loadgen") or {}
@@ -88,6 +120,6 @@ def summary_table(summary: dict[str, Any]) -> Table:
         mark = "ok" if check.get("passed") else "FAIL"
         table.caption = (table.caption or "") + (
             f"{check.get('name')}: {_fmt(check.get('observed'))} vs {check.get('threshold')} "
-            f"[{mark}]   "
+            f"\\[{mark}]   "
         )
     return table
