@@ -229,6 +229,8 @@ def execute(
                 spec = resolve_spec(scenario, run_dir, target, ready_timeout_s, record_raw)
                 log.info("target %s ready; run spec resolved", target.url)
                 writer.update(target_url=target.url, seed=spec.seed)
+                if stop.is_set():  # Ctrl-C while the stack was starting: start no load
+                    raise KeyboardInterrupt
                 verdict, scraper = _drive(scenario, spec, target, stop, show_progress)
         except HarnessError as exc:
             verdict = _Verdict("failed", str(exc), exc)
