@@ -193,8 +193,12 @@ class LocalStack:
         from reference_server.config import default_model_repository
         from reference_server.models.build import ensure_repository
 
-        repo = Path(self.model_repository or default_model_repository())
-        ensure_repository(repo)
+        if self.model_repository is None:  # the built-in models: build (or refresh) them
+            repo = ensure_repository(default_model_repository())
+        else:  # the user's own repository: use it as it is, never rebuild over it
+            repo = Path(self.model_repository)
+            if not repo.is_dir():
+                raise ConfigError(f"stack.model_repository: {repo} is not a directory")
         self.model_repository = repo
         return repo
 

@@ -46,6 +46,10 @@ from tritonclient.grpc import model_config_pb2 as mc
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODELS: tuple[str, ...] = ("digits", "mlp", "cnn")
+# Bump when a model or a config.pbtxt changes: a repository stamped with another version is
+# rebuilt by `ensure_repository`, so an old checkout's models never silently keep stale settings.
+BUILD_VERSION = "2"
+STAMP_FILE = ".build-version"
 OPSET = 17
 IR_VERSION = 8
 DIGITS_SEED = 0
@@ -273,13 +277,16 @@ def _lock(path: Path) -> Iterator[None]:
 
 
 def repository_complete(path: Path) -> bool:
-    """True when every default model's config and its version directories are present."""
+    """True when every default model is present and the build stamp is this version's."""
     for name in DEFAULT_MODELS:
         if not (Path(path) / name / "config.pbtxt").is_file():
             return False
         if not any(Path(path, name).glob("*/model.onnx")):
             return False
-    return (Path(path) / "digits" / "test_set.npz").is_file()
+    if not (Path(path) / "digits" / "test_set.npz").is_file():
+        return False
+    stamp = Path(path) / STAMP_FILE
+    return stamp.is_file() and stamp.read_text().strip() == BUILD_VERSION
 
 
 def build_repository(path: Path) -> Path:
@@ -294,6 +301,7 @@ def _build_locked(path: Path) -> Path:
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; the repository is meant to be shared
         _build_into(tmp)
+        (tmp / STAMP_FILE).write_text(BUILD_VERSION + "\n")
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)
