@@ -166,6 +166,51 @@ class TfServingRoutes:
         ]
         return json_response({"model_version_status": statuses})
 
+    def metadata(self, req: Request, params: dict[str, str]) -> Response:
+        model, version = params["model"], params.get("version")
+        meta = self.core.model_metadata(model, version)
+        served = version or max(meta.get("versions") or [""], key=_version_key)
+        return json_response(signature_metadata(meta, str(served)))
+
+
+_TF_DTYPES = {
+    "FP32": "DT_FLOAT",
+    "FP64": "DT_DOUBLE",
+    "FP16": "DT_HALF",
+    "INT8": "DT_INT8",
+    "INT16": "DT_INT16",
+    "INT32": "DT_INT32",
+    "INT64": "DT_INT64",
+    "UINT8": "DT_UINT8",
+    "UINT16": "DT_UINT16",
+    "UINT32": "DT_UINT32",
+    "UINT64": "DT_UINT64",
+    "BOOL": "DT_BOOL",
+    "BYTES": "DT_STRING",
+}
+
+
+def _tensor_info(tensor: dict) -> dict[str, Any]:
+    dims = [{"size": str(d), "name": ""} for d in tensor["shape"]]
+    return {
+        "dtype": _TF_DTYPES.get(tensor["datatype"], "DT_INVALID"),
+        "tensor_shape": {"dim": dims, "unknown_rank": False},
+        "name": tensor["name"],
+    }
+
+
+def signature_metadata(meta: dict, version: str) -> dict[str, Any]:
+    """TF Serving's `GET .../metadata` answer: one `serving_default` predict signature."""
+    signature = {
+        "inputs": {t["name"]: _tensor_info(t) for t in meta["inputs"]},
+        "outputs": {t["name"]: _tensor_info(t) for t in meta["outputs"]},
+        "method_name": "tensorflow/serving/predict",
+    }
+    return {
+        "model_spec": {"name": meta["name"], "signature_name": "", "version": version},
+        "metadata": {"signature_def": {"signature_def": {"serving_default": signature}}},
+    }
+
 
 def _version_key(version: Any) -> tuple[int, str]:
     text = str(version)
@@ -178,4 +223,5 @@ def add_routes(router: Router, core: InferenceCore) -> TfServingRoutes:
     for base in ("/v1/models/{model}", "/v1/models/{model}/versions/{version}"):
         router.add("POST", base + ":predict", r.predict)
         router.add("GET", base, r.status)
+        router.add("GET", base + "/metadata", r.metadata)
     return r
