@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     if not console.is_terminal:  # piped / CI logs: do not squeeze the table into 80 columns
         console = Console(width=120)
+    console.print()
     console.print(summary_table(outcome.summary))
     for line in explanation_lines(outcome.summary, Path(outcome.run_dir)):
         console.print(line, highlight=False, markup=False)

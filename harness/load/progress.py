@@ -77,7 +77,9 @@ class RunMonitor:
         grid.add_column()
         grid.add_row("elapsed", f"{elapsed:6.1f} s / {self.planned_s:g} s")
         grid.add_row("remaining", f"{max(0.0, self.planned_s - elapsed):6.1f} s")
-        offered = self.offered_at(elapsed) if callable(self.offered_at) else None
+        # Once the load is over, show what the last moment asked for, not "-".
+        at = min(elapsed, max(0.0, self.planned_s - 1e-6))
+        offered = self.offered_at(at) if callable(self.offered_at) else None
         achieved = self.per_second.get(self.last_second, 0) if self.last_second is not None else 0
         grid.add_row("offered", "-" if offered is None else f"{offered:g} {self.offered_unit}")
         grid.add_row("achieved", f"{achieved} req/s (second {self.last_second})")
