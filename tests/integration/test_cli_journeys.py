@@ -24,8 +24,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,38 +34,11 @@ import pytest
 import yaml
 
 from harness.analysis.manifests import validate_manifest
+from tests.integration.cli_helpers import cli_env, harness_cmd, run_cli, wait_for
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "scenarios" / "quickstart.yaml"
-
-
-def harness_cmd(*args: object) -> list[str]:
-    """The installed `harness` console script when present, else the module."""
-    script = Path(sys.executable).with_name("harness")
-    head = [str(script)] if script.exists() else [sys.executable, "-m", "harness.cli.main"]
-    return [*head, *map(str, args)]
-
-
-def cli_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-
-
-def run_cli(*args: object, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        harness_cmd(*args), cwd=REPO, env=cli_env(), capture_output=True, text=True,
-        timeout=timeout,
-    )  # fmt: skip
-
-
-def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
 
 
 def local_stack(model_repository: Path) -> list[str]:

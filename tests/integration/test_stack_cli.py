@@ -15,13 +15,11 @@ import re
 import selectors
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import psutil
@@ -32,38 +30,10 @@ from sklearn.datasets import load_digits
 
 from harness.stack.local import StackState, stop_state
 from harness.stack.server_process import LISTENING_RE, pid_alive
+from tests.integration.cli_helpers import cli_env, harness_cmd, run_cli, wait_for
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
-
-
-def harness_cmd(*args: object) -> list[str]:
-    """The installed `harness` console script when present, else the module."""
-    script = Path(sys.executable).with_name("harness")
-    head = [str(script)] if script.exists() else [sys.executable, "-m", "harness.cli.main"]
-    return [*head, *map(str, args)]
-
-
-def cli_env() -> dict[str, str]:
-    # No COLUMNS: output as in a pipe / CI log (rich's 80-column default).
-    return {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-
-
-def run_cli(*args: object, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        harness_cmd(*args), cwd=REPO, env=cli_env(), capture_output=True, text=True,
-        timeout=timeout,
-    )  # fmt: skip
-
-
-def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
 
 
 def read_state(state_dir: Path) -> StackState | None:

@@ -1,0 +1,43 @@
+"""Running the `harness` command line as a user would, for the CLI integration tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def harness_cmd(*args: object) -> list[str]:
+    """The installed `harness` console script when present, else the module."""
+    script = Path(sys.executable).with_name("harness")
+    head = [str(script)] if script.exists() else [sys.executable, "-m", "harness.cli.main"]
+    return [*head, *map(str, args)]
+
+
+def cli_env() -> dict[str, str]:
+    # No COLUMNS: output as in a pipe / CI log (rich's 80-column default).
+    return {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+
+
+def run_cli(*args: object, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        harness_cmd(*args), cwd=REPO, env=cli_env(), capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    """Poll `predicate` until it returns something truthy, or fail at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
