@@ -163,6 +163,12 @@ def running_server(log_dir: Path, *args: str, **kwargs: object) -> Iterator[Runn
             server.terminate()
 
 
+@pytest.fixture
+def config(model_repository: Path, server_config: Callable[..., object]) -> object:
+    """A ServerConfig on the built test repository (in-process core tests)."""
+    return server_config(model_repository)
+
+
 @pytest.fixture(scope="session")
 def server(
     http_model_repository: Path, tmp_path_factory: pytest.TempPathFactory

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,23 +15,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 from reference_server.core import InferenceCore, InferRequest, InferResponse
 from reference_server.errors import DeviceUnavailable, InvalidInput, NotFound, Unavailable
 from reference_server.runtime import CPU, cuda_device_present
-
-
-def run_with_core(config: object, body: Callable[[InferenceCore], Awaitable]) -> object:
-    async def main() -> object:
-        core = InferenceCore(config)
-        await core.start()
-        try:
-            return await body(core)
-        finally:
-            await core.stop(2.0)
-
-    return asyncio.run(main())
-
-
-@pytest.fixture
-def config(model_repository: Path, server_config: Callable[..., object]) -> object:
-    return server_config(model_repository)
+from tests.reference_server.core_helpers import run_with_core
 
 
 def _reference(repo: Path, model: str, version: str, x: np.ndarray) -> list[np.ndarray]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from reference_server.core import InferenceCore, InferRequest
 from reference_server.errors import InjectedFailure, InvalidInput, Unavailable
 from reference_server.faults import FaultState
 from reference_server.runtime import CPU, CUDA
+from tests.reference_server.core_helpers import run_with_core
 
 X = np.ones((1, 256), np.float32)
 
@@ -82,23 +82,6 @@ def test_failure_ratio_and_latency_are_seeded_and_scoped() -> None:
     delays = [faults.delay_s("any") for _ in range(2000)]
     assert min(delays) >= 0.040 and max(delays) <= 0.060
     assert abs(np.mean(delays) - 0.050) < 0.001
-
-
-def run_with_core(config: object, body: Callable[[InferenceCore], Awaitable]) -> object:
-    async def main() -> object:
-        core = InferenceCore(config)
-        await core.start()
-        try:
-            return await body(core)
-        finally:
-            await core.stop(2.0)
-
-    return asyncio.run(main())
-
-
-@pytest.fixture
-def config(model_repository: Path, server_config: Callable[..., object]) -> object:
-    return server_config(model_repository)
 
 
 def _infer(core: InferenceCore, model: str = "mlp") -> Awaitable:

@@ -53,11 +53,6 @@ def _output(response: pb.ModelInferResponse) -> np.ndarray:
     )
 
 
-@pytest.fixture
-def config(model_repository: Path, server_config: Callable[..., object]) -> object:
-    return server_config(model_repository)
-
-
 def test_port_zero_binds_a_free_port_and_serves(config: object, model_repository: Path) -> None:
     x = np.random.default_rng(5).standard_normal((2, 256), dtype=np.float32)
 

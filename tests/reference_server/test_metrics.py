@@ -43,11 +43,6 @@ def _types(text: bytes) -> dict[str, str]:
     return {f.name: f.type for f in text_string_to_metric_families(text.decode())}
 
 
-@pytest.fixture
-def config(model_repository: Path, server_config: Callable[..., object]) -> object:
-    return server_config(model_repository)
-
-
 def test_triton_counters_match_statistics(config: object) -> None:
     async def main():
         core = InferenceCore(config)
@@ -131,16 +126,17 @@ def test_gpu_gauges_only_on_cuda(config: object) -> None:
     assert samples[("nv_gpu_memory_total_bytes", (("gpu_uuid", "GPU-1234"),))] == 8e10
 
 
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="a GPU host: nvidia-smi exists")
 def test_gpu_probe_without_tools_reports_nothing() -> None:
-    if shutil.which("nvidia-smi"):
-        pytest.skip("nvidia-smi is present on this host")
     probe = GpuProbe()
     assert probe.read() == [] and probe.read() == []
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("pynvml") is not None,
+    reason="pynvml is installed: the probe uses it instead of nvidia-smi",
+)
 def test_gpu_probe_reads_nvidia_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    if importlib.util.find_spec("pynvml") is not None:
-        pytest.skip("pynvml is installed: the probe uses it instead of nvidia-smi")
     fake = tmp_path / "nvidia-smi"
     fake.write_text("#!/bin/sh\necho 'GPU-abc, 37, 1024, 81920'\n")
     fake.chmod(0o755)
