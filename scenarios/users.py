@@ -29,6 +29,7 @@ import itertools
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -123,51 +124,60 @@ def _http_answer(response: Any, decode: Any, expected: np.ndarray | None) -> Ans
     return Answer(True, checked, correct)
 
 
-class KServeHttpUser(_InferenceMixin, FastHttpUser):
+class _JsonHttpUser(_InferenceMixin, FastHttpUser):
+    """Inference as one JSON POST: the protocol is the four functions below."""
+
+    abstract = True
+    request_path: ClassVar[Callable[[str, str | None], str]]
+    request_body: ClassVar[Callable[[Sample], bytes]]
+    answer_labels: ClassVar[Callable[[bytes], np.ndarray]]
+    metadata_path: ClassVar[Callable[[str, str | None], str]]
+    input_specs: ClassVar[Callable[[dict], list[dict[str, Any]]]]
+
+    def prepare(self, name: str, model: str, version: str | None, sample: Sample) -> Prepared:
+        target = (type(self).request_path(model, version), type(self).request_body(sample))
+        return Prepared(name, target, sample.labels)
+
+    def send(self, request: Prepared) -> Answer:
+        path, body = request.target
+        with self.client.post(
+            path, data=body, headers=JSON_HEADERS, name=request.name, catch_response=True
+        ) as response:
+            return _http_answer(response, type(self).answer_labels, request.expected)
+
+    def fetch_input_specs(self, model: str, version: str | None) -> list[dict[str, Any]]:
+        response = self.client.get(type(self).metadata_path(model, version), name="metadata")
+        response.raise_for_status()
+        return type(self).input_specs(json.loads(response.content))
+
+
+def _versioned(prefix: str, model: str, version: str | None) -> str:
+    return f"{prefix}/{model}" + (f"/versions/{version}" if version else "")
+
+
+class KServeHttpUser(_JsonHttpUser):
     """KServe v2 inference over HTTP/REST with JSON tensors."""
 
     abstract = True
-
-    def prepare(self, name: str, model: str, version: str | None, sample: Sample) -> Prepared:
-        target = (kserve_path(model, version), kserve_json_body(sample))
-        return Prepared(name, target, sample.labels)
-
-    def send(self, request: Prepared) -> Answer:
-        path, body = request.target
-        with self.client.post(
-            path, data=body, headers=JSON_HEADERS, name=request.name, catch_response=True
-        ) as response:
-            return _http_answer(response, label_from_kserve, request.expected)
-
-    def fetch_input_specs(self, model: str, version: str | None) -> list[dict[str, Any]]:
-        path = f"/v2/models/{model}" + (f"/versions/{version}" if version else "")
-        response = self.client.get(path, name="metadata")
-        response.raise_for_status()
-        return json.loads(response.content)["inputs"]
+    request_path = staticmethod(kserve_path)
+    request_body = staticmethod(kserve_json_body)
+    answer_labels = staticmethod(label_from_kserve)
+    metadata_path = staticmethod(lambda model, version: _versioned("/v2/models", model, version))
+    input_specs = staticmethod(lambda metadata: metadata["inputs"])
 
 
-class TFServingUser(_InferenceMixin, FastHttpUser):
-    """TF Serving REST predict (`/v1/models/{m}[/versions/{v}]:predict`)."""
+class TFServingUser(_JsonHttpUser):
+    """TF Serving REST predict (`/v1/models/{m}[/versions/{v}]:predict`); its metadata route
+    (serving_default signature) gives the input specs."""
 
     abstract = True
-
-    def prepare(self, name: str, model: str, version: str | None, sample: Sample) -> Prepared:
-        target = (tfserving_path(model, version), tfserving_body(sample))
-        return Prepared(name, target, sample.labels)
-
-    def send(self, request: Prepared) -> Answer:
-        path, body = request.target
-        with self.client.post(
-            path, data=body, headers=JSON_HEADERS, name=request.name, catch_response=True
-        ) as response:
-            return _http_answer(response, label_from_tfserving, request.expected)
-
-    def fetch_input_specs(self, model: str, version: str | None) -> list[dict[str, Any]]:
-        """TF Serving's metadata route, mapped to KServe-style specs (serving_default)."""
-        path = f"/v1/models/{model}" + (f"/versions/{version}" if version else "") + "/metadata"
-        response = self.client.get(path, name="metadata")
-        response.raise_for_status()
-        return tfserving_input_specs(json.loads(response.content))
+    request_path = staticmethod(tfserving_path)
+    request_body = staticmethod(tfserving_body)
+    answer_labels = staticmethod(label_from_tfserving)
+    metadata_path = staticmethod(
+        lambda model, version: _versioned("/v1/models", model, version) + "/metadata"
+    )
+    input_specs = staticmethod(tfserving_input_specs)
 
 
 _GEVENT_GRPC_READY = False
