@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from harness.cli.scenario_args import add_scenario_arguments
 from harness.config import load_scenario
 
 
@@ -23,16 +24,7 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "run", help="run a load scenario", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("scenario", type=Path, help="scenario YAML file")
-    parser.add_argument("--out", type=Path, default=Path("results"), help="results directory")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a scenario field, e.g. --set load.rate=300 (repeatable)",
-    )
+    add_scenario_arguments(parser, "scenario YAML file")
     parser.add_argument("--run-id", default=None, help="run id (default: time-scenario-random)")
     parser.add_argument("--no-progress", action="store_true", help="no live progress display")
 

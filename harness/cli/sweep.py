@@ -35,6 +35,7 @@ from harness.analysis.sweep_search import (
     analyse_sweep,
     search_max_load,
 )
+from harness.cli.scenario_args import add_scenario_arguments
 from harness.cli.sweep_files import (
     UNMEASURED_NOTE,
     print_curves,
@@ -57,16 +58,7 @@ log = logging.getLogger(__name__)
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="find the highest load meeting the SLO (grow + bisect)")
-    p.add_argument("scenario", type=Path, help="scenario YAML (open or closed load)")
-    p.add_argument("--out", type=Path, default=Path("results"), help="results directory")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a scenario field (repeatable)",
-    )
+    add_scenario_arguments(p, "scenario YAML (open or closed load)")
     p.add_argument("--start", type=float, help="first load (default: the scenario's users/rate)")
     p.add_argument(
         "--resolution",
