@@ -46,6 +46,7 @@ PROTOCOL_USERS = {
     "tfserving": TFServingUser,
 }
 _RUNTIME: dict[str, Any] = {}
+WARM_CONNECTIONS = 16  # open-loop HTTP: connections opened before the load starts
 
 
 def _worker_runtime() -> WorkerRuntime:
@@ -73,9 +74,12 @@ class _OpenLoopMixin:
             load.max_outstanding,
             seed=SPEC.seed * 7919 + runtime.worker_index,
             clock=runtime.clock,
-            yield_cost_s=runtime.yield_cost_s,
+            min_wake_gap_s=load.timer_slack_ms / 1000.0,
         )
         runtime.driver = driver
+        warm = getattr(self, "warm_open_loop", None)
+        if warm is not None:  # connect before second 0, not inside the measurement
+            warm(min(load.max_outstanding, WARM_CONNECTIONS))
         runtime.wait_started()
         schedule = worker_schedule(
             SCENARIO, runtime.worker_index, SCENARIO.workers, SPEC.seed, SPEC.trace_path

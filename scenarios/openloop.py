@@ -4,7 +4,8 @@ Why Locust's own users are not enough: a Locust user waits for its answer before
 request (closed loop), so a stalled server silently slows the generator down and the stall
 never appears in the percentiles (coordinated omission). Here one driver greenlet per worker
 walks a precomputed schedule (`harness.load.schedule`) and *spawns* each request at its
-intended time into a bounded pool; latency is recorded from the intended time.
+intended time as a raw greenlet (cheap: no Greenlet object, no pool semaphore), at most
+`max_outstanding` in flight; latency is recorded from the intended time.
 
 Honesty when the generator cannot keep up, measured, never hidden:
   * schedule lag = actual send - intended start, per request, summarised per second;
@@ -21,13 +22,14 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import gevent
 import numpy as np
-from gevent.event import Event
-from gevent.pool import Pool
+from greenlet import getcurrent
 
 from harness.load.schedule import pick_arms
+from scenarios.waketimer import make_wake_timer
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,7 @@ class ScheduleStats:
     lags: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
     dropped: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     outstanding_max: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    spin_s: float = 0.0  # time spent yield-spinning for timer precision (not load)
-    spin_total_s: float = 0.0
+    lag_record: Callable[[float], None] | None = None  # every lag, as it happens (run total)
     sent_total: int = 0
     dropped_total: int = 0
     abandoned_total: int = 0
@@ -54,6 +55,8 @@ class ScheduleStats:
     def sent(self, intended: float, lag: float) -> None:
         self.lags[self.second_of(intended)].append(lag)
         self.sent_total += 1
+        if self.lag_record is not None:
+            self.lag_record(lag)
 
     def drop(self, intended: float) -> None:
         self.dropped[self.second_of(intended)] += 1
@@ -81,7 +84,10 @@ Send = Callable[[int, float, float], None]
 
 
 class OpenLoopDriver:
-    """Walks arrival times (seconds since `origin`) and fires `send` for each on time."""
+    """Walks arrival times (seconds since `origin`) and fires `send` for each on time.
+
+    `clock` must read the CLOCK_MONOTONIC timeline (`time.perf_counter` on Linux), the one
+    the wake timer (`scenarios.waketimer`) sleeps on."""
 
     def __init__(
         self,
@@ -91,95 +97,84 @@ class OpenLoopDriver:
         max_outstanding: int,
         seed: int,
         clock: Clock = time.perf_counter,
-        spin_s: float = 0.0012,
-        yield_cost_s: float = 2e-6,
+        early_s: float = 20e-6,
+        min_wake_gap_s: float = 0.0,
     ) -> None:
         self.send = send
-        self.spin_s = spin_s
         self.weights = weights
         self.stats = stats
-        self.pool = Pool(max_outstanding)
+        self.max_outstanding = max_outstanding
+        self.in_flight: set[Any] = set()
         self.rng = np.random.default_rng(seed)
         self.clock = clock
-        self.stop_event = Event()
-        self.iteration_cost_s = yield_cost_s
+        self.early_s = early_s  # a request due sooner than this is sent without sleeping
+        self.min_wake_gap_s = min_wake_gap_s
+        self.stopped = False
+        self.timer = make_wake_timer()
 
     def run(self, schedule: Iterable[np.ndarray]) -> None:
         """Blocks (cooperatively) until the schedule is exhausted or `stop()` is called."""
-        origin, pool, stats = self.stats.origin, self.pool, self.stats
-        behind = 0
-        for chunk in schedule:
-            arms = pick_arms(self.weights, len(chunk), self.rng).tolist()
-            for offset, arm in zip(chunk.tolist(), arms, strict=True):
-                intended = origin + offset
-                delay = intended - self.clock()
-                if delay > 0:
-                    behind = 0
-                    if self._wait_until(intended, delay):
+        origin, in_flight, stats, clock = self.stats.origin, self.in_flight, self.stats, self.clock
+        limit, spawn, one, early = self.max_outstanding, gevent.spawn_raw, self._one, self.early_s
+        sleep_until, gap = self.timer.sleep_until, self.min_wake_gap_s
+        behind, woke = 0, -1.0
+        try:
+            for chunk in schedule:
+                arms = pick_arms(self.weights, len(chunk), self.rng).tolist()
+                for offset, arm in zip(chunk.tolist(), arms, strict=True):
+                    intended = origin + offset
+                    now = clock()
+                    if intended - now > early:
+                        behind = 0
+                        # timer slack: never wake sooner than `min_wake_gap_s` after the
+                        # last wake-up; what falls due meanwhile goes out together, late
+                        # by less than the gap (measured as lag like any other lateness)
+                        wake = max(intended, woke + gap)
+                        sleep_until(wake)  # spawned requests run while we sleep
+                        woke = clock()
+                    else:
+                        behind += 1
+                        if behind % 32 == 0:  # lagging: let started requests run, stay fair
+                            gevent.sleep(0)
+                    if self.stopped:
                         return
-                else:
-                    behind += 1
-                    if behind % 32 == 0:  # lagging: let started requests run, stay fair
-                        gevent.sleep(0)
-                    if self.stop_event.is_set():
-                        return
-                if pool.full():
-                    stats.drop(intended)
-                    continue
-                pool.spawn(self._one, arm, intended)
-                stats.outstanding(intended, len(pool))
-
-    def _wait_until(self, due: float, delay: float) -> bool:
-        """Sleep until `due`; True if stopped meanwhile. gevent's timers wake up to ~1 ms
-        late (libev rounds to milliseconds), so the last `spin_s` is spent yielding in a
-        loop (other greenlets keep running meanwhile). The CPU-health check must not mistake
-        that for load, nor miss the real work done during the yields: each yield is charged
-        at the calibrated cost of an idle one (`yield_cost_s`), the rest counts as load."""
-        if delay > self.spin_s:
-            gevent.sleep(delay - self.spin_s)  # cheaper than Event.wait(timeout)
-            if self.stop_event.is_set():
-                return True
-        yields = 0
-        while self.clock() < due:
-            gevent.sleep(0)
-            yields += 1
-        idle = yields * self.iteration_cost_s
-        self.stats.spin_s += idle
-        self.stats.spin_total_s += idle
-        return self.stop_event.is_set()
+                    if len(in_flight) >= limit:
+                        stats.drop(intended)
+                        continue
+                    in_flight.add(spawn(one, arm, intended))
+                    stats.outstanding(intended, len(in_flight))
+        finally:
+            self.timer.close()
 
     def _one(self, arm: int, intended: float) -> None:
-        sent = self.clock()
-        self.stats.sent(intended, sent - intended)
-        self.send(arm, intended, sent)
+        try:
+            sent = self.clock()
+            self.stats.sent(intended, sent - intended)
+            self.send(arm, intended, sent)
+        finally:
+            self.in_flight.discard(getcurrent())
 
     def stop(self) -> None:
-        self.stop_event.set()
+        self.stopped = True
+        self.timer.wake()
 
     def drain(self, timeout_s: float) -> int:
         """Wait for in-flight requests; kill those still running after `timeout_s`."""
-        self.pool.join(timeout=timeout_s)
-        left = len(self.pool)
+        deadline = self.clock() + timeout_s
+        while self.in_flight and self.clock() < deadline:
+            gevent.sleep(0.005)
+        left = len(self.in_flight)
         if left:
             log.warning(
                 "%d requests still in flight after %.1f s drain; abandoning", left, timeout_s
             )
             self.stats.abandoned_total += left
-            self.pool.kill(block=True, timeout=5)
+            for greenlet in list(self.in_flight):
+                gevent.kill(greenlet)  # raises GreenletExit in it: it records, then ends
+            deadline = self.clock() + 5.0
+            while self.in_flight and self.clock() < deadline:
+                gevent.sleep(0.005)
         return left
-
-
-def idle_yield_cost(clock: Clock = time.perf_counter, batches: int = 20, n: int = 50) -> float:
-    """Seconds one `gevent.sleep(0)` costs when nothing else runs: the fastest of several
-    short batches, so other greenlets running during calibration do not inflate it (an
-    inflated cost would hide real CPU load from the health check)."""
-    best = float("inf")
-    for _ in range(batches):
-        start = clock()
-        for _ in range(n):
-            gevent.sleep(0)
-        best = min(best, (clock() - start) / n)
-    return best
 
 
 def sleep_until(deadline: float, clock: Clock = time.perf_counter) -> None:

@@ -29,7 +29,7 @@ from harness.load.hdr import LatencyRecorder, new_histogram
 from harness.load.health import evaluate_second
 from harness.load.payloads import Sample, dataset_samples, random_samples
 from harness.load.spec import RunSpec
-from scenarios.openloop import OpenLoopDriver, ScheduleStats, idle_yield_cost
+from scenarios.openloop import OpenLoopDriver, ScheduleStats
 from scenarios.users import Prepared
 
 log = logging.getLogger(__name__)
@@ -51,15 +51,14 @@ class WorkerRuntime:
         self.record = self._record_raw if spec.record_raw else self.recorder.record
         self.stats = ScheduleStats(origin=0.0)
         self.lag_histogram = new_histogram()
+        self.stats.lag_record = self._record_lag
         self.driver: OpenLoopDriver | None = None
         self.in_flight = 0
         self._prepared: list[list[Prepared]] | None = None
         self._final_sent = False
         self._process = psutil.Process()
         self._process.cpu_percent(None)
-        self._cpu_at = self.clock()
         self._cpu_at_start = 0.0
-        self.yield_cost_s = idle_yield_cost(self.clock)  # before the load, while idle
         runner = environment.runner
         runner.register_message(MSG_START, self._on_start)
         runner.register_message(MSG_FINISH, self._on_finish)
@@ -114,24 +113,14 @@ class WorkerRuntime:
             self._report(math.floor(self.clock() - origin))
 
     def _cpu_percent(self) -> float:
-        """Process CPU since the last call, minus the driver's timer-precision spinning."""
-        cpu = self._process.cpu_percent(None)
-        now = self.clock()
-        interval = now - self._cpu_at
-        spin, self.stats.spin_s = self.stats.spin_s, 0.0
-        self._cpu_at = now
-        log.debug(
-            "cpu %.1f%% raw, %.1f%% idle spin over %.2f s", cpu, 100 * spin / interval, interval
-        )
-        return max(0.0, cpu - 100.0 * spin / interval) if interval > 0 else cpu
+        """Process CPU since the last call (the driver sleeps, it never spins)."""
+        return self._process.cpu_percent(None)
 
     def _health(self, seconds: list[int]) -> list[dict[str, Any]]:
         cpu = self._cpu_percent()
         out = []
         for second in seconds:
             lags, dropped, outstanding = self.stats.pop(second)
-            for lag in lags:
-                self.lag_histogram.record_value(max(1, int(lag * 1e6)))
             health = evaluate_second(
                 second, self.worker_index, lags, cpu, dropped, outstanding, self.spec.health
             )
@@ -171,8 +160,12 @@ class WorkerRuntime:
             "rejected": self.recorder.rejected,
             "lag_hdr": self.lag_histogram.encode().decode("ascii"),
             "cpu_s": round(sum(self._process.cpu_times()[:2]) - self._cpu_at_start, 3),
-            "spin_cpu_s": round(self.stats.spin_total_s, 3),
         }
+
+    def _record_lag(self, lag_s: float) -> None:
+        # per request, as it is sent: a per-second loop over thousands of lags would stall
+        # the event loop for milliseconds, delaying the very requests whose lag we measure
+        self.lag_histogram.record_value(max(1, int(lag_s * 1e6)))
 
     def _record_raw(
         self,
@@ -224,6 +217,7 @@ class WorkerRuntime:
     def make_sender(self, user: Any) -> Any:
         """send(arm, intended, sent) for the open-loop driver: request, then record."""
         prepared, record, clock = self.prepared(user), self.record, self.clock
+        post = getattr(user, "send_open_loop", user.send)  # HTTP users: the lean pool
         counters = [0] * len(prepared)
 
         def send(arm: int, intended: float, sent: float) -> None:
@@ -231,7 +225,7 @@ class WorkerRuntime:
             request = requests[counters[arm] % len(requests)]
             counters[arm] += 1
             try:
-                answer = user.send(request)
+                answer = post(request)
             except GreenletExit:  # abandoned at the end of the drain: record what we know
                 record(request.name, False, intended, sent, clock())
                 raise

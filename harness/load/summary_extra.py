@@ -50,7 +50,6 @@ def loadgen_section(stream_dir: Path, scenario: Scenario) -> dict[str, Any]:
         "rejected": sum(int(w.get("rejected", 0)) for w in workers),
         "schedule_lag_ms": _lag_ms(workers),
         "worker_cpu_s": round(sum(float(w.get("cpu_s", 0.0)) for w in workers), 3),
-        "worker_spin_cpu_s": round(sum(float(w.get("spin_cpu_s", 0.0)) for w in workers), 3),
         "max_cpu_percent": max((float(h.get("cpu_percent", 0)) for h in health), default=None),
         "unhealthy_seconds": unhealthy,
         "unhealthy_reasons": reasons[:20],
