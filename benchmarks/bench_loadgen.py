@@ -125,8 +125,12 @@ def baseline_rps(url: str, work: Path, users: int, seconds: int) -> tuple[float,
 GENERATOR_CORE, OTHERS_CORE = 1, 0  # the generator gets a core of its own (when there are 2)
 
 
+# decided once, before this process pins itself to one core
+CAN_PIN = hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
+
+
 def pinning_possible() -> bool:
-    return hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
+    return CAN_PIN
 
 
 class PinWorkers:
@@ -239,7 +243,7 @@ def soak_memory(url: str, out: Path, rate: float, seconds: float) -> dict:
     summary = open_loop(url, out, rate, seconds)
     stop.set()
     thread.join()
-    result = {"requests": summary["requests"], "seconds": seconds}
+    result: dict = {"rate": rate, "requests": summary["requests"], "seconds": seconds}
     for role, points in samples.items():
         if len(points) < 10:
             continue
@@ -247,7 +251,12 @@ def soak_memory(url: str, out: Path, rate: float, seconds: float) -> dict:
         rss = np.array([p[1] for p in points], dtype=float)
         keep = t > t[0] + 0.3 * (t[-1] - t[0])  # after start-up
         slope = float(np.polyfit(t[keep] - t[0], rss[keep], 1)[0])
+        marks = (0.1, 0.25, 0.5, 0.75, 1.0)  # RSS at these fractions of the run
         result[role] = {
+            "rss_mib_at": {
+                f"{f:.0%}": round(rss[min(int(f * (len(rss) - 1)), len(rss) - 1)] / 2**20, 1)
+                for f in marks
+            },
             "rss_mib_start": round(rss[keep][0] / 2**20, 1),
             "rss_mib_end": round(rss[-1] / 2**20, 1),
             "growth_kib_per_s": round(slope / 1024, 2),
@@ -264,7 +273,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short runs (smoke test)")
     parser.add_argument("--soak-s", type=float, default=120.0)
     parser.add_argument("--soak-rate", type=float, default=1000.0)
+    parser.add_argument("--soak-only", action="store_true", help="only the memory soak")
     args = parser.parse_args()
+    if args.soak_only:
+        if pinning_possible():
+            os.sched_setaffinity(0, {OTHERS_CORE})
+        with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
+            nginx = StaticNginx(Path(tmp) / "nginx")
+            try:
+                soak = soak_memory(nginx.url, Path(tmp) / "soak", args.soak_rate, args.soak_s)
+            finally:
+                nginx.stop()
+        print(json.dumps({"soak": soak}, indent=2))
+        return
     seconds = 4.0 if args.quick else 10.0
     if pinning_possible():  # this process (orchestrator), nginx and the Locust master
         os.sched_setaffinity(0, {OTHERS_CORE})

@@ -107,7 +107,7 @@ class OpenLoopDriver:
         self.in_flight: set[Any] = set()
         self.rng = np.random.default_rng(seed)
         self.clock = clock
-        self.early_s = early_s  # a request due sooner than this is sent without sleeping
+        self.early_s = early_s  # a request due sooner than this is waited for by spinning
         self.min_wake_gap_s = min_wake_gap_s
         self.stopped = False
         self.timer = make_wake_timer()
@@ -124,7 +124,10 @@ class OpenLoopDriver:
                 for offset, arm in zip(chunk.tolist(), arms, strict=True):
                     intended = origin + offset
                     now = clock()
-                    if intended - now > early:
+                    if now < intended <= now + early:  # too close to sleep: spin the few us
+                        while clock() < intended:
+                            pass
+                    elif intended > now:
                         behind = 0
                         # timer slack: never wake sooner than `min_wake_gap_s` after the
                         # last wake-up; what falls due meanwhile goes out together, late

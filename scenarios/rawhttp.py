@@ -50,14 +50,27 @@ class HttpAnswer:
 class _Response:
     """httptools callbacks for one connection; reused response after response."""
 
-    __slots__ = ("chunks", "complete", "keep_alive", "parser", "status")
+    __slots__ = ("chunks", "complete", "delimited", "head_done", "keep_alive", "parser", "status")
 
     def __init__(self) -> None:
         self.chunks: list[bytes] = []
         self.complete = False
         self.status = 0
         self.keep_alive = False
+        self.delimited = False  # Content-Length or chunked: the body's end is in the message
+        self.head_done = False
         self.parser: httptools.HttpResponseParser | None = None
+
+    def reset(self) -> None:
+        self.chunks.clear()
+        self.complete = self.delimited = self.head_done = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(name) in (14, 17) and name.lower() in (b"content-length", b"transfer-encoding"):
+            self.delimited = True
+
+    def on_headers_complete(self) -> None:
+        self.head_done = True
 
     def on_body(self, body: bytes) -> None:
         self.chunks.append(body)
@@ -145,15 +158,19 @@ class KeepAliveHttpPool:
         except OSError as exc:
             return HttpAnswer(0, error=f"connect: {exc!r}")
         response, parser, sock = conn.response, conn.parser, conn.sock
-        response.complete = False
-        response.chunks.clear()
+        response.reset()
         try:
             sock.sendall(wire)
             while not response.complete:
                 data = sock.recv(RECV_BYTES)
-                if not data:
+                if data:
+                    parser.feed_data(data)
+                elif response.head_done and not response.delimited:
+                    # HTTP/1.1 lets a body end where the server closes the connection
+                    response.status, response.keep_alive = parser.get_status_code(), False
+                    break
+                else:
                     raise ConnectionError("connection closed by the server mid-answer")
-                parser.feed_data(data)
         except (OSError, httptools.HttpParserError) as exc:
             sock.close()
             return HttpAnswer(0, error=f"{type(exc).__name__}: {exc}")

@@ -73,22 +73,26 @@ class TimerFdWakeTimer:
             raise OSError(ctypes.get_errno(), "timerfd_settime failed")
 
     def sleep_until(self, deadline: float) -> None:
-        """Return at `deadline` (time.monotonic timeline), or earlier after `wake()`."""
-        if self._woken:
-            return
-        self._arm(deadline)
-        get_hub().wait(self._watcher)
-        with contextlib.suppress(BlockingIOError):  # the count of expirations; reading it
-            os.read(self.fd, 8)  # makes the fd unreadable until the next expiry
+        """Return at `deadline` (time.monotonic timeline), or earlier after `wake()`; never
+        earlier otherwise, whatever made the fd readable."""
+        while not self._woken and time.monotonic() < deadline:
+            self._arm(deadline)
+            get_hub().wait(self._watcher)
+            with contextlib.suppress(BlockingIOError):  # the count of expirations; reading
+                os.read(self.fd, 8)  # it makes the fd unreadable until the next expiry
 
     def wake(self) -> None:
-        """End the current sleep now, and make later sleeps return at once."""
+        """End the current sleep now, and make later sleeps return at once. Harmless after
+        `close()` (a late stop must not touch a descriptor number reused since)."""
         self._woken = True
-        self._arm(1e-9)  # an absolute time long past: fires immediately
+        if self.fd >= 0:
+            self._arm(1e-9)  # an absolute time long past: fires immediately
 
     def close(self) -> None:
-        self._watcher.close()
-        os.close(self.fd)
+        if self.fd >= 0:
+            self._watcher.close()
+            os.close(self.fd)
+            self.fd = -1
 
 
 class GeventWakeTimer:

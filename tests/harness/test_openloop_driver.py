@@ -84,7 +84,7 @@ def test_every_request_sent_once_in_order_never_early(early_s: float) -> None:
     intended = [origin + offset for offset in offsets.tolist()]
     assert [call[1] for call in send.calls] == intended  # each once, in schedule order
     sent = [call[2] for call in send.calls]
-    assert all(s >= i - early_s for s, i in zip(sent, intended, strict=True))
+    assert all(s >= i for s, i in zip(sent, intended, strict=True))  # never early
     assert sent == sorted(sent)
     assert {call[0] for call in send.calls} == {0}
     stats = driver.stats
@@ -203,12 +203,6 @@ def test_drain_kills_and_counts_abandoned_requests() -> None:
     assert not driver.in_flight
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OSError,
-    reason="bug: run() closes the timerfd, so a later stop() (the worker's finish message "
-    "after the schedule ran out) calls timerfd_settime on a closed (or reused) fd",
-)
 def test_stop_after_run_returned_is_harmless() -> None:
     driver = make_driver(FakeSend(), time.perf_counter())
     driver.run([np.zeros(1)])

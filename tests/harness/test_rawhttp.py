@@ -391,12 +391,6 @@ def test_only_plain_http_is_accepted() -> None:
         KeepAliveHttpPool("https://127.0.0.1:8443")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a body delimited by the end of the connection (RFC 9112 6.3 rule 8: no "
-    "Content-Length, not chunked, Connection: close) is reported as status 0: httptools "
-    "is never told about EOF, and recv() == b'' is treated as an error",
-)
 def test_body_delimited_by_connection_close(serve, pools) -> None:
     def until_eof(peer: Peer, server: RawServer) -> None:
         if peer.read_request() is not None:
