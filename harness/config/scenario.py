@@ -231,6 +231,16 @@ class ValidityConfig(StrictModel):
     min_requests: int = Field(500, ge=0)
 
 
+class LoadgenConfig(StrictModel):
+    """The load generator's own limits: a worker-second beyond them is flagged unhealthy
+    and left out of verdicts; `drain` bounds the wait for answers after the load ends."""
+
+    max_cpu_percent: float = Field(90.0, gt=0, le=100)
+    max_lag_p99_ms: float = Field(10.0, gt=0)
+    late_ms: float = Field(10.0, gt=0)  # a request sent this late counts as "late"
+    drain: Duration = 10.0
+
+
 class Endpoint(StrictModel):
     """A (model, version) the load hits, named like the results' `endpoint` column."""
 
@@ -255,6 +265,7 @@ class Scenario(StrictModel):
     slo: SloConfig = SloConfig()
     workers: int = Field(1, ge=1, le=256)
     validity: ValidityConfig = ValidityConfig()
+    loadgen: LoadgenConfig = LoadgenConfig()
 
     def total_duration_s(self) -> float:
         """Planned length of the load in seconds (sum of stages, or `load.duration`)."""

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from harness.config import Endpoint, OpenLoad, Scenario
 from harness.errors import ConfigError, HarnessError
+from harness.load.health import HealthThresholds
 from harness.load.payloads import TensorSpec
 from harness.load.spec import EndpointSpec, RunSpec
 from harness.load.target import fetch_input_specs, wait_ready
@@ -109,5 +110,11 @@ def resolve_spec(
         seed=seed,
         dataset_path=None if data is None else str(data),
         trace_path=trace,
+        health=HealthThresholds(
+            max_cpu_percent=scenario.loadgen.max_cpu_percent,
+            max_lag_p99_ms=scenario.loadgen.max_lag_p99_ms,
+            late_ms=scenario.loadgen.late_ms,
+        ),
+        drain_s=scenario.loadgen.drain,
         record_raw=record_raw,
     )

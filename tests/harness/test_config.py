@@ -72,6 +72,13 @@ def test_minimal_scenario_validates_as_written(write):
         ("protocol: kserve-http", "protocol: soap", "target.protocol: must be"),
         ("127.0.0.1", "example.com", "target.url: host 'example.com' is not loopback"),
         ("p99_ms: 100", "p99_ms: 100, p98_ms: 3", "slo.p98_ms: unknown key"),
+        ("slo:", "loadgen: {max_cpu: 50}\nslo:", "loadgen.max_cpu: unknown key"),
+        (
+            "slo:",
+            "loadgen: {max_cpu_percent: 150}\nslo:",
+            "loadgen.max_cpu_percent: must be <= 100",
+        ),
+        ("slo:", "loadgen: {drain: soon}\nslo:", "loadgen.drain: 'soon' is not a duration"),
     ],
 )
 def test_errors_name_file_and_field(write, old, new, expected):

@@ -124,3 +124,26 @@ def test_hitting_max_outstanding_is_counted_and_flagged_not_hidden(tmp_path: Pat
     assert any("dropped" in reason for reason in loadgen["unhealthy_reasons"])
     windows = read_run(outcome.run_dir).windows
     assert not all(w.healthy for w in windows)
+
+
+def test_loadgen_limits_from_the_scenario_flag_seconds(tmp_path: Path) -> None:
+    """`loadgen:` thresholds reach the workers: an impossible lag limit flags every second
+    that sent requests (their windows are kept but marked), a generous one flags none."""
+    load = {"mode": "open", "rate": 40.0, "duration": 2.0}
+    with DelayServerProcess(median_ms=2.0, sigma=0.0) as server:
+        strict = run_scenario(
+            scenario(server.url, load, loadgen={"max_lag_p99_ms": 1e-6, "drain": "2s"}),
+            tmp_path / "strict",
+            show_progress=False,
+        )
+        lenient = run_scenario(
+            scenario(server.url, load, loadgen={"max_cpu_percent": 100, "max_lag_p99_ms": 1e4}),
+            tmp_path / "lenient",
+            show_progress=False,
+        )
+    flagged = strict.summary["loadgen"]
+    assert set(flagged["unhealthy_seconds"]) >= {0, 1}
+    assert any("schedule lag" in reason for reason in flagged["unhealthy_reasons"])
+    assert not any(w.healthy for w in read_run(strict.run_dir).windows)
+    assert lenient.summary["loadgen"]["unhealthy_seconds"] == []
+    assert all(w.healthy for w in read_run(lenient.run_dir).windows)
