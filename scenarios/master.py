@@ -60,8 +60,9 @@ class MasterRuntime:
     def elapsed(self) -> float | None:
         return None if self.epoch is None else time.time() - self.epoch
 
-    def event(self, kind: str, **fields: Any) -> None:
-        ts = self.elapsed()
+    def event(self, kind: str, ts: float | None = None, **fields: Any) -> None:
+        """Append an event; `ts` (seconds since second 0) defaults to now."""
+        ts = self.elapsed() if ts is None else ts
         stream.append_lines(self.dir / stream.EVENTS, [{"ts": ts, "type": kind, **fields}])
 
     # -- start -----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 from locust import LoadTestShape
 
 from harness.config import OpenLoad
-from harness.load.arrivals import closed_tick, run_length_s, stage_at
+from harness.load.arrivals import closed_tick, run_length_s, stages_entered
 
 
 class HarnessShape(LoadTestShape):
@@ -47,7 +47,9 @@ class HarnessShape(LoadTestShape):
         return tick
 
     def _note_stage(self, runtime: Any, elapsed: float) -> None:
-        stage = stage_at(runtime.scenario, elapsed)
-        if stage is not None and stage != self._stage:
-            self._stage = stage
-            runtime.event("stage", index=stage)
+        """One "stage" event per stage entered, stamped with the stage's planned start. Ticks
+        come about once a second, so a short stage can begin and end between two of them;
+        it is still announced (before the one running now)."""
+        for index, start_s in stages_entered(runtime.scenario, self._stage, elapsed):
+            runtime.event("stage", index=index, ts=start_s)
+            self._stage = index

@@ -109,3 +109,19 @@ def stage_at(scenario: Scenario, elapsed_s: float) -> int | None:
         return None
     levels = [Level(s.duration, 0.0, s.ramp) for s in stages]
     return stage_index_at(levels, elapsed_s)
+
+
+def stages_entered(
+    scenario: Scenario, last_noted: int | None, elapsed_s: float
+) -> list[tuple[int, float]]:
+    """(index, planned start in s) of every stage begun after stage `last_noted` (None: none
+    noted yet) up to the one running at `elapsed_s`, in order -- so a stage shorter than the
+    interval between two looks is still reported."""
+    stage = stage_at(scenario, elapsed_s)
+    first = 0 if last_noted is None else last_noted + 1
+    if stage is None or stage < first:
+        return []
+    starts = [0.0]
+    for step in scenario.load.stages[:stage]:
+        starts.append(starts[-1] + float(step.duration))
+    return [(index, starts[index]) for index in range(first, stage + 1)]

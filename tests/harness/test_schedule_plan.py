@@ -14,6 +14,7 @@ from harness.load.arrivals import (
     rate_profile,
     run_length_s,
     stage_at,
+    stages_entered,
     worker_schedule,
 )
 
@@ -87,3 +88,15 @@ def test_closed_ticks_follow_users_stages_and_spawn_rates() -> None:
     assert closed_tick(flat, -1.0) == (7, 7.0)  # before second 0: the first level
     with pytest.raises(TypeError):
         closed_tick(_scenario({"mode": "open", "rate": 5, "duration": 1}), 0.0)
+
+
+def test_stages_entered_reports_stages_shorter_than_the_look_interval() -> None:
+    stages = [{"duration": "1s", "users": 2}, {"duration": "0.5s", "users": 4}]
+    stages += [{"duration": "3s", "users": 1}]
+    scenario = _scenario({"mode": "closed", "stages": stages})
+    assert stages_entered(scenario, None, -0.2) == []  # before second 0
+    # first look only 1.6 s in: stages 0 and 1 both began (and 1 already ended) unseen
+    assert stages_entered(scenario, None, 1.6) == [(0, 0.0), (1, 1.0), (2, 1.5)]
+    assert stages_entered(scenario, 2, 2.6) == []  # nothing new
+    assert stages_entered(scenario, 0, 1.2) == [(1, 1.0)]
+    assert stages_entered(scenario, 2, 9.0) == []  # after the end
