@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from harness.errors import AnalysisError
+from harness.load.hdr import HdrLayout
 
 __all__ = [
     "DEFAULT_RESOLUTION",
@@ -42,47 +43,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_RESOLUTION = 0.005
-
-
-@dataclass(frozen=True, slots=True)
-class HdrLayout:
-    """Index arithmetic of an HdrHistogram (1 us .. 60 s, 3 significant digits by default)."""
-
-    lowest: int = 1
-    highest: int = 60_000_000
-    significant_figures: int = 3
-
-    @property
-    def unit_magnitude(self) -> int:
-        return math.floor(math.log2(self.lowest))
-
-    @property
-    def sub_bucket_half_count_magnitude(self) -> int:
-        mag = math.ceil(math.log2(2 * 10**self.significant_figures))
-        return mag - 1 if mag > 1 else 0
-
-    def index_of(self, values: np.ndarray) -> np.ndarray:
-        """HDR counts-array index of each integer value (vectorised `_counts_index_for`)."""
-        v = np.asarray(values, dtype=np.int64)
-        shm = self.sub_bucket_half_count_magnitude
-        mask = ((1 << (shm + 1)) - 1) << self.unit_magnitude
-        bit_length = np.frexp((v | mask).astype(np.float64))[1].astype(np.int64)
-        bucket = bit_length - self.unit_magnitude - (shm + 1)
-        sub_bucket = v >> (bucket + self.unit_magnitude)
-        return ((bucket + 1) << shm) + sub_bucket - (1 << shm)
-
-    def value_of(self, index: np.ndarray) -> np.ndarray:
-        """Highest equivalent value (us) of each counts-array index."""
-        idx = np.asarray(index, dtype=np.int64)
-        shm = self.sub_bucket_half_count_magnitude
-        half = 1 << shm
-        bucket = (idx >> shm) - 1
-        sub = (idx & (half - 1)) + half
-        low = bucket < 0
-        sub = np.where(low, sub - half, sub)
-        bucket = np.where(low, 0, bucket)
-        lowest = sub << (bucket + self.unit_magnitude)
-        return (lowest + (1 << (bucket + self.unit_magnitude)) - 1).astype(np.float64)
 
 
 @dataclass(frozen=True, slots=True)

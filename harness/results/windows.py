@@ -20,6 +20,7 @@ from hdrh.histogram import HdrHistogram
 
 from harness.load.hdr import (
     HIGHEST_US,
+    HdrLayout,
     SUCCESS,
     WindowRecord,
     decode_histogram,
@@ -77,14 +78,7 @@ class SparseHist:
         values = np.asarray(values_us, dtype=np.int64)
         if values.size and (values.min() < 0 or values.max() > HIGHEST_US):
             raise ValueError("values outside 0..60 s cannot be recorded")
-        template = _template()
-        half_mag = template.sub_bucket_half_count_magnitude
-        _, bit_length = np.frexp((values | template.sub_bucket_mask).astype(np.float64))
-        unit = template.unit_magnitude
-        bucket = bit_length.astype(np.int64) - unit - (half_mag + 1)
-        sub_bucket = values >> (bucket + unit)
-        index = ((bucket + 1) << half_mag) + sub_bucket - template.sub_bucket_half_count
-        slots, counts = np.unique(index, return_counts=True)
+        slots, counts = np.unique(HdrLayout().index_of(values), return_counts=True)
         return cls(slots.astype(np.int64), counts.astype(np.int64))
 
     @property
