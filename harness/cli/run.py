@@ -104,9 +104,11 @@ def summary_table(summary: dict[str, Any]) -> Table:
             _fmt(stats.get("accuracy"), 4),
         )
     loadgen = summary.get("loadgen") or {}
+    lag = loadgen.get("schedule_lag_ms") or {}
+    lag_text = f", schedule lag p99 {_fmt(lag.get('p99'))} ms" if lag.get("p99") is not None else ""
     table.caption = (
         f"{summary.get('requests')} requests in all ({summary.get('failures')} failed), "
-        f"dropped {loadgen.get('dropped', 0)}, unhealthy seconds "
+        f"dropped {loadgen.get('dropped', 0)}{lag_text}, unhealthy seconds "
         f"{len(loadgen.get('unhealthy_seconds', []))}\n"
     )
     for check in slo.get("checks", []):

@@ -72,6 +72,9 @@ def test_run_then_history_then_compare_the_split_arms(model_repository: Path, tm
     failed = {c["name"] for c in summary["slo"]["checks"] if not c["passed"]}
     assert failed <= {"measured_requests"}, summary["slo"]
     assert str(run_dir) in run.stdout and summary["status"] == "complete"
+    lag_p99 = summary["loadgen"]["schedule_lag_ms"]["p99"]
+    printed = " ".join(run.stdout.split())  # rich may wrap the caption
+    assert f"schedule lag p99 {lag_p99:.2f} ms" in printed  # the generator's own lateness
     assert not servers_of(model_repository), "the run stops the local stack it started"
     assert summary["failures"] == 0
     assert 600 - 150 < summary["requests"] < 600 + 150  # Poisson 100/s for 6 s
