@@ -150,22 +150,28 @@ class _JsonHttpUser(_InferenceMixin, FastHttpUser):
         ) as response:
             return _http_answer(response, type(self).answer_labels, request.expected)
 
-    def _open_loop_pool(self) -> KeepAliveHttpPool:
-        pool = self.__dict__.get("_keep_alive_pool")
-        if pool is None:
-            pool = self.__dict__["_keep_alive_pool"] = KeepAliveHttpPool(
-                self.host or "", self.network_timeout, self.connection_timeout
+    def _open_loop_pool(self) -> KeepAliveHttpPool | None:
+        """The lean pool for plain-http targets; None for https (FastHttpSession serves)."""
+        if "_keep_alive_pool" not in self.__dict__:
+            plain = urlsplit(self.host or "").scheme == "http"
+            self.__dict__["_keep_alive_pool"] = (
+                KeepAliveHttpPool(self.host or "", self.network_timeout, self.connection_timeout)
+                if plain
+                else None
             )
-        return pool
+        return self.__dict__["_keep_alive_pool"]
 
     def warm_open_loop(self, connections: int) -> int:
         """Open connections for `send_open_loop` before the load starts."""
-        return self._open_loop_pool().warm(connections)
+        pool = self._open_loop_pool()
+        return 0 if pool is None else pool.warm(connections)
 
     def send_open_loop(self, request: Prepared) -> Answer:
         """`send` over the lean keep-alive pool (`scenarios.rawhttp`): the open-loop
         driver's hot path. Same bytes on the wire; Locust's stats still see the request."""
         pool = self._open_loop_pool()
+        if pool is None:
+            return self.send(request)
         start = time.perf_counter()
         answer = pool.post(request.target[2])
         elapsed_ms = (time.perf_counter() - start) * 1000.0

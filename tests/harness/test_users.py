@@ -50,6 +50,19 @@ for label, base, host in (("http", KServeHttpUser, http_url), ("grpc", KServeGrp
         "random_ok": None if random_answer is None else random_answer.ok,
         "events": seen,
     }
+    if label != "grpc":  # the open-loop driver's lean HTTP path, same checks
+        del events[:]
+        warmed = user.warm_open_loop(4)
+        lean = [g.get() for g in [gevent.spawn(user.send_open_loop, r) for r in good]]
+        lean_missing = user.send_open_loop(user.prepare("digits/9", "digits", "9", samples[0]))
+        secure = type("S", (base,), {"host": "https://127.0.0.1:1", "model": "m"})(env)
+        out[label + "-open-loop"] = {
+            "ok": sum(a.ok for a in lean), "checked": sum(a.checked for a in lean),
+            "correct": sum(a.correct for a in lean), "missing_ok": lean_missing.ok,
+            "events": list(events), "warmed": warmed,
+            "opened": user._open_loop_pool().opened,
+            "https_pool": secure._open_loop_pool() is not None,
+        }
 print(json.dumps(out))
 """
 
@@ -80,3 +93,15 @@ def test_protocol_users_answer_correctly_and_fire_locust_events(stack: LocalStac
         assert names.count("digits/2") == 40 and names.count("digits/9") == 1, protocol
         assert [ok for name, ok in stats["events"] if name == "digits/9"] == [False]
     assert seen["http"]["random_ok"] is True and seen["grpc"]["random_ok"] is True
+    for protocol in ("http-open-loop", "tfserving-open-loop"):
+        stats = seen[protocol]
+        assert stats["ok"] == stats["checked"] == 40, (protocol, stats)
+        assert stats["correct"] >= 36, (protocol, stats)
+        assert stats["missing_ok"] is False, protocol
+        names = [name for name, _ in stats["events"]]  # Locust's stats see every request
+        assert names.count("digits/2") == 40 and names.count("digits/9") == 1, protocol
+        assert [ok for name, ok in stats["events"] if name == "digits/9"] == [False]
+        # 40 concurrent requests: the 4 warmed connections plus what the burst needed, at
+        # most one per request in flight; keep-alive reused them (not 41 connections)
+        assert stats["warmed"] == 4 and 4 <= stats["opened"] <= 40, (protocol, stats)
+        assert stats["https_pool"] is False  # https targets stay on FastHttpSession
