@@ -5,7 +5,9 @@ request (closed loop), so a stalled server silently slows the generator down and
 never appears in the percentiles (coordinated omission). Here one driver greenlet per worker
 walks a precomputed schedule (`harness.load.schedule`) and *spawns* each request at its
 intended time as a raw greenlet (cheap: no Greenlet object, no pool semaphore), at most
-`max_outstanding` in flight; latency is recorded from the intended time.
+`max_outstanding` in flight; latency is recorded from the intended time. Between requests
+the driver sleeps on a precise wake timer (`scenarios.waketimer`), never earlier than due;
+with timer slack it wakes at most once per `min_wake_gap_s` and sends what fell due together.
 
 Honesty when the generator cannot keep up, measured, never hidden:
   * schedule lag = actual send - intended start, per request, summarised per second;
