@@ -160,7 +160,9 @@ class KeepAliveHttpPool:
         response, parser, sock = conn.response, conn.parser, conn.sock
         response.reset()
         try:
-            sock.sendall(wire)
+            sent = sock.send(wire)  # one syscall for a request that fits the socket buffer;
+            if sent < len(wire):  # gevent's sendall would first ask the kernel for SO_SNDBUF
+                sock.sendall(memoryview(wire)[sent:])
             while not response.complete:
                 data = sock.recv(RECV_BYTES)
                 if data:

@@ -208,6 +208,17 @@ def test_keep_alive_reuses_one_connection_and_sends_exact_bytes(serve, pools) ->
     assert all(request.raw == wire for request in server.requests)
 
 
+def test_request_larger_than_the_socket_buffer_goes_out_whole(serve, pools) -> None:
+    """The first send() takes what fits the socket buffer; the rest must follow."""
+    server = serve(reversing)
+    pool = pools(server.url)
+    body = bytes(range(256)) * (24 * 1024)  # 6 MiB: far beyond one send on loopback
+    answer = pool.post(wire_for(server.url, body))
+    assert (answer.status, answer.error) == (200, "")
+    assert answer.body == body[::-1]
+    assert server.requests[0].body == body
+
+
 def test_connection_close_answers_open_a_connection_per_request(serve, pools) -> None:
     def closing(peer: Peer, server: RawServer) -> None:
         request = peer.read_request()
