@@ -80,6 +80,9 @@ class HdrLayout:
         return (lowest + (1 << (bucket + self.unit_magnitude)) - 1).astype(np.float64)
 
 
+_LAYOUT = HdrLayout()  # the layout of `new_histogram()`
+
+
 def new_histogram() -> HdrHistogram:
     """An empty histogram with the project's fixed range and precision."""
     return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
@@ -98,6 +101,24 @@ def clear_histogram(histogram: HdrHistogram) -> None:
     histogram.max_value = 0
     histogram.start_time_stamp_msec = sys.maxsize
     histogram.end_time_stamp_msec = 0
+
+
+def record_values(histogram: HdrHistogram, values_us: list[int] | np.ndarray) -> None:
+    """`record_value` for many values at once (each within 0 .. HIGHEST_US): one numpy pass
+    instead of ~2 us of Python per value. Same slots, totals, min and max as hdrh."""
+    values = np.asarray(values_us, dtype=np.int64)
+    if values.size == 0:
+        return
+    counts = histogram.counts
+    if not isinstance(counts, ctypes.Array):  # another hdrh layout: the slow, sure way
+        for value in values.tolist():
+            histogram.record_value(value)
+        return
+    view = np.asarray(memoryview(counts))  # hdrh's own counts, no copy
+    view += np.bincount(_LAYOUT.index_of(values), minlength=view.size).astype(view.dtype)
+    histogram.total_count += int(values.size)
+    histogram.min_value = min(histogram.min_value, int(values.min()))
+    histogram.max_value = max(histogram.max_value, int(values.max()))
 
 
 def decode_histogram(blob: bytes) -> HdrHistogram:
@@ -146,8 +167,15 @@ class _Window:
     correct: int = 0
     rejected: int = 0
     healthy: bool = True
+    # values (us) not yet in the histograms: appending is ~20x cheaper than hdrh's
+    # pure-Python record_value, and they go in all at once, vectorised, at `to_record`
+    pending: list[int] = field(default_factory=list)
+    pending_uncorrected: list[int] = field(default_factory=list)
 
     def to_record(self, key: WindowKey) -> WindowRecord:
+        record_values(self.corrected, self.pending)
+        record_values(self.uncorrected, self.pending_uncorrected)
+        self.pending, self.pending_uncorrected = [], []
         return WindowRecord(
             second=key[0],
             endpoint=key[1],
@@ -211,9 +239,17 @@ class LatencyRecorder:
         window.checked += checked
         window.correct += correct
         corrected, uncorrected = to_us(done_s - intended_s), to_us(done_s - sent_s)
-        # HdrHistogram's buckets reach ~68 s; the contract's range ends at 60 s, so enforce it.
-        accepted = corrected <= HIGHEST_US and window.corrected.record_value(corrected)
-        accepted &= uncorrected <= HIGHEST_US and window.uncorrected.record_value(uncorrected)
+        # HdrHistogram's buckets reach ~68 s; the contract's range ends at 60 s, so enforce it
+        # (and, like hdrh's record_value, refuse negative values).
+        accepted = True
+        if 0 <= corrected <= HIGHEST_US:
+            window.pending.append(corrected)
+        else:
+            accepted = False
+        if 0 <= uncorrected <= HIGHEST_US:
+            window.pending_uncorrected.append(uncorrected)
+        else:
+            accepted = False
         if not accepted:
             window.rejected += 1
             self.rejected += 1

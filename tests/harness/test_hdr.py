@@ -16,6 +16,7 @@ from harness.load.hdr import (
     clear_histogram,
     decode_histogram,
     new_histogram,
+    record_values,
 )
 
 PERCENTILES = [0, 1, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100]
@@ -203,3 +204,22 @@ def test_recorder_reuses_histograms_and_windows_stay_exact() -> None:
         assert _same(
             decode_histogram(mine.hdr_uncorrected), decode_histogram(theirs.hdr_uncorrected)
         )
+
+
+def test_record_values_matches_hdrh_record_value_one_by_one() -> None:
+    rng = np.random.default_rng(3)
+    values = np.concatenate(
+        [
+            rng.lognormal(np.log(2_000), 1.5, 5000).astype(np.int64),
+            [0, 1, 2047, 2048, 59_999_999, 60_000_000],  # edges of the range and of a bucket
+        ]
+    )
+    values = np.clip(values, 0, 60_000_000)
+    bulk, single = new_histogram(), new_histogram()
+    bulk.record_value(17)  # bulk adds to what is already there
+    single.record_value(17)
+    record_values(bulk, values)
+    for value in values.tolist():
+        single.record_value(value)
+    assert _same(bulk, single)
+    assert bulk.encode() == single.encode()
