@@ -39,6 +39,10 @@ MSG_START, MSG_FINISH = "harness_start", "harness_finish"
 MSG_WINDOWS, MSG_FINAL = "harness_windows", "harness_final"
 
 
+def _yield() -> None:
+    gevent.sleep(0)
+
+
 class WorkerRuntime:
     def __init__(self, environment: Any, spec: RunSpec) -> None:
         self.environment = environment
@@ -141,7 +145,8 @@ class WorkerRuntime:
         else:
             seconds = sorted({s for s in pending if s < before_second} | {before_second - 1})
         health = self._health([s for s in seconds if s >= 0 or s in pending])
-        records = self.recorder.flush(before_second)
+        pause = None if before_second is None else _yield  # the final report need not yield
+        records = self.recorder.flush(before_second, pause)
         message = MSG_FINAL if before_second is None else MSG_WINDOWS
         data: dict[str, Any] = {
             "worker": self.worker_index,

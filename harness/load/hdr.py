@@ -23,7 +23,7 @@ from __future__ import annotations
 import ctypes
 import math
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -262,11 +262,17 @@ class LatencyRecorder:
             if key[0] == second:
                 window.healthy = False
 
-    def flush(self, before_second: int | None = None) -> list[WindowRecord]:
-        """Pop and encode windows with second < `before_second` (None: all of them)."""
+    def flush(
+        self, before_second: int | None = None, pause: Callable[[], None] | None = None
+    ) -> list[WindowRecord]:
+        """Pop and encode windows with second < `before_second` (None: all of them).
+        `pause` is called before each window (a worker yields there, so that encoding a
+        busy second's windows never holds up its event loop for long in one piece)."""
         done = [k for k in self._windows if before_second is None or k[0] < before_second]
         records = []
         for key in sorted(done):
+            if pause is not None:
+                pause()
             window = self._windows.pop(key)
             records.append(window.to_record(key))
             self._recycle(window.corrected)
