@@ -42,6 +42,12 @@ from harness.config import validate_scenario  # noqa: E402
 from harness.load.api import run_scenario  # noqa: E402
 from harness.stack.nginx import bind_listener, find_nginx  # noqa: E402
 
+GENERATOR_CORE, OTHERS_CORE = 1, 0  # the generator gets a core of its own (when there are 2)
+
+
+# decided once, before this process pins itself to one core
+CAN_PIN = hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
+
 ANSWER = '{"outputs":[{"name":"label","datatype":"INT64","shape":[1],"data":[0]}]}'
 METADATA = (
     '{"name":"m","versions":["1"],"inputs":[{"name":"input","datatype":"FP32","shape":[-1,4]}]}'
@@ -109,7 +115,7 @@ def baseline_rps(url: str, work: Path, users: int, seconds: int) -> tuple[float,
     locustfile = work / "plain_locustfile.py"
     locustfile.write_text(BASELINE_LOCUSTFILE)
     prefix = work / "plain"
-    cmd = ["taskset", "-c", str(GENERATOR_CORE)] if pinning_possible() else []
+    cmd = ["taskset", "-c", str(GENERATOR_CORE)] if CAN_PIN else []
     cmd += [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", url]
     cmd += ["-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--csv", str(prefix)]
     cmd += ["--only-summary", "--loglevel", "ERROR", "--exit-code-on-error", "0"]
@@ -122,17 +128,6 @@ def baseline_rps(url: str, work: Path, users: int, seconds: int) -> tuple[float,
     return float(rows["Aggregated"]["Requests/s"]), 1e6 * cpu_s / total
 
 
-GENERATOR_CORE, OTHERS_CORE = 1, 0  # the generator gets a core of its own (when there are 2)
-
-
-# decided once, before this process pins itself to one core
-CAN_PIN = hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
-
-
-def pinning_possible() -> bool:
-    return CAN_PIN
-
-
 class PinWorkers:
     """While active, moves every Locust worker started under `out` onto GENERATOR_CORE
     (the orchestrator, master and nginx stay on OTHERS_CORE), as the baseline is pinned."""
@@ -142,7 +137,7 @@ class PinWorkers:
         self.thread = threading.Thread(target=self._loop, daemon=True)
 
     def __enter__(self) -> PinWorkers:
-        if pinning_possible():
+        if CAN_PIN:
             self.thread.start()
         return self
 
@@ -246,7 +241,7 @@ def timer_floor() -> dict[str, float]:
     """Wake-up lateness of a bare timer loop on the generator's core (ms): the host's own
     share of any schedule lag. On a shared VM it swings from ~0.1 to several ms p99; when
     its p99 nears 1 ms no generator that sleeps can meet the lag criterion in that run."""
-    cmd = ["taskset", "-c", str(GENERATOR_CORE)] if pinning_possible() else []
+    cmd = ["taskset", "-c", str(GENERATOR_CORE)] if CAN_PIN else []
     cmd += [sys.executable, "-c", TIMER_FLOOR_CODE]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env, timeout=60)
@@ -303,7 +298,7 @@ def main() -> None:
     parser.add_argument("--soak-only", action="store_true", help="only the memory soak")
     args = parser.parse_args()
     if args.soak_only:
-        if pinning_possible():
+        if CAN_PIN:
             os.sched_setaffinity(0, {OTHERS_CORE})
         with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
             nginx = StaticNginx(Path(tmp) / "nginx")
@@ -314,7 +309,7 @@ def main() -> None:
         print(json.dumps({"soak": soak}, indent=2))
         return
     seconds = 4.0 if args.quick else 10.0
-    if pinning_possible():  # this process (orchestrator), nginx and the Locust master
+    if CAN_PIN:  # this process (orchestrator), nginx and the Locust master
         os.sched_setaffinity(0, {OTHERS_CORE})
     with tempfile.TemporaryDirectory(prefix="bench-loadgen-") as tmp:
         work = Path(tmp)

@@ -46,7 +46,6 @@ class ScheduleStats:
     lags: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
     dropped: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     outstanding_max: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    lag_record: Callable[[float], None] | None = None  # every lag, as it happens (run total)
     sent_total: int = 0
     dropped_total: int = 0
     abandoned_total: int = 0
@@ -57,8 +56,6 @@ class ScheduleStats:
     def sent(self, intended: float, lag: float) -> None:
         self.lags[self.second_of(intended)].append(lag)
         self.sent_total += 1
-        if self.lag_record is not None:
-            self.lag_record(lag)
 
     def drop(self, intended: float) -> None:
         self.dropped[self.second_of(intended)] += 1

@@ -1,11 +1,11 @@
 """A lean HTTP/1.1 keep-alive client for the open-loop driver's hot path (gevent sockets).
 
-Why not Locust's FastHttpSession here: it costs ~120 us of CPU per request on this project's
+Why not Locust's FastHttpSession here: it costs 150-220 us of CPU per request on this project's
 development machine (header dicts, response objects, cookie handling, a liveness probe of
 the socket before every reuse), which caps one worker process at ~7 k requests/s closed
 loop -- and an open-loop generator also needs head-room to keep its schedule. The open
 loop sends a small fixed set of requests prepared before the run, so the request bytes are
-built once and a request is `sendall` + `recv` + httptools' C parser. Requests still fire
+built once and a request is one `send` + `recv` + httptools' C parser. Requests still fire
 Locust's `request` event, so Locust's own statistics see every one of them; hand-written
 locustfiles and closed-loop runs keep using FastHttpUser's client.
 
@@ -50,7 +50,16 @@ class HttpAnswer:
 class _Response:
     """httptools callbacks for one connection; reused response after response."""
 
-    __slots__ = ("chunks", "complete", "delimited", "head_done", "keep_alive", "parser", "status")
+    __slots__ = (
+        "chunks",
+        "complete",
+        "delimited",
+        "extra",
+        "head_done",
+        "keep_alive",
+        "parser",
+        "status",
+    )
 
     def __init__(self) -> None:
         self.chunks: list[bytes] = []
@@ -59,11 +68,16 @@ class _Response:
         self.keep_alive = False
         self.delimited = False  # Content-Length or chunked: the body's end is in the message
         self.head_done = False
+        self.extra = False  # bytes after the answer: nobody asked for them, drop the connection
         self.parser: httptools.HttpResponseParser | None = None
 
     def reset(self) -> None:
         self.chunks.clear()
-        self.complete = self.delimited = self.head_done = False
+        self.complete = self.delimited = self.head_done = self.extra = False
+
+    def on_message_begin(self) -> None:
+        if self.complete:  # a second answer in the same read
+            self.extra = True
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if len(name) in (14, 17) and name.lower() in (b"content-length", b"transfer-encoding"):
@@ -73,9 +87,12 @@ class _Response:
         self.head_done = True
 
     def on_body(self, body: bytes) -> None:
-        self.chunks.append(body)
+        if not self.extra:
+            self.chunks.append(body)
 
     def on_message_complete(self) -> None:
+        if self.extra:
+            return
         # read here: once the message is complete the parser resets for the next one
         parser = self.parser
         self.status = parser.get_status_code()
@@ -97,12 +114,12 @@ class _Connection:
         """False if the peer closed (or reset) the connection while it was idle."""
         raw = getattr(self.sock, "_sock", self.sock)  # gevent's recv would wait; this must not
         try:
-            data = raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
         except BlockingIOError:
             return True  # nothing to read: still open
         except OSError:
             return False
-        return bool(data)  # b"": closed by the peer; unexpected bytes: not trustworthy either
+        return False  # b"": closed by the peer; bytes nobody asked for: not reusable either
 
 
 class KeepAliveHttpPool:
@@ -174,12 +191,14 @@ class KeepAliveHttpPool:
                 else:
                     raise ConnectionError("connection closed by the server mid-answer")
         except (OSError, httptools.HttpParserError) as exc:
-            sock.close()
-            return HttpAnswer(0, error=f"{type(exc).__name__}: {exc}")
+            if not response.complete:
+                sock.close()
+                return HttpAnswer(0, error=f"{type(exc).__name__}: {exc}")
+            response.extra = True  # garbage after a complete answer: keep the answer only
         chunks = response.chunks
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         status = response.status
-        if response.keep_alive:
+        if response.keep_alive and not response.extra:
             conn.idle_since = time.monotonic()
             self._idle.append(conn)
         else:

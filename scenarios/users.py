@@ -111,20 +111,30 @@ class _InferenceMixin:
         return self.send(next(pool))
 
 
-def _http_answer(response: Any, decode: Any, expected: np.ndarray | None) -> Answer:
-    if response.status_code != 200:
-        detail = (response.text or "")[:200] if response.status_code else str(response.error)
-        response.failure(f"HTTP {response.status_code}: {detail}")
-        return Answer(False)
+def _judge_http(
+    status: int, body: bytes, transport_error: str, decode: Any, expected: np.ndarray | None
+) -> tuple[Answer, str | None]:
+    """(answer, why it failed or None) of one HTTP inference answer; status 0: no answer."""
+    if status != 200:
+        detail = body[:200].decode("utf-8", "replace") if status else transport_error
+        return Answer(False), f"HTTP {status}: {detail}"
     if expected is None:  # nothing to check: do not spend the generator's CPU decoding
-        return Answer(True)
+        return Answer(True), None
     try:
-        predicted = decode(response.content)
+        predicted = decode(body)
     except (ValueError, KeyError, IndexError, TypeError) as exc:
-        response.failure(f"malformed answer: {exc}")
-        return Answer(False)
-    checked, correct = count_correct(expected, predicted)
-    return Answer(True, checked, correct)
+        return Answer(False), f"malformed answer: {exc}"
+    return Answer(True, *count_correct(expected, predicted)), None
+
+
+def _http_answer(response: Any, decode: Any, expected: np.ndarray | None) -> Answer:
+    """`_judge_http` for a Locust FastHttpSession response (marked failed through it)."""
+    status = response.status_code
+    error = "" if status else str(response.error)  # `error` exists only without an answer
+    answer, failure = _judge_http(status, response.content or b"", error, decode, expected)
+    if failure is not None:
+        response.failure(failure)
+    return answer
 
 
 class _JsonHttpUser(_InferenceMixin, FastHttpUser):
@@ -175,24 +185,15 @@ class _JsonHttpUser(_InferenceMixin, FastHttpUser):
         start = time.perf_counter()
         answer = pool.post(request.target[2])
         elapsed_ms = (time.perf_counter() - start) * 1000.0
-        result, error = Answer(False), None
-        if answer.status != 200:
-            detail = answer.body[:200].decode("utf-8", "replace") or answer.error
-            error = CatchResponseError(f"HTTP {answer.status}: {detail}")
-        elif request.expected is None:
-            result = Answer(True)
-        else:
-            try:
-                predicted = type(self).answer_labels(answer.body)
-                result = Answer(True, *count_correct(request.expected, predicted))
-            except (ValueError, KeyError, IndexError, TypeError) as exc:
-                error = CatchResponseError(f"malformed answer: {exc}")
+        result, failure = _judge_http(
+            answer.status, answer.body, answer.error, type(self).answer_labels, request.expected
+        )
         self.environment.events.request.fire(
             request_type="POST",
             name=request.name,
             response_time=elapsed_ms,
             response_length=len(answer.body),
-            exception=error,
+            exception=None if failure is None else CatchResponseError(failure),
             context={},
         )
         return result

@@ -124,10 +124,10 @@ class WorkerRuntime:
         cpu = self._cpu_percent()
         out = []
         for second in seconds:
-            lags, dropped, outstanding = self.stats.pop(second)
-            if lags:  # all at once, vectorised (a Python loop here stalled the event loop)
-                lag_us = np.rint(np.asarray(lags) * 1e6).astype(np.int64)
-                record_values(self.lag_histogram, np.clip(lag_us, 1, HIGHEST_US))
+            lag_list, dropped, outstanding = self.stats.pop(second)
+            lags = np.asarray(lag_list, dtype=np.float64)  # vectorised: a Python loop over
+            # thousands of lags here stalled the event loop
+            record_values(self.lag_histogram, np.clip(np.rint(lags * 1e6), 1, HIGHEST_US))
             health = evaluate_second(
                 second, self.worker_index, lags, cpu, dropped, outstanding, self.spec.health
             )

@@ -76,8 +76,6 @@ def test_every_request_sent_once_in_order_never_early(early_s: float) -> None:
     send = FakeSend()
     origin = time.perf_counter() + 0.02 - 0.9  # first arrival ~40 ms from now
     driver = make_driver(send, origin, early_s=early_s)
-    lags_seen: list[float] = []
-    driver.stats.lag_record = lags_seen.append
     driver.run(schedule)
     assert driver.drain(5.0) == 0
 
@@ -95,7 +93,6 @@ def test_every_request_sent_once_in_order_never_early(early_s: float) -> None:
     assert {second: len(lags) for second, lags in stats.lags.items()} == per_second
     expected_lags = sorted(s - i for s, i in zip(sent, intended, strict=True))
     assert sorted(stats.lags[0] + stats.lags[1]) == expected_lags
-    assert sorted(lags_seen) == expected_lags
     assert max(expected_lags) < 0.5  # loose: an idle driver is far better than this
     assert stats.seconds() == {0, 1}
     lags, dropped, outstanding = stats.pop(0)

@@ -288,6 +288,31 @@ def test_connection_closed_while_idle_is_replaced(serve, pools, monkeypatch) -> 
     assert len(server.requests) == 2
 
 
+def test_idle_connection_with_unasked_bytes_is_not_reused(serve, pools, monkeypatch) -> None:
+    """Bytes arriving on an idle connection (a stray or duplicated answer) would be read as
+    the next request's answer: such a connection is dropped, not reused."""
+    stray = threading.Event()
+
+    def answer_then_babble(peer: Peer, server: RawServer) -> None:
+        while (request := peer.read_request()) is not None:
+            server.record(request)
+            peer.send(answer(200, request.body[::-1]))
+            if len(server.requests) == 1:
+                peer.send(answer(200, b"stray"))  # nobody asked for this one
+                stray.set()
+
+    monkeypatch.setattr(rawhttp, "PROBE_AFTER_IDLE_S", 0.0)
+    server = serve(answer_then_babble)
+    pool = pools(server.url)
+    first = pool.post(wire_for(server.url, b"ab"))
+    assert (first.status, first.body) == (200, b"ba")
+    assert stray.wait(5)
+    time.sleep(0.01)
+    second = pool.post(wire_for(server.url, b"cd"))
+    assert (second.status, second.body, second.error) == (200, b"dc", "")
+    assert pool.opened == 2
+
+
 def test_server_that_never_answers_times_out(serve, pools) -> None:
     def silent(peer: Peer, server: RawServer) -> None:
         request = peer.read_request()
