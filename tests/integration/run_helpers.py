@@ -15,6 +15,7 @@ from hdrh.histogram import HdrHistogram
 from harness.config import Scenario, validate_scenario
 from harness.load.hdr import decode_histogram, new_histogram, to_us
 from harness.results import read_run
+from tests.integration.cli_helpers import wait_for
 
 
 def scenario(url: str, load: dict[str, Any], **extra: Any) -> Scenario:
@@ -52,16 +53,6 @@ def histogram_of(seconds: np.ndarray) -> HdrHistogram:
 
 def ms(hist: HdrHistogram, percentile: float) -> float:
     return hist.get_value_at_percentile(percentile) / 1000.0
-
-
-def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
 
 
 def epoch_of(run_dir: Path, timeout_s: float = 60.0) -> float:

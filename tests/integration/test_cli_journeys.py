@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +32,7 @@ import pytest
 import yaml
 
 from harness.analysis.manifests import validate_manifest
-from tests.integration.cli_helpers import cli_env, harness_cmd, run_cli, wait_for
+from tests.integration.cli_helpers import cli_env, ctrl_c, harness_cmd, reaped, run_cli, wait_for
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -227,15 +225,10 @@ def test_ctrl_c_mid_run_keeps_windows_and_says_incomplete(
         cmd, cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, start_new_session=True,
     )  # fmt: skip
-    try:
+    with reaped(proc):
         stream = run_dir / "stream" / "windows.jsonl"
         wait_for(lambda: stream.exists() and stream.read_text().count("\n") >= 3, 90, "windows")
-        os.killpg(proc.pid, signal.SIGINT)
-        output, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        output = ctrl_c(proc)
     assert proc.returncode == 130, output[-3000:]
     run = read_json(run_dir / "run.json")
     summary = read_json(run_dir / "summary.json")
@@ -330,19 +323,14 @@ def test_ctrl_c_mid_sweep_stops_the_sweep(model_repository: Path, tmp_path: Path
         cmd, cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, start_new_session=True,
     )  # fmt: skip
-    try:
+    with reaped(proc):
 
         def first_window() -> bool:
             streams = list(out.glob("*/steps/step00-*/stream/windows.jsonl"))
             return bool(streams) and streams[0].read_text().count("\n") >= 1
 
         wait_for(first_window, 90, "the first step's windows")
-        os.killpg(proc.pid, signal.SIGINT)
-        output, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        output = ctrl_c(proc)
     assert proc.returncode == 130, output[-3000:]
     (sweep_dir,) = [p for p in out.iterdir() if p.is_dir()]
     run = read_json(sweep_dir / "run.json")

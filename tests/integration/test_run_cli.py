@@ -16,8 +16,9 @@ import yaml
 
 from harness.cli.main import main
 from harness.load.api import run_scenario
+from tests.integration.cli_helpers import reaped, wait_for
 from tests.integration.delay_server import DelayServerProcess
-from tests.integration.run_helpers import epoch_of, scenario, wait_for
+from tests.integration.run_helpers import epoch_of, scenario
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -88,17 +89,13 @@ def test_sigint_mid_run_keeps_windows_and_says_incomplete(tmp_path: Path) -> Non
         cmd = [sys.executable, "-m", "harness.cli.main", "run", str(path), "--out", str(out),
                "--run-id", "interrupted", "--no-progress"]  # fmt: skip
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        try:
+        with reaped(proc):
             windows = run_dir / "stream" / "windows.jsonl"
             wait_for(
                 lambda: windows.exists() and windows.read_text().count("\n") >= 2, 90, "windows"
             )
             proc.send_signal(signal.SIGINT)
             output, _ = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
     assert proc.returncode == 130, output.decode()[-2000:]
     run = json.loads((run_dir / "run.json").read_text())
     summary = json.loads((run_dir / "summary.json").read_text())

@@ -30,7 +30,14 @@ from sklearn.datasets import load_digits
 
 from harness.stack.local import StackState, stop_state
 from harness.stack.server_process import LISTENING_RE, pid_alive
-from tests.integration.cli_helpers import cli_env, harness_cmd, run_cli, wait_for
+from tests.integration.cli_helpers import (
+    cli_env,
+    ctrl_c,
+    harness_cmd,
+    reaped,
+    run_cli,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -169,22 +176,17 @@ def test_foreground_up_stops_everything_on_a_signal(
         cmd, cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, start_new_session=True,
     )  # fmt: skip
-    with stack_cleanup(state_dir):
-        try:
-            state = wait_for(lambda: read_state(state_dir), 90, "the stack state file")
-            pids = state_pids(state)
-            assert len(pids) == replicas + (1 if replicas > 1 else 0)
-            assert all(pid_alive(p) for p in pids)
-            assert infer_labels_http(state.url, digits_samples(4)[0]).shape == (4,)
-            if how.startswith("SIGTERM"):
-                proc.send_signal(signal.SIGTERM)
-            else:
-                os.killpg(proc.pid, signal.SIGINT)
+    with stack_cleanup(state_dir), reaped(proc):
+        state = wait_for(lambda: read_state(state_dir), 90, "the stack state file")
+        pids = state_pids(state)
+        assert len(pids) == replicas + (1 if replicas > 1 else 0)
+        assert all(pid_alive(p) for p in pids)
+        assert infer_labels_http(state.url, digits_samples(4)[0]).shape == (4,)
+        if how.startswith("SIGTERM"):
+            proc.send_signal(signal.SIGTERM)
             output, _ = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        else:
+            output = ctrl_c(proc)
     assert proc.returncode == 0, output[-2000:]
     assert "stack stopped" in output
     assert not any(pid_alive(p) for p in pids)
@@ -216,7 +218,7 @@ def test_serve_prints_its_ports_serves_tritonclient_and_exits_0_on_sigterm(
     with open(log, "wb") as stderr:
         proc = subprocess.Popen(cmd, cwd=REPO, env=cli_env(), stdout=subprocess.PIPE,
                                 stderr=stderr, text=True)  # fmt: skip
-    try:
+    with proc, reaped(proc):  # reaped first, then Popen closes its stdout pipe
         ports = _read_listening_line(proc, 90)
         assert len(set(ports.values())) == 3 and all(p > 0 for p in ports.values())
         x, truth = digits_samples(40)
@@ -232,12 +234,6 @@ def test_serve_prints_its_ports_serves_tritonclient_and_exits_0_on_sigterm(
         assert sum(float(v) for v in served) >= 2  # both calls counted, Triton's metric name
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
     assert not pid_alive(proc.pid)
     # `--device cpu` is said in the log, as `python -m reference_server` says it
     assert "provider CPUExecutionProvider" in log.read_text()

@@ -252,6 +252,16 @@ def test_sweep_cli_then_plan_from_it(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert any("given by hand" in n for n in op20["notes"])
 
 
+def write_open_scenario(tmp_path: Path, name: str, rate: float) -> Path:
+    """An open-loop Poisson scenario file (its target is never reached: run_scenario is faked)."""
+    path = tmp_path / "open.yaml"
+    target = {"url": "http://127.0.0.1:9", "protocol": "kserve-http", "model": "digits"}
+    load = {"mode": "open", "arrival": "poisson", "rate": rate, "duration": "10s"}
+    scenario = {"name": name, "target": target, "load": load, "slo": {"p99_ms": 50}}
+    path.write_text(yaml.safe_dump(scenario))
+    return path
+
+
 def fake_open_loop(scenario: Scenario, out_dir: Path, run_id=None, show_progress=True):
     """Open loop M/M/1-like: saturates at 1000 req/s, mean 4/(1-u) ms, p99 = 4.6 x mean."""
     rate = float(scenario.load.rate)
@@ -276,21 +286,7 @@ def test_open_loop_sweep_then_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     import harness.load.api
 
     monkeypatch.setattr(harness.load.api, "run_scenario", fake_open_loop)
-    scen = tmp_path / "open.yaml"
-    scen.write_text(
-        yaml.safe_dump(
-            {
-                "name": "open-sweep",
-                "target": {
-                    "url": "http://127.0.0.1:9",
-                    "protocol": "kserve-http",
-                    "model": "digits",
-                },
-                "load": {"mode": "open", "arrival": "poisson", "rate": 10, "duration": "10s"},
-                "slo": {"p99_ms": 50},
-            }
-        )
-    )
+    scen = write_open_scenario(tmp_path, "open-sweep", 10)
     out = tmp_path / "results"
     assert (
         main(
@@ -401,11 +397,7 @@ def test_steps_the_generator_could_not_measure_are_flagged_not_hidden(
     import harness.load.api
 
     monkeypatch.setattr(harness.load.api, "run_scenario", starved_generator)
-    scen = tmp_path / "open.yaml"
-    target = {"url": "http://127.0.0.1:9", "protocol": "kserve-http", "model": "digits"}
-    load = {"mode": "open", "arrival": "poisson", "rate": 100, "duration": "10s"}
-    scen.write_text(yaml.safe_dump({"name": "starved", "target": target, "load": load,
-                                    "slo": {"p99_ms": 50}}))  # fmt: skip
+    scen = write_open_scenario(tmp_path, "starved", 100)
     out = tmp_path / "results"
     argv = ["sweep", str(scen), "--out", str(out), "--no-progress", "--max-steps", "4"]
     assert main(argv) == 0
@@ -432,11 +424,7 @@ def test_ctrl_c_in_a_step_stops_the_sweep(tmp_path: Path, monkeypatch: pytest.Mo
         return outcome
 
     monkeypatch.setattr(harness.load.api, "run_scenario", interrupted_at_second_step)
-    scen = tmp_path / "open.yaml"
-    target = {"url": "http://127.0.0.1:9", "protocol": "kserve-http", "model": "digits"}
-    load = {"mode": "open", "arrival": "poisson", "rate": 50, "duration": "10s"}
-    scen.write_text(yaml.safe_dump({"name": "stopped", "target": target, "load": load,
-                                    "slo": {"p99_ms": 50}}))  # fmt: skip
+    scen = write_open_scenario(tmp_path, "stopped", 50)
     out = tmp_path / "results"
     assert main(["sweep", str(scen), "--out", str(out), "--no-progress"]) == 130
     assert calls == [50.0, 100.0], "no step may start after the interrupted one"
