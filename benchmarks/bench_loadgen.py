@@ -318,7 +318,7 @@ def main() -> None:
             base, base_cpu_us = baseline_rps(nginx.url, work, users=50, seconds=int(seconds))
             print(f"baseline: plain Locust FastHttpUser closed loop, 1 process: {base:.0f} req/s,"
                   f" {base_cpu_us:.1f} CPU us/request")  # fmt: skip
-            fractions = (1.2, 1.05, 0.9, 0.75, 0.6, 0.4, 0.25, 0.15, 0.08, 0.04)
+            fractions = (1.6, 1.35, 1.15, 1.0, 0.9, 0.75, 0.6, 0.4, 0.25, 0.15, 0.08, 0.04)
             floor_before = timer_floor()
             best = highest_open_rate(nginx.url, work / "runs", base, seconds, fractions)
             floor_after = timer_floor()
