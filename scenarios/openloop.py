@@ -8,9 +8,11 @@ intended time on a sender greenlet, at most `max_outstanding` in flight; latency
 from the intended time. Sender greenlets are raw greenlets (no Greenlet object, no pool
 semaphore) kept parked between requests and reused: a fresh greenlet per request makes
 CPython 3.11 mmap and munmap a 16 KiB frame stack for it each time (measured: one of each per
-request, with the page faults and TLB flushes they bring). Between requests
-the driver sleeps on a precise wake timer (`scenarios.waketimer`), never earlier than due;
-with timer slack it wakes at most once per `min_wake_gap_s` and sends what fell due together.
+request, with the page faults and TLB flushes they bring). Every `TRIM_EVERY_S` the parked
+senders beyond the peak in flight of that period end, so a burst's senders do not stay.
+Between requests the driver sleeps on a precise wake timer (`scenarios.waketimer`), never
+earlier than due; with timer slack it wakes at most once per `min_wake_gap_s` and sends what
+fell due together.
 
 Honesty when the generator cannot keep up, measured, never hidden:
   * schedule lag = actual send - intended start, per request, summarised per second;
@@ -40,6 +42,9 @@ from scenarios.waketimer import make_wake_timer
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+
+TRIM_EVERY_S = 5.0  # schedule seconds between trims of the parked senders
+KEEP_PARKED = 16  # never trim below this many
 
 
 @dataclass(slots=True)
@@ -123,6 +128,7 @@ class OpenLoopDriver:
         limit, dispatch, early = self.max_outstanding, self._dispatch, self.early_s
         sleep_until, gap = self.timer.sleep_until, self.min_wake_gap_s
         behind, woke = 0, -1.0
+        peak, next_trim = 0, origin + TRIM_EVERY_S
         try:
             for chunk in schedule:
                 arms = pick_arms(self.weights, len(chunk), self.rng).tolist()
@@ -153,12 +159,31 @@ class OpenLoopDriver:
                         stats.drop(intended)
                         continue
                     in_flight.add(dispatch(arm, intended))
-                    stats.outstanding(intended, len(in_flight))
+                    count = len(in_flight)
+                    stats.outstanding(intended, count)
+                    if count > peak:
+                        peak = count
+                    if intended >= next_trim:
+                        self._trim_parked(max(peak, KEEP_PARKED))
+                        peak, next_trim = 0, intended + TRIM_EVERY_S
         finally:
             self.timer.close()
             self._retired = True
             while self._parked:
                 gevent.kill(self._parked.pop())  # parked ones end now; busy ones when done
+
+    @property
+    def parked_senders(self) -> int:
+        return len(self._parked)
+
+    def _trim_parked(self, keep: int) -> None:
+        """End the least recently used parked senders beyond `keep`."""
+        parked = self._parked
+        if len(parked) > keep:
+            excess = len(parked) - keep
+            for sender in parked[:excess]:  # the bottom of the LIFO stack: idle longest
+                gevent.kill(sender)
+            del parked[:excess]
 
     def _dispatch(self, arm: int, intended: float) -> greenlet:
         """Hands one request to a parked sender (or a new one); it starts at the hub's next

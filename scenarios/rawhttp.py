@@ -11,7 +11,8 @@ locustfiles and closed-loop runs keep using FastHttpUser's client.
 
 Semantics kept from a mature client: connections are reused LIFO and opened on demand (up
 to the driver's `max_outstanding`); a connection idle for a while is probed before reuse
-(the server may have closed it) and a failed request never reuses its connection;
+(the server may have closed it), one idle for `CLOSE_AFTER_IDLE_S` is closed (so a burst's
+connections do not stay), and a failed request never reuses its connection;
 `Connection: close` answers, chunked bodies and network timeouts are handled.
 """
 
@@ -28,6 +29,7 @@ from gevent import socket as gsocket
 __all__ = ["HttpAnswer", "KeepAliveHttpPool", "build_post"]
 
 PROBE_AFTER_IDLE_S = 1.0  # probe a reused connection only if it sat idle this long
+CLOSE_AFTER_IDLE_S = 10.0  # close a connection unused this long (what a burst opened)
 RECV_BYTES = 65536
 
 
@@ -136,6 +138,7 @@ class KeepAliveHttpPool:
         self.network_timeout_s = network_timeout_s
         self.connect_timeout_s = connect_timeout_s
         self._idle: list[_Connection] = []
+        self._next_sweep = 0.0
         self.opened = 0  # connections opened over the pool's life (for tests and reports)
 
     def _connect(self) -> _Connection:
@@ -199,11 +202,28 @@ class KeepAliveHttpPool:
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         status = response.status
         if response.keep_alive and not response.extra:
-            conn.idle_since = time.monotonic()
+            conn.idle_since = now = time.monotonic()
             self._idle.append(conn)
+            if now >= self._next_sweep:
+                self._close_idle(now - CLOSE_AFTER_IDLE_S)
+                self._next_sweep = now + CLOSE_AFTER_IDLE_S / 4
         else:
             sock.close()
         return HttpAnswer(status, body)
+
+    def _close_idle(self, unused_since: float) -> None:
+        """Close the connections idle since before `unused_since` (LIFO reuse keeps them
+        at the bottom of the stack)."""
+        idle = self._idle
+        stale = 0
+        while stale < len(idle) and idle[stale].idle_since < unused_since:
+            idle[stale].sock.close()
+            stale += 1
+        del idle[:stale]
+
+    @property
+    def idle_connections(self) -> int:
+        return len(self._idle)
 
     def close(self) -> None:
         while self._idle:

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from greenlet import GreenletExit, getcurrent
 
+from scenarios import openloop
 from scenarios.openloop import OpenLoopDriver, ScheduleStats
 
 
@@ -223,3 +224,29 @@ def test_sender_greenlets_are_reused_and_end_with_the_run() -> None:
     gevent.sleep(0)  # parked senders were killed at the end of the run: let them end
     assert all(g.dead for g in senders.values())
     assert not driver.in_flight
+
+
+def test_parked_senders_beyond_the_recent_peak_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a burst needs 40 senders; afterwards one at a time suffices: the burst's senders must
+    # not stay parked for the rest of the run (memory would follow the worst burst ever)
+    monkeypatch.setattr(openloop, "TRIM_EVERY_S", 0.15)
+    monkeypatch.setattr(openloop, "KEEP_PARKED", 2)
+    parked_seen: list[tuple[float, int]] = []
+    senders: list[object] = []
+
+    def send(arm: int, intended: float, sent: float) -> None:
+        parked_seen.append((intended - origin, driver.parked_senders))
+        senders.append(getcurrent())
+        gevent.sleep(0.05 if len(senders) <= 40 else 0.001)
+
+    burst = np.zeros(40)
+    tail = 0.1 + np.arange(60) * 0.01  # 0.10 .. 0.69 s, one at a time
+    origin = time.perf_counter() + 0.02
+    driver = OpenLoopDriver(send, [1.0], ScheduleStats(origin=origin), 1000, seed=1)
+    driver.run([burst, tail])
+    assert driver.drain(5.0) == 0
+    assert len(parked_seen) == 100
+    assert max(n for t, n in parked_seen if 0.1 <= t < 0.15) >= 30  # the burst's, parked
+    assert max(n for t, n in parked_seen if t >= 0.4) <= 3  # trimmed to the recent need
+    gevent.sleep(0)
+    assert all(g.dead for g in senders)  # trimmed ones ended, the rest with the run

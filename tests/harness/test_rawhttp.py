@@ -436,3 +436,24 @@ def test_body_delimited_by_connection_close(serve, pools) -> None:
     pool = pools(server.url)
     result = pool.post(wire_for(server.url, b"{}"))
     assert (result.status, result.body, result.error) == (200, b"hello", "")
+
+
+def test_connections_idle_past_the_limit_are_closed(serve, pools, monkeypatch) -> None:
+    # a burst opened 4 connections; afterwards one at a time suffices: the unused ones are
+    # closed once idle for CLOSE_AFTER_IDLE_S (LIFO reuse leaves them at the bottom)
+    monkeypatch.setattr(rawhttp, "CLOSE_AFTER_IDLE_S", 0.2)
+    server = serve(reversing)
+    pool = pools(server.url)
+    wire = wire_for(server.url, b"abc")
+    burst = [gevent.spawn(pool.post, wire) for _ in range(4)]
+    gevent.joinall(burst, timeout=10, raise_error=True)
+    assert pool.opened == 4 and pool.idle_connections == 4
+    bottom = [conn.sock for conn in pool._idle[:3]]
+    deadline = time.monotonic() + 0.6
+    while time.monotonic() < deadline:
+        result = pool.post(wire)
+        assert (result.status, result.body) == (200, b"cba")
+        gevent.sleep(0.02)
+    assert pool.idle_connections == 1
+    assert pool.opened == 4  # the one in use was kept, nothing reopened
+    assert all(sock.fileno() == -1 for sock in bottom)  # really closed
