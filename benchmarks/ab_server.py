@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_server import QUICK, Plan, _http_load, default_repository
 from server_loadgen import ROOT, Load, Pinned, pinned_server, run_grpc
 
-MLP, CNN = (1, 256), (1, 3, 64, 64)
+MLP, CNN, CNN8 = (1, 256), (1, 3, 64, 64), (8, 3, 64, 64)
 Row = Callable[[Pinned, Path, Plan], Load]
 ROWS: dict[str, Row] = {
     "mlp_grpc": lambda s, d, p: run_grpc(
@@ -43,6 +43,7 @@ ROWS: dict[str, Row] = {
     ),
     "c1_http": lambda s, d, p: _http_load("mlp HTTP c1", s, d, "mlp", MLP, 1, p),
     "cnn_http": lambda s, d, p: _http_load("cnn HTTP", s, d, "cnn", CNN, 32, p),
+    "cnn_http_b8": lambda s, d, p: _http_load("cnn HTTP b8", s, d, "cnn", CNN8, 8, p),
     "cnn_grpc": lambda s, d, p: run_grpc(
         "cnn gRPC", s, f"127.0.0.1:{s.ports[1]}", "cnn", 32, p.seconds, p.warmup
     ),
