@@ -121,6 +121,7 @@ class OpenLoopDriver:
         self.timer = make_wake_timer()
         self._parked: list[greenlet] = []  # idle sender greenlets, reused LIFO
         self._retired = False  # the schedule is over: senders end instead of parking
+        self._hub = get_hub()  # this thread's hub: the senders' parent and scheduler
 
     def run(self, schedule: Iterable[np.ndarray]) -> None:
         """Blocks (cooperatively) until the schedule is exhausted or `stop()` is called."""
@@ -188,14 +189,14 @@ class OpenLoopDriver:
     def _dispatch(self, arm: int, intended: float) -> greenlet:
         """Hands one request to a parked sender (or a new one); it starts at the hub's next
         turn, as `gevent.spawn_raw` would start a fresh greenlet."""
-        hub = get_hub()
+        hub = self._hub
         sender = self._parked.pop() if self._parked else greenlet(self._sender, hub)
         hub.loop.run_callback(sender.switch, arm, intended)
         return sender
 
     def _sender(self, arm: int, intended: float) -> None:
         """A sender greenlet's life: send, then park in the hub until the next request."""
-        me, hub, stats, in_flight = getcurrent(), get_hub(), self.stats, self.in_flight
+        me, hub, stats, in_flight = getcurrent(), self._hub, self.stats, self.in_flight
         while True:
             try:
                 sent = self.clock()
