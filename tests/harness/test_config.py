@@ -14,12 +14,15 @@ from harness.config import (
     validate_scenario,
 )
 from harness.errors import ConfigError
+from tests.ports import kernel_picked_port
 
-MINIMAL = """\
+PORT = kernel_picked_port()  # only ever parsed, never bound
+
+MINIMAL = f"""\
 name: steady-digits
-target: {url: "http://127.0.0.1:8000", protocol: kserve-http, model: digits}
-load: {mode: open, arrival: poisson, rate: 200, duration: 30s}
-slo: {p99_ms: 100, error_rate: 0.01}
+target: {{url: "http://127.0.0.1:{PORT}", protocol: kserve-http, model: digits}}
+load: {{mode: open, arrival: poisson, rate: 200, duration: 30s}}
+slo: {{p99_ms: 100, error_rate: 0.01}}
 """
 
 
@@ -104,14 +107,15 @@ def test_allow_hosts_opts_in_to_a_remote_target(write):
     text = MINIMAL.replace("127.0.0.1", "10.1.2.3").replace(
         "model: digits}", "model: digits, allow_hosts: [10.1.2.3]}"
     )
-    assert load(write(text)).target.url == "http://10.1.2.3:8000"
+    assert load(write(text)).target.url == f"http://10.1.2.3:{PORT}"
     for host in ("localhost", "[::1]", "127.0.0.2"):
         assert load(write(MINIMAL.replace("127.0.0.1", host)))
 
 
 def test_grpc_url_without_scheme(write):
     text = MINIMAL.replace(
-        '"http://127.0.0.1:8000", protocol: kserve-http', "127.0.0.1:8001, protocol: kserve-grpc"
+        f'"http://127.0.0.1:{PORT}", protocol: kserve-http',
+        f"127.0.0.1:{PORT}, protocol: kserve-grpc",
     )
     assert load(write(text)).target.protocol == "kserve-grpc"
 

@@ -22,6 +22,7 @@ import pytest
 
 from scenarios import rawhttp
 from scenarios.rawhttp import KeepAliveHttpPool, build_post
+from tests.ports import kernel_picked_port
 
 CONTENT_TYPE = "application/json"
 PATH = "/v2/models/digits/infer"
@@ -424,7 +425,7 @@ def test_non_200_answers_keep_status_and_body(stdlib_server, pools) -> None:
 
 def test_only_plain_http_is_accepted() -> None:
     with pytest.raises(ValueError, match="plain http"):
-        KeepAliveHttpPool("https://127.0.0.1:8443")
+        KeepAliveHttpPool(f"https://127.0.0.1:{kernel_picked_port()}")
 
 
 def test_body_delimited_by_connection_close(serve, pools) -> None:

@@ -21,10 +21,15 @@ from harness.results import (
     summarize,
 )
 from harness.results.windows import SparseHist
+from tests.ports import kernel_picked_port
 
 SCENARIO = {
     "name": "steady-digits",
-    "target": {"url": "http://127.0.0.1:8000", "protocol": "kserve-http", "model": "digits"},
+    "target": {
+        "url": f"http://127.0.0.1:{kernel_picked_port()}",
+        "protocol": "kserve-http",
+        "model": "digits",
+    },
     "load": {"mode": "open", "arrival": "poisson", "rate": 200, "duration": "30s"},
     "slo": {"p99_ms": 100, "error_rate": 0.01},
 }

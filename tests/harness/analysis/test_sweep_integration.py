@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from harness.cli.main import main
+from tests.ports import kernel_picked_port
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +27,8 @@ def test_real_closed_loop_sweep(tmp_path: Path) -> None:
             {
                 "name": "sweep-itest",
                 "target": {
-                    "url": "http://127.0.0.1:8000",
+                    # replaced by the local stack's own (kernel-picked) address
+                    "url": f"http://127.0.0.1:{kernel_picked_port()}",
                     "protocol": "kserve-http",
                     "model": "mlp",
                 },

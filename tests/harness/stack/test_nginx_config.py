@@ -8,11 +8,15 @@ from pathlib import Path
 import pytest
 
 from harness.stack.nginx import Upstream, find_nginx, render_config
+from tests.ports import kernel_picked_ports
+
+# replicas' (http, grpc) ports and nginx's own: only rendered and checked (`nginx -t` binds none)
+HTTP_1, GRPC_1, HTTP_2, GRPC_2, FRONT_HTTP, FRONT_GRPC = kernel_picked_ports(6)
 
 
 def _conf(tmp_path: Path) -> str:
-    ups = [Upstream("127.0.0.1", 9001, 9101), Upstream("127.0.0.1", 9002, 9102)]
-    return render_config(tmp_path, ups, "127.0.0.1", 8080, 8081)
+    ups = [Upstream("127.0.0.1", HTTP_1, GRPC_1), Upstream("127.0.0.1", HTTP_2, GRPC_2)]
+    return render_config(tmp_path, ups, "127.0.0.1", FRONT_HTTP, FRONT_GRPC)
 
 
 def test_config_balances_least_conn_with_passive_health_checks(tmp_path: Path) -> None:
@@ -20,13 +24,13 @@ def test_config_balances_least_conn_with_passive_health_checks(tmp_path: Path) -
     http_block = text.split("upstream kserve_http {")[1].split("}")[0]
     grpc_block = text.split("upstream kserve_grpc {")[1].split("}")[0]
     assert "least_conn;" in http_block and "least_conn;" in grpc_block
-    assert "server 127.0.0.1:9001 max_fails=1 fail_timeout=5s;" in http_block
-    assert "server 127.0.0.1:9102 max_fails=1 fail_timeout=5s;" in grpc_block
-    assert "9101" not in http_block and "9001" not in grpc_block
+    assert f"server 127.0.0.1:{HTTP_1} max_fails=1 fail_timeout=5s;" in http_block
+    assert f"server 127.0.0.1:{GRPC_2} max_fails=1 fail_timeout=5s;" in grpc_block
+    assert f":{GRPC_1} " not in http_block and f":{HTTP_1} " not in grpc_block
     # A killed replica's requests are retried elsewhere, POSTs (inference) included.
     assert "proxy_next_upstream error timeout http_502 http_503 non_idempotent;" in text
     assert "grpc_next_upstream error timeout http_502 http_503 non_idempotent;" in text
-    assert "listen 127.0.0.1:8081 http2" in text
+    assert f"listen 127.0.0.1:{FRONT_GRPC} http2" in text
 
 
 def test_real_nginx_accepts_the_config(tmp_path: Path) -> None:
