@@ -4,7 +4,7 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps run test lint bench clean
+.PHONY: setup system-deps run test lint bench mutate clean
 
 # System packages the stack needs (nginx in front of replicas, wrk for benchmarks).
 system-deps:
@@ -32,6 +32,13 @@ lint: $(STAMP)
 
 bench: setup
 	for b in benchmarks/bench_server.py benchmarks/bench_loadgen.py benchmarks/bench_analysis.py; do $(PY) $$b || exit 1; done
+
+# Mutation testing of one pure-core package (capacity, ab, latency, schedules, config), by
+# hand: too slow for CI on 2 cores. `make mutate PKG=capacity ARGS=--survivors`
+PKG ?= capacity
+mutate: setup
+	$(PY) -m pip install -q -e '.[dev,mutation]'
+	$(PY) scripts/mutate.py $(PKG) $(ARGS)
 
 clean:
 	rm -rf results reports/*/ .pytest_cache

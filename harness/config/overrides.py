@@ -49,7 +49,8 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        raise OverrideError(f"override {text!r}: value is not valid YAML ({exc})") from exc
+        problem = " ".join(str(exc).split())  # PyYAML's message spans lines; ours is one line
+        raise OverrideError(f"override {text!r}: value is not valid YAML ({problem})") from exc
     return path, value
 
 

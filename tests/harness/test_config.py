@@ -229,3 +229,104 @@ def test_override_into_a_list_item(write):
         "digits/1": 0.75, "digits/3": 0.25,
     }  # fmt: skip
     assert "past the list end" in error_of(write(text), "split.5.weight=1")
+
+
+# The whole message, not a fragment: a user reads exactly this line (mutation testing showed
+# fragments let wrong bounds, lost "got ..." parts and wrong line/column numbers through).
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("rate: 200", "rate: 200, max_outstanding: 0", "load.max_outstanding: must be >= 1"),
+        ("slo:", "validity: {stability: {tolerance: 1.5}}\nslo:",
+         "validity.stability.tolerance: must be < 1"),
+        ("slo:", "validity: {stability: {tolerance: 0}}\nslo:",
+         "validity.stability.tolerance: must be > 0"),
+        ("error_rate: 0.01", "error_rate: 1.5", "slo.error_rate: must be <= 1"),
+        # a float bound prints as 10, not 10.0
+        ("rate: 200", "rate: 200, timer_slack_ms: 10.5", "load.timer_slack_ms: must be <= 10"),
+        ("arrival: poisson", "arrival: burst",
+         "load.arrival: must be 'constant', 'poisson' or 'trace'"),
+        ("mode: open", "mode: half", "load.mode: must be 'open', 'closed', got 'half'"),
+        ("mode: open, ", "", "load.mode: required: open or closed"),
+        ("rate: 200", "rate: [1]", "load.rate: Input should be a valid number (got [1])"),
+        ("slo:", "workers: many\nslo:",
+         "workers: Input should be a valid integer, unable to parse string as an integer"),
+    ],
+)
+def test_error_messages_are_exact(write, old, new, expected):
+    path = write(MINIMAL.replace(old, new))
+    assert error_of(path) == f"{path}: {expected}"
+
+
+def test_yaml_syntax_error_names_line_and_column(write):
+    # line 2 ends in `model: digits}` + `: x`: the stray mapping value starts after the brace
+    text = MINIMAL.replace("model: digits}", "model: digits}: x")
+    column = text.splitlines()[1].index("}: x") + 2
+    path = write(text)
+    assert error_of(path) == (
+        f"{path}: line 2, column {column}: YAML syntax error: mapping values are not allowed here"
+    )
+    unclosed = write("a: [1\n", "unclosed.yaml")
+    assert error_of(unclosed) == (
+        f"{unclosed}: line 2, column 1: YAML syntax error: expected ',' or ']', but got "
+        "'<stream end>'"
+    )
+
+
+@pytest.mark.parametrize(("text", "kind"), [("", "empty"), ("- a\n", "list"), ("42\n", "int")])
+def test_a_file_that_is_not_a_mapping_says_what_it_is(write, text, kind):
+    path = write(text)
+    assert error_of(path) == f"{path}: a scenario must be a mapping of keys, got {kind}"
+
+
+def test_unreadable_file_says_why(tmp_path):
+    path = tmp_path / "nope.yaml"
+    assert error_of(path) == f"{path}: cannot read scenario file (No such file or directory)"
+
+
+def test_override_parsing_edges():
+    from harness.config.overrides import apply_overrides, env_overrides, parse_override
+
+    # only the first "=" separates key and value: URLs with queries survive
+    assert parse_override("target.url=http://127.0.0.1:9/x?a=b") == (
+        ["target", "url"], "http://127.0.0.1:9/x?a=b",
+    )  # fmt: skip
+    assert parse_override("name=") == (["name"], "")  # empty value is an empty string
+    assert parse_override("split.0.weight=3") == (["split", 0, "weight"], 3)
+    assert env_overrides({"HARNESS_SCENARIO__": "5", "OTHER": "1"}) == []  # prefix alone
+
+    source = {"load": {"rate": 1.0}, "split": [{"weight": 1}]}
+    applied = apply_overrides(source, ["load.rate=2", "split.0.weight=7", "split.1.weight=9"])
+    assert applied == {"load": {"rate": 2}, "split": [{"weight": 7}, {"weight": 9}]}
+    assert source == {"load": {"rate": 1.0}, "split": [{"weight": 1}]}  # input untouched
+    # a path through a missing list is created as a list; the last index sets the value
+    assert apply_overrides({}, ["stages.0.rate=5"]) == {"stages": [{"rate": 5}]}
+    assert apply_overrides({"tags": ["a"]}, ["tags.1=b", "tags.0=z"]) == {"tags": ["z", "b"]}
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("load..rate=1", "override 'load..rate=1' has an empty key segment"),
+        ("load.rate", "override 'load.rate' must look like key.sub=value"),
+        ("name.x=1", "override 'name.x=1': name is not a mapping"),
+        ("split.5.weight=1", "override 'split.5.weight=1': index 5 is past the list end"),
+        ("load.rate=[1", "override 'load.rate=[1': value is not valid YAML ("),
+    ],
+)
+def test_override_errors_are_exact(write, override, expected):
+    text = MINIMAL + "split: [{model: digits, version: 1, weight: 90}]\n"
+    path = write(text)
+    message = error_of(path, override)
+    assert message.startswith(f"{path}: {expected}"), message
+    if not expected.endswith("("):
+        assert message == f"{path}: {expected}"
+
+
+def test_bad_duration_says_what_a_duration_looks_like():
+    with pytest.raises(ValueError, match=r"^'x30s' is not a duration \(use e.g. 30s"):
+        parse_duration("x30s")  # text before the first number-and-unit
+    with pytest.raises(ValueError, match=r"^must be a duration such as 30s, 2m or 1h$"):
+        parse_duration(True)
+    with pytest.raises(ValueError, match=r"^must be a duration such as 30s, 2m or 1h$"):
+        parse_duration([30])
