@@ -330,3 +330,71 @@ def test_bad_duration_says_what_a_duration_looks_like():
         parse_duration(True)
     with pytest.raises(ValueError, match=r"^must be a duration such as 30s, 2m or 1h$"):
         parse_duration([30])
+
+
+def test_a_ramp_starts_from_the_previous_stage_level():
+    from harness.config.shapes import Level, level_at
+
+    # 10 s at 100, then a 20 s ramp to 400: at t = 15 s a sixth of the way, 100 + 300 / 4
+    stages = [Level(10.0, 100.0), Level(20.0, 400.0, ramp=True)]
+    assert level_at(stages, 15.0) == pytest.approx(175.0)
+    assert level_at(stages, 29.0) == pytest.approx(100.0 + 300.0 * 19.0 / 20.0)
+    assert level_at(stages, 30.0) is None
+    # and down again: a ramp from 400 to 0 halfway is 200
+    down = [*stages, Level(10.0, 0.0, ramp=True)]
+    assert level_at(down, 35.0) == pytest.approx(200.0)
+
+
+@pytest.mark.parametrize(
+    ("load", "expected"),
+    [
+        ("{mode: open, rate: 5}", "load: needs a duration (e.g. duration: 30s) or stages"),
+        ("{mode: open, stages: [{duration: 5s, rate: 1}, {duration: 5s}]}",
+         "load: stages [1] need a rate value"),
+        ("{mode: open, duration: 12s, stages: [{duration: 5s, rate: 1}, {duration: 5s, rate: 2}]}",
+         "load: duration 12s differs from the stages' 10s"),
+        ("{mode: closed, stages: [{duration: 5s}, {duration: 5s, users: 2}]}",
+         "load: stages [0] need a users value"),
+    ],
+)
+def test_stage_errors_are_exact(write, load, expected):
+    path = write(MINIMAL.replace("{mode: open, arrival: poisson, rate: 200, duration: 30s}", load))
+    assert error_of(path) == f"{path}: {expected}"
+
+
+def test_matching_duration_and_stages_are_accepted(write):
+    load_text = (
+        "{mode: open, duration: 10s, stages: [{duration: 4s, rate: 1}, {duration: 6s, rate: 2}]}"
+    )
+    scenario = load(write(MINIMAL.replace(
+        "{mode: open, arrival: poisson, rate: 200, duration: 30s}", load_text)))
+    assert scenario.total_duration_s() == 10 and scenario.rate_at(5) == 2
+
+
+def test_levels_need_the_right_kind_of_load(write):
+    open_scenario = load(write(MINIMAL))
+    assert open_scenario.rate_at(29.9) == 200 and open_scenario.rate_at(30) is None
+    with pytest.raises(TypeError, match=r"^users_at needs a closed load$"):
+        open_scenario.users_at(1)
+    trace = MINIMAL.replace("arrival: poisson, rate: 200", "arrival: trace, trace: {path: t.csv}")
+    with pytest.raises(TypeError, match=r"^rate_at needs an open load with constant/poisson"):
+        load(write(trace)).rate_at(1)
+    closed = load(write(MINIMAL.replace(
+        "{mode: open, arrival: poisson, rate: 200, duration: 30s}",
+        "{mode: closed, stages: [{duration: 10s, users: 4, ramp: true}]}")))
+    assert closed.users_at(5) == 2
+    with pytest.raises(TypeError, match=r"^rate_at needs an open load"):
+        closed.rate_at(1)
+
+
+def test_a_pinned_target_version_is_the_single_endpoint(write):
+    scenario = load(write(MINIMAL.replace("model: digits}", "model: digits, version: '2'}")))
+    (endpoint,) = scenario.endpoints()
+    assert (endpoint.name, endpoint.model, endpoint.version, endpoint.weight) == (
+        "digits/2", "digits", "2", 1.0,
+    )  # fmt: skip
+    text = MINIMAL + "split: [{model: digits, version: 1, weight: 1}, {model: mlp, weight: 3}]\n"
+    arms = load(write(text)).endpoints()
+    assert [(a.name, a.model, a.version, a.weight) for a in arms] == [
+        ("digits/1", "digits", "1", 0.25), ("mlp", "mlp", None, 0.75),
+    ]  # fmt: skip
