@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import select
 import socket
 import threading
 import time
@@ -178,6 +179,12 @@ def pools() -> Iterator[Callable[..., KeepAliveHttpPool]]:
         pool.close()
 
 
+def _readable(sock: socket.socket, timeout_s: float) -> bool:
+    """Wait (bounded) until a socket has something to read: bytes, or the peer's EOF."""
+    ready, _, _ = select.select([sock.fileno()], [], [], timeout_s)
+    return bool(ready)
+
+
 def wire_for(url: str, body: bytes) -> bytes:
     return build_post(url.removeprefix("http://"), PATH, body, CONTENT_TYPE)
 
@@ -281,7 +288,7 @@ def test_connection_closed_while_idle_is_replaced(serve, pools, monkeypatch) -> 
     assert (first.status, first.body, first.error) == (200, b"ok", "")
     assert len(pool._idle) == 1
     assert closed.wait(5)
-    time.sleep(0.01)  # the FIN crosses loopback at once; leave it a moment anyway
+    assert _readable(pool._idle[0].sock, 5)  # the server's FIN has reached the idle connection
     second = pool.post(wire)
     assert (second.status, second.body, second.error) == (200, b"ok", "")
     assert pool.opened == 2
@@ -292,13 +299,13 @@ def test_connection_closed_while_idle_is_replaced(serve, pools, monkeypatch) -> 
 def test_idle_connection_with_unasked_bytes_is_not_reused(serve, pools, monkeypatch) -> None:
     """Bytes arriving on an idle connection (a stray or duplicated answer) would be read as
     the next request's answer: such a connection is dropped, not reused."""
-    stray = threading.Event()
+    idle, stray = threading.Event(), threading.Event()
 
     def answer_then_babble(peer: Peer, server: RawServer) -> None:
         while (request := peer.read_request()) is not None:
             server.record(request)
             peer.send(answer(200, request.body[::-1]))
-            if len(server.requests) == 1:
+            if len(server.requests) == 1 and idle.wait(5):  # the connection is idle now
                 peer.send(answer(200, b"stray"))  # nobody asked for this one
                 stray.set()
 
@@ -307,8 +314,10 @@ def test_idle_connection_with_unasked_bytes_is_not_reused(serve, pools, monkeypa
     pool = pools(server.url)
     first = pool.post(wire_for(server.url, b"ab"))
     assert (first.status, first.body) == (200, b"ba")
+    assert len(pool._idle) == 1
+    idle.set()
     assert stray.wait(5)
-    time.sleep(0.01)
+    assert _readable(pool._idle[0].sock, 5)  # the stray answer has reached the idle connection
     second = pool.post(wire_for(server.url, b"cd"))
     assert (second.status, second.body, second.error) == (200, b"dc", "")
     assert pool.opened == 2
@@ -364,8 +373,9 @@ def test_warm_opens_idle_connections_that_posts_reuse(serve, pools) -> None:
     gevent.joinall(concurrent, timeout=10, raise_error=True)
     assert [(g.value.status, g.value.body) for g in concurrent] == [(200, b"cba")] * 3
     assert pool.opened == 3
-    time.sleep(0.05)
-    assert server.connections == 3
+    # A negative (no fourth connection reaches the server), so a bounded wait; every
+    # connection that carried a request was accepted before its answer came back.
+    assert server.wait_connections(4, timeout_s=0.05) == 3
     assert len(server.requests) == 13
 
 
@@ -450,11 +460,14 @@ def test_connections_idle_past_the_limit_are_closed(serve, pools, monkeypatch) -
     gevent.joinall(burst, timeout=10, raise_error=True)
     assert pool.opened == 4 and pool.idle_connections == 4
     bottom = [conn.sock for conn in pool._idle[:3]]
-    deadline = time.monotonic() + 0.6
-    while time.monotonic() < deadline:
+    idle_since = max(conn.idle_since for conn in pool._idle[:3])
+    deadline = time.monotonic() + 5
+    while pool.idle_connections > 1:  # one post at a time, every 20 ms (pacing the load)
+        assert time.monotonic() < deadline, f"{pool.idle_connections} connections still idle"
         result = pool.post(wire)
         assert (result.status, result.body) == (200, b"cba")
         gevent.sleep(0.02)
+    assert time.monotonic() - idle_since >= 0.2  # closed once idle that long, not before
     assert pool.idle_connections == 1
     assert pool.opened == 4  # the one in use was kept, nothing reopened
     assert all(sock.fileno() == -1 for sock in bottom)  # really closed

@@ -20,3 +20,17 @@ def run_with_core(config: object, body: Callable[[InferenceCore], Awaitable]) ->
             await core.stop(2.0)
 
     return asyncio.run(main())
+
+
+async def until(
+    predicate: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.001
+) -> object:
+    """Poll `predicate` on the running loop until it returns something truthy (returned), or
+    fail at the deadline: the asyncio sibling of tests/integration/cli_helpers.wait_for."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not (value := predicate()):
+        if loop.time() >= deadline:
+            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
+        await asyncio.sleep(interval_s)
+    return value

@@ -12,6 +12,7 @@ import pytest
 from reference_server.batcher import Batcher, BatchPolicy
 from reference_server.errors import ServerError, Unavailable
 from reference_server.stats import VersionStats
+from tests.reference_server.core_helpers import until
 
 MS = 1_000_000  # ns
 
@@ -140,11 +141,11 @@ def test_delay_collects_requests_while_another_batch_runs() -> None:
 
     async def body(batcher: Batcher):
         first = batcher.submit({"x": np.ones((1, 2), np.float32)}, 1)
-        await asyncio.sleep(0.005)  # first batch (1 row) now running on instance A
+        await until(lambda: runner.batches == [1], 5, "the first batch running on instance A")
         later = []
         for _ in range(5):
             later.append(batcher.submit({"x": np.ones((1, 2), np.float32)}, 1))
-            await asyncio.sleep(0.001)
+            await asyncio.sleep(0.001)  # pacing, not waiting: arrivals 1 ms apart
         await asyncio.gather(first, *later)
 
     asyncio.run(_with_batcher(runner, policy, 2, body))
@@ -170,8 +171,8 @@ def test_stop_fails_queued_requests_and_refuses_new_ones() -> None:
         batcher = Batcher(runner, BatchPolicy(1), VersionStats("m", "1"), name="m:1", inline=False)
         batcher.start()
         futures = [batcher.submit({"x": np.ones((1, 2), np.float32)}, 1) for _ in range(3)]
-        await asyncio.sleep(0.01)  # the first one runs, two are queued
-        assert batcher.queue_depth == 2
+        await until(lambda: runner.batches == [1], 5, "the first request running")
+        assert batcher.queue_depth == 2  # the other two are queued behind it
         await batcher.stop()
         outcomes = await asyncio.gather(*futures, return_exceptions=True)
         assert sum(isinstance(o, Unavailable) for o in outcomes) == 2
@@ -220,7 +221,8 @@ def test_queue_policy_bounds_the_queue_and_rejects_stale_requests() -> None:
     async def body(batcher: Batcher):
         x = np.ones((1, 2), np.float32)
         running = batcher.submit({"x": x}, 1)
-        await asyncio.sleep(0.01)  # now executing; the next two wait in the queue
+        await until(lambda: runner.batches == [1], 5, "the first request executing")
+        # the next two wait in the queue
         queued = [batcher.submit({"x": x}, 1) for _ in range(2)]
         with pytest.raises(Unavailable, match="maximum queue size"):
             batcher.submit({"x": x}, 1)
@@ -288,7 +290,7 @@ def _batches_after_a_first_batch(cpu_clock_ns) -> list[int]:
             later = []
             for _ in range(3):
                 later.append(batcher.submit({"x": x}, 1))
-                await asyncio.sleep(0.001)
+                await asyncio.sleep(0.001)  # pacing, not waiting: arrivals 1 ms apart
             await asyncio.gather(*later)
         finally:
             await batcher.stop()

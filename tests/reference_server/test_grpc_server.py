@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,12 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from reference_server.core import InferenceCore
-from reference_server.grpc_service import start_grpc_server
+from reference_server.grpc_service import (
+    GRPCInferenceService,
+    add_service,
+    start_grpc_server,
+)
+from tests.reference_server.core_helpers import until
 
 Body = Callable[[InferenceCore, grpc.aio.Server, int], Awaitable[Any]]
 
@@ -125,15 +130,32 @@ def test_stop_with_grace_lets_in_flight_calls_finish(config: object) -> None:
     assert all(_output(r).shape == (1, 10) for r in results)
 
 
+class _CountingService(GRPCInferenceService):
+    """The real service; counts the stream requests it has taken off the wire."""
+
+    pulled = 0
+
+    async def ModelStreamInfer(
+        self, request_iterator: AsyncIterator[pb.ModelInferRequest], context: Any
+    ) -> AsyncIterator[pb.ModelStreamInferResponse]:
+        async def counted() -> AsyncIterator[pb.ModelInferRequest]:
+            async for request in request_iterator:
+                self.pulled += 1
+                yield request
+
+        async for item in super().ModelStreamInfer(counted(), context):
+            yield item
+
+
 def test_stream_stops_reading_past_its_in_flight_bound(config: object) -> None:
     """Backpressure: a stream with bound 2 holds 2 requests in the core, the rest wait."""
-    from reference_server.grpc_service import GRPCInferenceService, add_service
 
     async def main() -> list[pb.ModelStreamInferResponse]:
         core = InferenceCore(config)  # type: ignore[arg-type]
         await core.start()
         server = grpc.aio.server()
-        add_service(GRPCInferenceService(core, max_stream_in_flight=2), server)
+        service = _CountingService(core, max_stream_in_flight=2)
+        add_service(service, server)
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         try:
@@ -144,13 +166,13 @@ def test_stream_stops_reading_past_its_in_flight_bound(config: object) -> None:
                     request = _mlp_request(np.full((1, 256), i, np.float32))
                     request.id = str(i)
                     await call.write(request)
-                loop = asyncio.get_running_loop()
-                deadline = loop.time() + 10
-                while core.in_flight < 2:
-                    assert loop.time() < deadline
-                    await asyncio.sleep(0.005)
-                await asyncio.sleep(0.2)  # give a third request every chance to get in
-                assert core.in_flight == 2
+                # Two requests in the core, and the third taken off the wire: the reader
+                # now holds it, waiting for room.
+                await until(lambda: core.in_flight >= 2 and service.pulled >= 3, 10, "2 in, 1 read")
+                # A negative (nothing more gets in), so a bounded wait: without the bound
+                # the third would enter the core, and the rest be read, within a loop turn.
+                await asyncio.sleep(0.05)
+                assert (core.in_flight, service.pulled) == (2, 3)
                 core.faults.remove(hang["id"])
                 answers = [await call.read() for _ in range(5)]
                 await call.done_writing()

@@ -12,6 +12,7 @@ import pytest
 from reference_server.errors import DeviceUnavailable, ModelLoadError
 from reference_server.runtime import (
     CPU,
+    CUDA,
     ModelRuntime,
     SessionSettings,
     create_session,
@@ -48,6 +49,17 @@ def test_auto_falls_back_to_cpu_and_says_so(
         _, provider = create_session(mlp_path, SessionSettings("auto"))
     assert provider == CPU
     assert "device auto" in caplog.text and CPU in caplog.text
+
+
+@pytest.mark.skipif(not cuda_device_present(), reason="no CUDA device on this host")
+def test_auto_runs_on_cuda_when_a_gpu_is_present(mlp_path: Path) -> None:
+    session, provider = create_session(mlp_path, SessionSettings("auto"))
+    # what the created session really runs on, not what get_available_providers() lists
+    assert provider == CUDA == session.get_providers()[0]
+    x = np.random.default_rng(3).random((4, 256), np.float32)
+    plain = ort.InferenceSession(str(mlp_path), providers=["CPUExecutionProvider"])
+    got, want = session.run(None, {"input": x})[0], plain.run(None, {"input": x})[0]
+    np.testing.assert_allclose(got, want, rtol=2e-2, atol=2e-3)  # TF32 matmuls on the GPU
 
 
 def test_bad_device_and_bad_model_file(tmp_path: Path, mlp_path: Path) -> None:

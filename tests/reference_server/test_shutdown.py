@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
+from reference_server.runtime import cuda_device_present
 from tests.reference_server.conftest import (
     ADMIN_TOKEN,
     REPO_ROOT,
@@ -177,24 +178,51 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.skipif(cuda_device_present(), reason="a CUDA device is present on this host")
 def test_device_cuda_without_gpu_fails_clearly(small_repository: Path) -> None:
     proc = _run_cli("--model-repository", str(small_repository), "--device", "cuda")
     assert proc.returncode == 3, proc.stderr
     assert proc.stdout == ""
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("error:") and "cuda" in last.lower()
+    assert last == (
+        "error: device 'cuda' requested but no usable NVIDIA GPU is present "
+        "(no /dev/nvidia* device node or no libcuda.so.1 driver); use --device auto or cpu"
+    )
+
+
+@pytest.mark.skipif(not cuda_device_present(), reason="no CUDA device on this host")
+def test_device_auto_runs_on_cuda_when_a_gpu_is_present(
+    small_repository: Path, tmp_path: Path
+) -> None:
+    # The provider the server reports is read back from its ONNX Runtime sessions
+    # (session.get_providers()), not from get_available_providers(), which lists CUDA
+    # wherever onnxruntime-gpu is installed.
+    with running_server(
+        tmp_path, "--model-repository", str(small_repository), "--device", "auto"
+    ) as srv:
+        status, body = _request(srv.http, "GET", "/v2")
+        assert status == 200
+        meta = json.loads(body)
+        assert (meta["device"], meta["provider"]) == ("auto", "CUDAExecutionProvider"), meta
+        _, metrics = _request(srv.metrics, "GET", "/metrics")
+        assert b'provider="CUDAExecutionProvider"' in metrics
+        status, body = _request(srv.http, "POST", "/v2/models/pair/infer", _pair_doc(1))
+        assert status == 200 and json.loads(body)["outputs"][0]["data"] == [2, 3, 4, 5]
 
 
 def test_bad_repository_is_a_config_error(tmp_path: Path) -> None:
     proc = _run_cli("--model-repository", str(tmp_path / "missing"))
     assert proc.returncode == 2, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("error:") and "missing" in last
+    assert last == f"error: {tmp_path / 'missing'}: model repository directory does not exist"
 
 
 def test_bad_option_is_a_usage_error() -> None:
     proc = _run_cli("--device", "tpu")
-    assert proc.returncode == 2 and "tpu" in proc.stderr
+    assert proc.returncode == 2
+    assert "argument --device: invalid choice: 'tpu' (choose from 'auto', 'cpu', 'cuda')" in (
+        proc.stderr
+    )
     proc = _run_cli("--max-body-bytes", "0")
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.strip() == (

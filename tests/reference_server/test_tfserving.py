@@ -76,19 +76,70 @@ def test_model_status(server: RunningServer) -> None:
     assert status == 200 and [v["version"] for v in doc["model_version_status"]] == ["1"]
 
 
+NOT_A_TENSOR = "input 'input': values do not form a FP32 tensor: "
+
+
 @pytest.mark.parametrize(
     ("method", "path", "doc", "status", "text"),
     [
-        ("GET", "/v1/models/nosuch", None, 404, "nosuch"),
-        ("GET", "/v1/models/mlp/versions/9", None, 404, "9"),
-        ("POST", "/v1/models/nosuch:predict", {"instances": [[1.0]]}, 404, "nosuch"),
-        ("POST", "/v1/models/mlp:predict", b"{oops", 400, "malformed JSON"),
-        ("POST", "/v1/models/mlp:predict", {"rows": []}, 400, "instances"),
-        ("POST", "/v1/models/mlp:predict", {"instances": [[1.0, 2.0]]}, 400, "input"),
-        ("POST", "/v1/models/mlp:predict", {"instances": [[1.0], [1.0, 2.0]]}, 400, "input"),
-        ("POST", "/v1/models/mlp:predict", {"instances": [["a"] * 256]}, 400, "FP32"),
-        ("POST", "/v1/models/pair:predict", {"instances": [[1.0] * 4]}, 400, "2 inputs"),
-        ("POST", "/v1/models/pair:predict", {"inputs": {"a": [[1.0] * 4], "z": 1}}, 400, "'z'"),
+        ("GET", "/v1/models/nosuch", None, 404, "Could not find model 'nosuch'"),
+        ("GET", "/v1/models/mlp/versions/9", None, 404, "Could not find version 9 of model 'mlp'"),
+        (
+            "POST",
+            "/v1/models/nosuch:predict",
+            {"instances": [[1.0]]},
+            404,
+            "unknown model 'nosuch'; available: cnn, digits, mlp, pair",
+        ),
+        (
+            "POST",
+            "/v1/models/mlp:predict",
+            b"{oops",
+            400,
+            "malformed JSON in the predict request: Parse error at offset 1",
+        ),
+        (
+            "POST",
+            "/v1/models/mlp:predict",
+            {"rows": []},
+            400,
+            "the predict request needs exactly one of 'instances' or 'inputs'",
+        ),
+        (
+            "POST",
+            "/v1/models/mlp:predict",
+            {"instances": [[1.0, 2.0]]},
+            400,
+            "input 'input' of model 'mlp': shape [1, 2] does not match the model's [-1, 256]",
+        ),
+        (
+            "POST",
+            "/v1/models/mlp:predict",
+            {"instances": [[1.0], [1.0, 2.0]]},
+            400,
+            NOT_A_TENSOR + "setting an array element with a sequence",
+        ),
+        (
+            "POST",
+            "/v1/models/mlp:predict",
+            {"instances": [["a"] * 256]},
+            400,
+            NOT_A_TENSOR + "could not convert string to float: 'a'",
+        ),
+        (
+            "POST",
+            "/v1/models/pair:predict",
+            {"instances": [[1.0] * 4]},
+            400,
+            "the model has 2 inputs (a, b): each instance must be an object naming them",
+        ),
+        (
+            "POST",
+            "/v1/models/pair:predict",
+            {"inputs": {"a": [[1.0] * 4], "z": 1}},
+            400,
+            "unknown input 'z'; the model's inputs are a, b",
+        ),
     ],
 )
 def test_errors_are_tf_serving_style(
@@ -96,6 +147,6 @@ def test_errors_are_tf_serving_style(
 ) -> None:
     got_status, body = _call(server, method, path, doc)
     assert got_status == status, body
-    assert set(body) == {"error"} and text in body["error"]
+    assert set(body) == {"error"} and body["error"].startswith(text), body
     ok_status, _ = _call(server, "GET", "/v1/models/mlp")
     assert ok_status == 200

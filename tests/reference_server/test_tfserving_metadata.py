@@ -25,4 +25,5 @@ def test_metadata_of_a_pinned_version_and_of_unknown_models(server: RunningServe
     status, doc = _call(server, "GET", "/v1/models/digits/versions/1/metadata")
     assert status == 200 and doc["model_spec"]["version"] == "1"
     status, doc = _call(server, "GET", "/v1/models/nosuch/metadata")
-    assert status == 404 and "nosuch" in doc["error"]
+    assert status == 404
+    assert doc["error"] == "unknown model 'nosuch'; available: cnn, digits, mlp, pair"
