@@ -81,8 +81,12 @@ class RunSpec:
 
     def write(self, path: Path) -> Path:
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(self.to_json(), encoding="utf-8")
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a failed write leaves no temp file behind
+            raise
         return path
 
     @classmethod

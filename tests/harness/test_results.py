@@ -6,13 +6,17 @@ import json
 import math
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from harness.config import validate_scenario
 from harness.errors import SchemaVersionError, StoreError
 from harness.load.hdr import LatencyRecorder, new_histogram
+from harness.load.spec import RunSpec
+from harness.load.stream import write_json_atomic
 from harness.results import (
     RunWriter,
+    atomic_write_bytes,
     atomic_write_json,
     finalize_run,
     list_runs,
@@ -20,7 +24,9 @@ from harness.results import (
     read_run,
     summarize,
 )
+from harness.results.store import atomic_write_table
 from harness.results.windows import SparseHist
+from tests.harness.analysis.torn_writes import failing_replace, listing, torn_writes
 from tests.ports import kernel_picked_port
 
 SCENARIO = {
@@ -137,6 +143,40 @@ def test_atomic_write_replaces_whole_file_or_nothing(tmp_path):
         atomic_write_json(path, {"schema_version": 1, "a": object()})
     assert read_json(path) == {"schema_version": 1, "a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"]  # no temp files left behind
+
+
+def _run_spec(path, version):
+    spec = RunSpec(str(path.parent), {"version": version}, "http://127.0.0.1:1", (), version)
+    spec.write(path)
+
+
+# every writer of a file in results/<run-id>/ (README: "Files are written atomically")
+RUN_DIR_WRITERS = {
+    "atomic_write_json": lambda path, v: atomic_write_json(path, {"version": v, "pad": "x" * 64}),
+    "atomic_write_bytes": lambda path, v: atomic_write_bytes(path, bytes([v]) * 4096),
+    "atomic_write_table": lambda path, v: atomic_write_table(path, pa.table({"v": [v] * 100})),
+    "RunSpec.write": _run_spec,
+    "stream.write_json_atomic": lambda path, v: write_json_atomic(path, {"version": v}),
+}
+
+
+@pytest.mark.parametrize("fault", ["torn write", "failed rename"])
+@pytest.mark.parametrize("writer", sorted(RUN_DIR_WRITERS))
+def test_a_write_that_fails_half_way_keeps_the_old_file_whole(tmp_path, monkeypatch, writer, fault):
+    """The fault strikes after bytes reached the disk: half of each write() then ENOSPC, or
+    a temp file written in full whose rename fails. An in-place writer loses the old file."""
+    write = RUN_DIR_WRITERS[writer]
+    path = tmp_path / "file"
+    write(path, 1)
+    old = path.read_bytes()
+    write(path, 2)
+    assert path.read_bytes() != old  # the two versions differ, so a torn mix would show
+    write(path, 1)
+    inject = torn_writes if fault == "torn write" else failing_replace
+    with pytest.raises(OSError, match="injected"), inject(monkeypatch):
+        write(path, 2)
+    assert path.read_bytes() == old
+    assert listing(tmp_path) == ["file"]  # the temp file went with the failure
 
 
 def test_unknown_schema_version_is_refused(tmp_path):

@@ -17,8 +17,8 @@ from harness.analysis.capacity import (
     operating_point_open_loop,
     plan_capacity,
 )
-from harness.analysis.curves import usl_throughput
 from harness.errors import AnalysisError
+from tests.harness.analysis.usl_truth import usl_x
 
 
 def test_worked_example_10k_qps_50ms_is_500() -> None:
@@ -68,13 +68,13 @@ def test_hpa_rule_agrees_with_plan() -> None:
 
 def test_plan_from_closed_loop_sweep() -> None:
     n = np.array([1, 2, 4, 8, 16, 24, 32, 48, 64], dtype=float)
-    x = usl_throughput(n, 100.0, 0.05, 0.0005)
+    x = usl_x(n, 100.0, 0.05, 0.0005)
     p99 = n / x * 1000 * 2.5
     # p99 by concurrency: 32 -> 76.15 ms, 48 -> 111.95 ms. SLO 100 ms: interpolated p99
     # reaches 100 at 32 + 16 * (100 - 76.15) / (111.95 - 76.15) = 42.66 -> c_op = 42 (< N*)
     op = operating_point_closed_loop(n, x, p99, slo_p99_ms=100)
     assert op.concurrency == 42.0
-    assert op.throughput == pytest.approx(usl_throughput(op.concurrency, 100, 0.05, 0.0005))
+    assert op.throughput == pytest.approx(usl_x(op.concurrency, 100, 0.05, 0.0005))
     assert op.n_star == pytest.approx(math.sqrt(0.95 / 0.0005), rel=1e-3)
     # a loose SLO is capped by the USL peak: N* = sqrt(0.95 / 0.0005) = 43.59 -> 43
     assert operating_point_closed_loop(n, x, p99, slo_p99_ms=150).concurrency == 43.0
@@ -105,7 +105,7 @@ def test_plan_json_round_trip_and_validation() -> None:
 
 def test_poor_fits_are_flagged_in_the_plan() -> None:
     n = np.array([1, 2, 4, 8, 16, 32, 48, 64], dtype=float)
-    clean = usl_throughput(n, 100.0, 0.05, 0.0005)
+    clean = usl_x(n, 100.0, 0.05, 0.0005)
     p99 = n / clean * 1000 * 2.5
     assert operating_point_closed_loop(n, clean, p99, slo_p99_ms=150).notes == ()
     noisy = clean * np.array([1.0, 0.5, 1.4, 0.6, 1.3, 0.7, 1.2, 0.5])  # a busy host
@@ -119,7 +119,7 @@ def test_server_side_inflight_when_users_spend_time_in_the_client() -> None:
     """Closed loop: N/X = server time + client time. The HPA reads the server's in-flight
     count, so its target is rho_t x X_op x mean (Little at the server), not rho_t x c_op."""
     n = np.array([1, 2, 4, 8, 16, 32, 48, 64], dtype=float)
-    x = usl_throughput(n, 100.0, 0.05, 0.0005)
+    x = usl_x(n, 100.0, 0.05, 0.0005)
     cycle_ms = n / x * 1000
     mean = 0.75 * cycle_ms  # a quarter of each cycle is spent in the load generator
     op = operating_point_closed_loop(n, x, 2.5 * cycle_ms, slo_p99_ms=150, mean_ms=mean)

@@ -15,10 +15,10 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from harness.analysis.curves import usl_throughput
 from harness.cli.main import main
 from harness.cli.sweep_files import read_sweep
 from harness.config import Scenario
+from tests.harness.analysis.usl_truth import usl_x
 
 
 def test_plan_by_hand_worked_example(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -174,7 +174,7 @@ def test_simulate_hpa_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None
 def fake_run_scenario(scenario: Scenario, out_dir: Path, run_id=None, show_progress=True):
     """A USL system (lambda 100/user, sigma .05, kappa .0005); p99 = 2.5 x mean."""
     n = float(scenario.load.users)
-    x = float(usl_throughput(n, 100.0, 0.05, 0.0005))
+    x = float(usl_x(n, 100.0, 0.05, 0.0005))
     mean_ms = n / x * 1000
     run_dir = Path(out_dir) / run_id
     run_dir.mkdir(parents=True)
@@ -248,7 +248,7 @@ def test_sweep_cli_then_plan_from_it(tmp_path: Path, monkeypatch: pytest.MonkeyP
     )
     op20 = json.loads((tmp_path / "plan20" / "plan.json").read_text())["operating_point"]
     assert op20["concurrency"] == 20
-    assert op20["throughput"] == pytest.approx(usl_throughput(20, 100, 0.05, 0.0005), rel=0.02)
+    assert op20["throughput"] == pytest.approx(usl_x(20, 100, 0.05, 0.0005), rel=0.02)
     assert any("given by hand" in n for n in op20["notes"])
 
 

@@ -16,10 +16,12 @@ from harness.analysis.manifests import (
     build_manifests,
     quantity,
     supported_k8s_versions,
+    to_yaml,
     validate_manifest,
     write_manifests,
 )
 from harness.errors import ConfigError
+from tests.harness.analysis.torn_writes import failing_replace, listing, torn_writes
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +90,22 @@ def test_write_manifests_atomic_and_all_or_nothing(plan, tmp_path) -> None:
     with pytest.raises(ConfigError):
         write_manifests(bad, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("fault", [torn_writes, failing_replace])
+def test_a_rewrite_that_fails_mid_write_keeps_the_old_manifests(
+    plan, tmp_path, monkeypatch, fault
+) -> None:
+    """Half of a write reached the disk (then ENOSPC), or the rename failed: every old
+    manifest is still whole and no temp file is left in the folder."""
+    out = tmp_path / "k8s"
+    write_manifests(build_manifests(plan, DeploymentOptions()), out)
+    before = {name: (out / name).read_bytes() for name in listing(out)}
+    changed = build_manifests(plan, DeploymentOptions(gpu=True, zone_spread=True))
+    assert to_yaml(changed["deployment"]).encode() != before["deployment.yaml"]
+    with pytest.raises(OSError, match="injected"), fault(monkeypatch):
+        write_manifests(changed, out)
+    assert {name: (out / name).read_bytes() for name in listing(out)} == before
 
 
 def test_versions_and_quantities() -> None:

@@ -7,6 +7,7 @@ import math
 import pytest
 
 from harness.analysis.sweep_search import StepResult, SweepCriteria, search_max_load
+from tests.harness.analysis.usl_truth import usl_x
 
 
 def synthetic(load: float) -> StepResult:
@@ -88,12 +89,11 @@ def test_start_fails_and_max_load_cap() -> None:
 
 
 def test_analyse_sweep_fits_usl_knee_and_max_under_slo() -> None:
-    from harness.analysis.curves import usl_throughput
     from harness.analysis.sweep_search import analyse_sweep
 
     steps = []
     for n in (1, 2, 4, 8, 16, 24, 32, 40, 48, 64):
-        x = float(usl_throughput(n, 100.0, 0.05, 0.0005))
+        x = float(usl_x(n, 100.0, 0.05, 0.0005))
         steps.append(StepResult(n, x, 2.5 * n / x * 1000, 0.0, True))
     out = analyse_sweep(steps, "closed", SweepCriteria(p99_ms=100))
     assert out["usl"]["kappa"]["value"] == pytest.approx(0.0005, rel=0.01)
@@ -103,7 +103,7 @@ def test_analyse_sweep_fits_usl_knee_and_max_under_slo() -> None:
     # the throughput at N=40 (points past N* = 43.6 are left out of the latency fit)
     assert lat["max_under_slo"]["load"] == 40
     assert lat["max_under_slo"]["throughput"] == pytest.approx(
-        float(usl_throughput(40, 100.0, 0.05, 0.0005))
+        float(usl_x(40, 100.0, 0.05, 0.0005))
     )
     assert "throughput" in lat["knee"]
     few = analyse_sweep(steps[:2], "closed", SweepCriteria(p99_ms=100))
