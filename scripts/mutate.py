@@ -154,11 +154,13 @@ def mutant_diffs(workdir: Path, source: str, names: list[str]) -> dict[str, list
     out = {}
     for name in names:
         short = name.rsplit(".", 1)[1]
-        original = functions.get(short.rsplit("__mutmut_", 1)[0] + "__mutmut_orig", "")
+        original_name = short.rsplit("__mutmut_", 1)[0] + "__mutmut_orig"
+        original = functions.get(original_name, "")
         mutated = functions.get(short, "")
         out[name] = [
             line for line in difflib.unified_diff(
-                original.splitlines()[1:], mutated.splitlines()[1:], lineterm="", n=0
+                original.replace(original_name, "f", 1).splitlines(),
+                mutated.replace(short, "f", 1).splitlines(), lineterm="", n=0
             )
             if line[:1] in "+-" and not line.startswith(("+++", "---"))
         ]

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from harness.config.overrides import OverrideError, apply_overrides, env_overrides
+from harness.config.overrides import OverrideError, apply_overrides, env_overrides, yaml_problem
 from harness.config.scenario import Scenario
 from harness.errors import ConfigError
 
@@ -65,10 +65,9 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    if mark is not None:
-        return f"line {mark.line + 1}, column {mark.column + 1}: YAML syntax error: {problem}"
+    line, column, problem = yaml_problem(exc)
+    if line is not None:
+        return f"line {line}, column {column}: YAML syntax error: {problem}"
     return f"YAML syntax error: {problem}"
 
 

@@ -49,9 +49,23 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        problem = " ".join(str(exc).split())  # PyYAML's message spans lines; ours is one line
-        raise OverrideError(f"override {text!r}: value is not valid YAML ({problem})") from exc
+        column, problem = yaml_problem(exc)[1:]
+        where = f" at column {column}" if column else ""
+        message = f"override {text!r}: value is not valid YAML{where}: {problem}"
+        raise OverrideError(message) from exc
     return path, value
+
+
+def yaml_problem(exc: yaml.YAMLError) -> tuple[int | None, int | None, str]:
+    """(line, column, problem) of a PyYAML error, 1-based, the problem on one line.
+
+    PyYAML's own message spans several lines and quotes the input; ours are one line.
+    """
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is None:
+        return None, None, problem
+    return mark.line + 1, mark.column + 1, problem
 
 
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
