@@ -56,9 +56,20 @@ def reaped(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
             proc.wait()
 
 
-def ctrl_c(proc: subprocess.Popen, timeout_s: float = 60) -> str:
-    """What a terminal's Ctrl-C does (SIGINT to the process group: start the process with
-    `start_new_session=True`); returns the process's remaining output."""
-    os.killpg(proc.pid, signal.SIGINT)
+def interrupt(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout_s: float = 60) -> str:
+    """Stop `proc` as its user would; returns the process's remaining output.
+
+    SIGINT goes to the process group, as a terminal's Ctrl-C does (start the process with
+    `start_new_session=True`); SIGTERM goes to the process alone, as a service manager or a
+    CI runner cancelling a job sends it."""
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)
+    else:
+        os.kill(proc.pid, sig)
     output, _ = proc.communicate(timeout=timeout_s)
     return output
+
+
+def ctrl_c(proc: subprocess.Popen, timeout_s: float = 60) -> str:
+    """What a terminal's Ctrl-C does (see `interrupt`)."""
+    return interrupt(proc, signal.SIGINT, timeout_s)

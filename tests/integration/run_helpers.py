@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +31,21 @@ def scenario(url: str, load: dict[str, Any], **extra: Any) -> Scenario:
 
 
 def merged_histogram(
-    run_dir: Path, corrected: bool = True, endpoint: str | None = None, healthy_only: bool = False
+    run_dir: Path,
+    corrected: bool = True,
+    endpoint: str | None = None,
+    healthy_only: bool = False,
+    seconds: Collection[int] | None = None,
 ) -> HdrHistogram:
-    """All windows of a run directory merged (successes only; healthy seconds if asked)."""
+    """All windows of a run directory merged (successes only; healthy seconds, or only the
+    given seconds, if asked)."""
     merged = new_histogram()
     for record in read_run(run_dir).windows:
         if record.outcome != "success" or (endpoint and record.endpoint != endpoint):
             continue
         if healthy_only and not record.healthy:
+            continue
+        if seconds is not None and record.second not in seconds:
             continue
         merged.add(decode_histogram(record.hdr if corrected else record.hdr_uncorrected))
     return merged

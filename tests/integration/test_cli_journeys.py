@@ -10,7 +10,7 @@ on two cores.
     run quickstart -> history -> compare (the two arms of the 90/10 split)
     sweep -> plan --from -> simulate-hpa (files and numbers consistent; manifests validate)
     plan worked example (10,000 QPS x 50 ms / concurrency 1 = 500, headroom, N+1, zones)
-    Ctrl-C mid-run: windows kept, status incomplete, no failures caused by the stop
+    Ctrl-C or SIGTERM mid-run: windows kept, status incomplete, no failures caused by the stop
     Ctrl-C mid-sweep: the sweep stops (no further step), incomplete, exit 130
     bad inputs: one message naming the file and the field, exit 2, nothing started
     infrastructure: unreadable run directory, a replica that cannot start: exit 3
@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -32,11 +33,20 @@ import pytest
 import yaml
 
 from harness.analysis.manifests import validate_manifest
-from tests.integration.cli_helpers import cli_env, ctrl_c, harness_cmd, reaped, run_cli, wait_for
+from tests.integration.cli_helpers import (
+    cli_env,
+    ctrl_c,
+    harness_cmd,
+    interrupt,
+    reaped,
+    run_cli,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "scenarios" / "quickstart.yaml"
+HAS_GPU = any(Path("/dev").glob("nvidia[0-9]*"))
 
 
 def local_stack(model_repository: Path) -> list[str]:
@@ -64,11 +74,11 @@ def test_run_then_history_then_compare_the_split_arms(model_repository: Path, tm
                   *local_stack(model_repository), "--set", "load.duration=6s")  # fmt: skip
     run_dir = out / "qs"
     summary = read_json(run_dir / "summary.json")
-    # exit code = SLO verdict; the only failure tolerated is a CPU-starved load generator
-    # (every second flagged unhealthy on a busy host: nothing measured meets no SLO)
-    assert run.returncode == (0 if summary["slo"]["passed"] else 1), run.stderr[-2000:]
-    failed = {c["name"] for c in summary["slo"]["checks"] if not c["passed"]}
-    assert failed <= {"measured_requests"}, summary["slo"]
+    # 100 req/s is light work for one worker: a second leaves the verdict only when the
+    # generator flags it (lag or CPU), which a busy host causes now and then, not in most of
+    # the six seconds; on those measured, the digits model is far inside the SLO: exit 0
+    assert summary["validity"]["measured_s"] >= 3, summary["validity"]
+    assert run.returncode == 0 and summary["slo"]["passed"], run.stderr[-2000:]
     assert str(run_dir) in run.stdout and summary["status"] == "complete"
     lag_p99 = summary["loadgen"]["schedule_lag_ms"]["p99"]
     printed = " ".join(run.stdout.split())  # rich may wrap the caption
@@ -106,10 +116,12 @@ def test_run_then_history_then_compare_the_split_arms(model_repository: Path, tm
     metrics = {m["metric"]: m for m in verdict["metrics"]}
     assert {"shift", "distribution", "p99", "error_rate", "accuracy"} <= set(metrics)
     details = verdict["details"]
-    if details["windows_a"] and details["windows_b"]:  # healthy seconds on both arms
-        for name, arm in (("a", "digits/1"), ("b", "digits/2")):
-            assert metrics["accuracy"][name] == pytest.approx(arms[arm]["accuracy"], abs=0.1)
-            assert metrics["p99"][name] > 0  # observed even when too short to test
+    # the comparison uses the run's healthy seconds, at least three (above); arm B's ~10
+    # req/s leave hardly a second without a request (e**-10)
+    assert details["windows_a"] >= 3 and details["windows_b"] >= 3, details
+    for name, arm in (("a", "digits/1"), ("b", "digits/2")):
+        assert metrics["accuracy"][name] == pytest.approx(arms[arm]["accuracy"], abs=0.1)
+        assert metrics["p99"][name] > 0  # observed even when too short to test
     printed = " ".join(compare.stdout.split())
     assert "A = digits/1 B = digits/2 (split" in printed and "…" not in compare.stdout
 
@@ -212,15 +224,18 @@ def test_plan_worked_example(tmp_path: Path, extra: tuple[object, ...], expected
     assert re.search(rf"replicas at peak\W+{expected}\b", proc.stdout), proc.stdout
 
 
-def test_ctrl_c_mid_run_keeps_windows_and_says_incomplete(
-    model_repository: Path, tmp_path: Path
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_mid_run_keeps_windows_and_says_incomplete(
+    model_repository: Path, tmp_path: Path, sig: signal.Signals
 ) -> None:
+    """Ctrl-C in a terminal and SIGTERM from a service manager / CI runner alike: the load
+    stops, what was measured is kept, the run is "incomplete", exit 130 (the README)."""
     out = tmp_path / "results"
     run_dir = out / "interrupted"
     cmd = harness_cmd("run", QUICKSTART, "--out", out, "--run-id", "interrupted",
                       "--no-progress", *local_stack(model_repository),
                       "--set", "load.duration=60s")  # fmt: skip
-    # its own process group, signalled as a whole: what a terminal's Ctrl-C does
+    # its own process group: Ctrl-C signals it as a whole, SIGTERM the harness process alone
     proc = subprocess.Popen(
         cmd, cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, start_new_session=True,
@@ -228,7 +243,7 @@ def test_ctrl_c_mid_run_keeps_windows_and_says_incomplete(
     with reaped(proc):
         stream = run_dir / "stream" / "windows.jsonl"
         wait_for(lambda: stream.exists() and stream.read_text().count("\n") >= 3, 90, "windows")
-        output = ctrl_c(proc)
+        output = interrupt(proc, sig)
     assert proc.returncode == 130, output[-3000:]
     run = read_json(run_dir / "run.json")
     summary = read_json(run_dir / "summary.json")
@@ -294,7 +309,7 @@ def test_usage_errors_exit_2_with_one_message(args: tuple[object, ...], expected
     assert "Traceback" not in proc.stderr
 
 
-def test_infrastructure_errors_exit_3(model_repository: Path, tmp_path: Path) -> None:
+def test_unreadable_run_directory_exits_3(tmp_path: Path) -> None:
     # a run directory written by a newer harness: unreadable, said so, exit 3
     run_dir = tmp_path / "future-run"
     run_dir.mkdir()
@@ -302,8 +317,10 @@ def test_infrastructure_errors_exit_3(model_repository: Path, tmp_path: Path) ->
     proc = run_cli("compare", run_dir)
     message = " ".join(proc.stderr.split())
     assert proc.returncode == 3 and "schema_version 99" in message, proc.stderr
-    if any(Path("/dev").glob("nvidia[0-9]*")):
-        return  # a GPU host: --device cuda would start
+
+
+@pytest.mark.skipif(HAS_GPU, reason="a GPU host: a --device cuda replica would start")
+def test_replica_that_cannot_start_exits_3(model_repository: Path, tmp_path: Path) -> None:
     # a replica that cannot start (no GPU for --device cuda): exit 3, nothing left running
     state_dir = tmp_path / "state"
     up = run_cli("stack", "up", "--device", "cuda", "--detach", "--state-dir", state_dir,

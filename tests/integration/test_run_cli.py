@@ -1,4 +1,4 @@
-"""`harness run` as users meet it: exit codes, bad scenarios, Ctrl-C, a lost worker."""
+"""`harness run` as users meet it: exit codes, bad scenarios, Ctrl-C/SIGTERM, a lost worker."""
 
 from __future__ import annotations
 
@@ -82,7 +82,12 @@ def test_never_ready_target_exits_3(tmp_path: Path) -> None:
     assert "not ready" in json.loads((outcome.run_dir / "run.json").read_text())["status_reason"]
 
 
-def test_sigint_mid_run_keeps_windows_and_says_incomplete(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_signal_mid_run_keeps_windows_and_says_incomplete(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    """SIGINT (Ctrl-C) and SIGTERM (a service manager, a CI runner's cancel) alike: exit 130,
+    the run kept as "incomplete", every Locust process stopped."""
     with DelayServerProcess(median_ms=5.0, sigma=0.2) as server:
         path = _write(tmp_path / "s.yaml", server.url, duration="60s")
         out, run_dir = tmp_path / "out", tmp_path / "out" / "interrupted"
@@ -94,12 +99,13 @@ def test_sigint_mid_run_keeps_windows_and_says_incomplete(tmp_path: Path) -> Non
             wait_for(
                 lambda: windows.exists() and windows.read_text().count("\n") >= 2, 90, "windows"
             )
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(sig)
             output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, output.decode()[-2000:]
     run = json.loads((run_dir / "run.json").read_text())
     summary = json.loads((run_dir / "summary.json").read_text())
     assert run["status"] == summary["status"] == "incomplete"
+    assert "interrupted by a signal" in run["status_reason"]
     assert 0 < summary["requests"] < 50 * 60
     assert (run_dir / "windows.parquet").exists()
     assert not _processes_of(run_dir), "every Locust process must be stopped"

@@ -25,11 +25,12 @@ def test_quickstart_runs_the_ab_split_checks_answers_and_scrapes(tmp_path: Path,
     code = main(args)
     printed = capsys.readouterr().out
     summary = json.loads((out / "qs" / "summary.json").read_text())
-    # On an idle machine the SLO passes; a CPU-starved generator flags its seconds and the
-    # verdict can fail for want of measured seconds. Either way the exit code is the verdict.
-    assert code == (0 if summary["slo"]["passed"] else 1), summary
-    if summary["validity"]["measured_s"] >= 2:
-        assert code == 0, summary
+    # 100 req/s for one worker is light work (a few % of a core): a second leaves the verdict
+    # only when the generator flags it (one of its ~100 requests sent over 10 ms late, or CPU
+    # over 90 %), which a busy host causes now and then, not in most of the four seconds. On
+    # the seconds measured, the digits model answers far inside the SLO: exit 0.
+    assert summary["validity"]["measured_s"] >= 2, summary["validity"]
+    assert code == 0 and summary["slo"]["passed"], summary
     assert "results:" in printed and "digits/2" in printed
     assert summary["status"] == "complete" and summary["failures"] == 0
     arms = summary["endpoints"]
