@@ -51,9 +51,9 @@ def test_rank_test_false_positive_rate_is_nominal(design: str) -> None:
 AA_REPS = 200
 #: two-sided band for a count whose nominal rate is 5 % over 200 A/A comparisons:
 #: P(Bin(200, 0.05) <= 1) = 0.0004 and P(Bin(200, 0.05) >= 23) = 0.0002, so a nominal test
-#: fails a check with probability 0.0006 (10 checks below: 0.6 %); a test that never
-#: rejects (0) or rejects twice as often as it should on average (>= 23 of 200 at 11.5 %)
-#: fails. The same band holds the judge's overall calls pooled over both designs (400
+#: fails a check with probability 0.0006 (10 checks below: 0.6 %). A test that (almost)
+#: never rejects (0 or 1 of 200) fails, and so does one observed above 11 % (23 or more).
+#: The same band holds the judge's overall calls pooled over both designs (400
 #: comparisons at the documented 2.5 %: P(Bin(400, .025) <= 1) = 0.0005, >= 23: 0.0002).
 AA_BAND = (2, 22)
 
