@@ -26,7 +26,8 @@ sigma 0.5, per-second AR(1) load factor with sd 0.15 and lag-1 correlation 0.7; 
 tests/harness/analysis_ab/test_calibration.py):
 
 * split run, >= 120 s per arm at >= 100 req/s per arm (12,000 requests each): a 10 % slower
-  B (p99 +10 %) is called worse on p99 in 90 % of runs (54/60);
+  B (p99 +10 %) is called worse on p99 in about 90 % of runs (132/150 and 180/200 on two
+  seed sets; the test asserts >= 80 %, i.e. >= 120/150);
 * two separate runs need several times more, because the runs' average load differs:
   at 300 s and 200 req/s per run the same change is caught on p99 in 53 % of runs (68 %
   overall), at 900 s and 200 req/s in 39/40; plan on >= 900 s, or use a split run;
