@@ -216,11 +216,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--survivors", action="store_true",
                         help="print the diff of every surviving mutant (strings excepted)")
+    parser.add_argument("--only", nargs="+", metavar="FILE",
+                        help="mutate only these files of the package (e.g. after editing one)")
     parser.add_argument("--report-only", action="store_true",
                         help="report on the last run in --workdir without running again")
     args = parser.parse_args(argv)
 
     package = PACKAGES[args.package]
+    if args.only:
+        unknown = sorted(set(args.only) - set(package.files))
+        if unknown:
+            parser.error(f"not files of {args.package}: {', '.join(unknown)}")
+        package = Package(files=tuple(args.only), tests=package.tests)
     workdir = args.workdir or Path(os.environ.get("TMPDIR", "/tmp")) / (
         f"serving-harness-mutation/{args.package}"
     )
