@@ -264,7 +264,7 @@ class KServeGrpcUser(_InferenceMixin, User):
         self.client.close()
 
     def prepare(self, name: str, model: str, version: str | None, sample: Sample) -> Prepared:
-        from reference_server.tensors import datatype_of
+        from harness.kserve import datatype_of
 
         inputs = []
         for input_name, array in sample.inputs.items():

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from reference_server.tensors import DATATYPE_TO_NUMPY
+from harness.kserve import DATATYPES, json_request_body
 
 __all__ = [
     "Sample",
@@ -87,7 +87,7 @@ def random_samples(
     for _ in range(n):
         inputs = {}
         for spec in specs:
-            dtype = DATATYPE_TO_NUMPY.get(spec.datatype)
+            dtype = DATATYPES.get(spec.datatype)
             shape = _concrete(spec.shape, batch_size)
             if dtype is None or dtype.kind == "O":
                 raise ValueError(f"input {spec.name!r}: random {spec.datatype} is not supported")
@@ -120,18 +120,7 @@ def kserve_path(model: str, version: str | None) -> str:
 
 
 def kserve_json_body(sample: Sample) -> bytes:
-    from reference_server.tensors import datatype_of
-
-    inputs = [
-        {
-            "name": name,
-            "shape": list(array.shape),
-            "datatype": datatype_of(array),
-            "data": array.ravel().tolist(),
-        }
-        for name, array in sample.inputs.items()
-    ]
-    return json.dumps({"inputs": inputs}, separators=(",", ":")).encode()
+    return json_request_body(sample.inputs)
 
 
 def label_from_kserve(body: bytes | str) -> np.ndarray:
