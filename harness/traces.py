@@ -14,6 +14,7 @@ Pure functions, no global state; only `load_arrivals`/`load_trace` touch the fil
 from __future__ import annotations
 
 import csv
+import importlib.util
 import logging
 import math
 import re
@@ -30,12 +31,26 @@ __all__ = [
     "load_trace",
     "rate_series",
     "scale_to_peak",
+    "shipped_trace_path",
     "time_scale",
 ]
 
 log = logging.getLogger(__name__)
 
 TIMESTAMP_COLUMN = "TIMESTAMP"
+SHIPPED_TRACE = ("data", "azure_llm_conv_2023.csv")  # inside the `scenarios` package
+
+
+def shipped_trace_path() -> Path:
+    """Where the shipped Azure trace lies, found without importing `scenarios`.
+
+    Importing the Locust side would monkey-patch this process with gevent; `find_spec` of a
+    top-level package only locates it.
+    """
+    spec = importlib.util.find_spec("scenarios")
+    if spec is None or spec.origin is None:
+        raise ConfigError("the shipped trace is missing: the `scenarios` package is not installed")
+    return Path(spec.origin).parent.joinpath(*SHIPPED_TRACE)
 _TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,9})?$")
 
 

@@ -30,12 +30,9 @@ from harness.analysis.hpa_models import (
 from harness.analysis.hpa_sim import SimResult, compare_settings, diurnal_series
 from harness.errors import ConfigError
 from harness.results.store import atomic_write_bytes, atomic_write_json, read_json
-from harness.traces import load_arrivals, rate_series, scale_to_peak
-from scenarios.data import AZURE_LLM_CONV_2023
+from harness.traces import load_arrivals, rate_series, scale_to_peak, shipped_trace_path
 
 log = logging.getLogger(__name__)
-
-DEFAULT_TRACE = AZURE_LLM_CONV_2023
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -90,7 +87,7 @@ def traffic_series(args: argparse.Namespace, peak: float) -> tuple[np.ndarray, s
         trough = peak * args.trough_share
         traffic = diurnal_series(peak, trough, duration_s=n, period_s=n, peak_at_s=n * 14 // 24)
         return traffic, "diurnal"
-    path = args.trace or DEFAULT_TRACE
+    path = args.trace or shipped_trace_path()
     if args.bin_s < 1 or args.bin_s != int(args.bin_s):
         raise ConfigError("--bin-s must be a whole number of seconds >= 1")
     rates = rate_series(load_arrivals(path), args.bin_s)
