@@ -92,7 +92,8 @@ def operating_point(args: argparse.Namespace) -> tuple[OperatingPoint, float | N
         return operating_point_manual(args.latency_ms, args.concurrency, args.p99_ms), (
             args.slo_p99_ms
         )
-    from harness.cli.sweep_files import UNMEASURED_NOTE, read_sweep
+    from harness.results.sweeps import read_sweep
+    from harness.sweep import UNMEASURED_NOTE
 
     if not (Path(args.sweep) / "sweep.json").is_file():  # a user's typo: usage, not exit 3
         raise ConfigError(f"--from {args.sweep}: not a sweep run directory (no sweep.json)")

@@ -125,6 +125,23 @@ class _LoadBase(StrictModel):
         if self.duration is not None and abs(self.duration - total) > 1e-9:
             raise ValueError(f"duration {self.duration:g}s differs from the stages' {total:g}s")
 
+    # Load-kind behaviour lives on the models, so callers ask instead of switching on type.
+    def level(self) -> float | None:
+        """The flat level (rate in req/s, or users); None when stages or a trace set it."""
+        raise NotImplementedError
+
+    def is_trace(self) -> bool:
+        """True for a trace replay (its level is the trace's, not a number)."""
+        return False
+
+    def held_at(self, level: float, duration_s: float) -> _LoadBase:
+        """This load held flat at `level` for `duration_s` (stages dropped), validated."""
+        raise NotImplementedError
+
+    def _held(self, duration_s: float, **level: float) -> _LoadBase:
+        data = {**self.model_dump(mode="json"), "stages": [], "duration": duration_s, **level}
+        return type(self).model_validate(data)
+
     def total_duration_s(self) -> float:
         if self.stages:
             return float(sum(s.duration for s in self.stages))
@@ -164,6 +181,17 @@ class OpenLoad(_LoadBase):
         self._check_length("rate")
         return self
 
+    def level(self) -> float | None:
+        return self.rate
+
+    def is_trace(self) -> bool:
+        return self.arrival == "trace"
+
+    def held_at(self, level: float, duration_s: float) -> OpenLoad:
+        if self.is_trace():
+            raise ValueError("a trace replay cannot be held at a rate")
+        return self._held(duration_s, rate=float(level))  # type: ignore[return-value]
+
 
 WaitTime = float | tuple[float, float]
 
@@ -190,6 +218,14 @@ class ClosedLoad(_LoadBase):
             raise ValueError("closed load needs either users or stages with users")
         self._check_length("users")
         return self
+
+    def level(self) -> float | None:
+        return None if self.users is None else float(self.users)
+
+    def held_at(self, level: float, duration_s: float) -> ClosedLoad:
+        users = int(level)
+        spawn = max(float(level), float(self.spawn_rate or 0.0))  # all users at once
+        return self._held(duration_s, users=users, spawn_rate=spawn)  # type: ignore[return-value]
 
 
 LoadConfig = Annotated[OpenLoad | ClosedLoad, Field(discriminator="mode")]

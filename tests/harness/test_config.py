@@ -405,3 +405,25 @@ def test_a_pinned_target_version_is_the_single_endpoint(write):
     assert [(a.name, a.model, a.version, a.weight) for a in arms] == [
         ("digits/1", "digits", "1", 0.25), ("mlp", "mlp", None, 0.75),
     ]  # fmt: skip
+
+
+def test_load_kinds_answer_for_themselves(write):
+    open_load = load(write(MINIMAL)).load
+    assert open_load.level() == 200 and not open_load.is_trace()
+    held = open_load.held_at(50, 12.0)
+    assert (held.rate, held.duration, held.stages, held.arrival) == (50.0, 12.0, (), "poisson")
+    closed_text = MINIMAL.replace(
+        "{mode: open, arrival: poisson, rate: 200, duration: 30s}",
+        "{mode: closed, stages: [{duration: 10s, users: 4, ramp: true}], spawn_rate: 2}",
+    )
+    closed = load(write(closed_text)).load
+    assert closed.level() is None  # stages set it
+    held_closed = closed.held_at(8, 5.0)
+    # all 8 users start at once: the spawn rate is raised to the level
+    assert (held_closed.users, held_closed.spawn_rate, held_closed.stages) == (8, 8.0, ())
+    assert closed.held_at(1, 5.0).spawn_rate == 2.0  # never lowered
+    trace = MINIMAL.replace("arrival: poisson, rate: 200", "arrival: trace, trace: {path: t.csv}")
+    trace_load = load(write(trace)).load
+    assert trace_load.is_trace() and trace_load.level() is None
+    with pytest.raises(ValueError, match=r"^a trace replay cannot be held at a rate$"):
+        trace_load.held_at(10, 5.0)

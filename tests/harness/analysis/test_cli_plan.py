@@ -8,16 +8,17 @@ the integration test.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import yaml
 
 from harness.cli.main import main
-from harness.cli.sweep_files import read_sweep
 from harness.config import Scenario
+from harness.load.api import RunOutcome
+from harness.results.sweeps import read_sweep
 from tests.harness.analysis.usl_truth import usl_x
 
 
@@ -189,7 +190,7 @@ def fake_run_scenario(scenario: Scenario, out_dir: Path, run_id=None, show_progr
         "validity": {"stable": True},
     }
     (run_dir / "summary.json").write_text(json.dumps(summary))
-    return SimpleNamespace(run_dir=run_dir, summary=summary, exit_code=0)
+    return RunOutcome(run_dir, summary, 0, "complete")
 
 
 def test_sweep_cli_then_plan_from_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -279,7 +280,7 @@ def fake_open_loop(scenario: Scenario, out_dir: Path, run_id=None, show_progress
         "validity": {"stable": True},
     }
     (run_dir / "summary.json").write_text(json.dumps(summary))
-    return SimpleNamespace(run_dir=run_dir)
+    return RunOutcome(run_dir, summary, 0, "complete")
 
 
 def test_open_loop_sweep_then_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -327,10 +328,8 @@ def test_unstable_steps_rerun_longer_up_to_the_cap(
     def slow_to_settle(scenario: Scenario, out_dir: Path, run_id=None, show_progress=True):
         durations.append(scenario.load.duration)
         outcome = fake_run_scenario(scenario, out_dir, run_id, show_progress)
-        summary = json.loads((outcome.run_dir / "summary.json").read_text())
-        summary["validity"]["stable"] = scenario.load.duration >= 20
-        (outcome.run_dir / "summary.json").write_text(json.dumps(summary))
-        return outcome
+        summary = {**outcome.summary, "validity": {"stable": scenario.load.duration >= 20}}
+        return dataclasses.replace(outcome, summary=summary)
 
     monkeypatch.setattr(harness.load.api, "run_scenario", slow_to_settle)
     scen = tmp_path / "closed.yaml"
@@ -388,7 +387,7 @@ def starved_generator(scenario: Scenario, out_dir: Path, run_id=None, show_progr
         "loadgen": {"unhealthy_seconds": list(range(10)) if starved else []},
     }
     (run_dir / "summary.json").write_text(json.dumps(summary))
-    return SimpleNamespace(run_dir=run_dir)
+    return RunOutcome(run_dir, summary, 0, "complete")
 
 
 def test_steps_the_generator_could_not_measure_are_flagged_not_hidden(
@@ -420,8 +419,8 @@ def test_ctrl_c_in_a_step_stops_the_sweep(tmp_path: Path, monkeypatch: pytest.Mo
     def interrupted_at_second_step(scenario: Scenario, out_dir: Path, run_id=None, **_: object):
         calls.append(float(scenario.load.rate))
         outcome = fake_open_loop(scenario, out_dir, run_id)
-        outcome.exit_code = 130 if len(calls) == 2 else 0  # the engine saw SIGINT
-        return outcome
+        # the engine saw SIGINT at the second step
+        return dataclasses.replace(outcome, exit_code=130 if len(calls) == 2 else 0)
 
     monkeypatch.setattr(harness.load.api, "run_scenario", interrupted_at_second_step)
     scen = write_open_scenario(tmp_path, "stopped", 50)
