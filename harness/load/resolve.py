@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.config import Endpoint, OpenLoad, Scenario
+from harness.config import Endpoint, Scenario
 from harness.errors import ConfigError, HarnessError
 from harness.load.health import HealthThresholds
 from harness.load.payloads import TensorSpec
@@ -98,7 +98,7 @@ def resolve_spec(
     )
     load = scenario.load
     trace = None
-    if isinstance(load, OpenLoad) and load.arrival == "trace" and load.trace is not None:
+    if load.is_trace() and load.trace is not None:
         trace = str(resolve_path(load.trace.path, "load.trace.path"))
     data = dataset_path(scenario, target.model_repository)
     seed = load.seed if load.seed is not None else secrets.randbits(31)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.config import OpenLoad, Scenario
+from harness.config import Scenario
 from harness.errors import HarnessError, InfrastructureError
 from harness.load import stream
 from harness.load.arrivals import offered_total, run_length_s
@@ -109,11 +109,8 @@ def target_for(scenario: Scenario, workdir: Path) -> Iterator[Target]:
 
 
 def _offered(scenario: Scenario) -> Any:
-    load = scenario.load
-    if isinstance(load, OpenLoad):
-        if load.arrival == "trace":
-            return None
-        return scenario.rate_at
+    if scenario.load.mode == "open":
+        return None if scenario.load.is_trace() else scenario.rate_at
     return scenario.users_at
 
 
@@ -180,7 +177,7 @@ def _drive(
     spec_path = spec.write(run_dir / "run_spec.json")
     scraper = MetricsScraper(target.metrics_urls).start()
     planned = run_length_s(scenario, spec.trace_path)
-    unit = "req/s" if isinstance(scenario.load, OpenLoad) else "users"
+    unit = "req/s" if scenario.load.mode == "open" else "users"
     monitor = RunMonitor(spec.stream_dir, planned, _offered(scenario), unit)
     procs = None
     try:
@@ -243,7 +240,7 @@ def execute(
     writer.finish(verdict.status, verdict.reason)
     summary = summarize(read_run(run_dir))
     summary["loadgen"] = loadgen_section(run_dir / "stream", scenario)
-    if spec is not None and isinstance(scenario.load, OpenLoad):
+    if spec is not None and scenario.load.mode == "open":
         planned = offered_total(scenario, spec.trace_path)
         length = run_length_s(scenario, spec.trace_path)
         summary["loadgen"]["planned_requests"] = round(planned, 1)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.config import OpenLoad, Scenario
+from harness.config import Scenario
 from harness.load import stream
 from harness.load.hdr import decode_histogram, new_histogram
 
@@ -40,7 +40,7 @@ def loadgen_section(stream_dir: Path, scenario: Scenario) -> dict[str, Any]:
     unhealthy = sorted({int(h["second"]) for h in health if not h.get("healthy", True)})
     reasons = sorted({r for h in health for r in h.get("reasons", [])})
     section: dict[str, Any] = {
-        "mode": "open" if isinstance(scenario.load, OpenLoad) else "closed",
+        "mode": scenario.load.mode,
         "workers_expected": scenario.workers,
         "workers_finished": len(workers),
         "workers_lost": [e.get("worker") for e in events if e.get("type") == "worker_lost"],

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from harness.config.scenario import OpenLoad, Scenario, SloConfig, ValidityConfig
+from harness.config.scenario import Scenario, SloConfig, ValidityConfig
 from harness.results.history import append_run
 from harness.results.slo import evaluate_slo
 from harness.results.store import SCHEMA_VERSION, RunData, atomic_write_json, read_run
@@ -82,8 +82,7 @@ def _offered_rps(scenario: Scenario | None, seconds: Sequence[int], requests: in
     count as offered); otherwise the requests recorded per measured second."""
     if not seconds:
         return None
-    load = scenario.load if scenario else None
-    if isinstance(load, OpenLoad) and load.arrival != "trace" and scenario is not None:
+    if scenario is not None and scenario.load.mode == "open" and not scenario.load.is_trace():
         rates = [scenario.rate_at(s + 0.5) for s in seconds]
         known = [r for r in rates if r is not None]
         if known:

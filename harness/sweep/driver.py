@@ -32,7 +32,6 @@ from harness.analysis.sweep_search import (
     search_max_load,
 )
 from harness.config import Scenario, validate_scenario
-from harness.config.scenario import ClosedLoad
 from harness.errors import ConfigError
 from harness.load.api import RunOutcome
 from harness.results.store import RunWriter
@@ -117,7 +116,7 @@ def sweep_settings(
         )
     if max_error_rate is None:
         max_error_rate = scenario.slo.error_rate if scenario.slo.error_rate is not None else 0.01
-    closed = isinstance(scenario.load, ClosedLoad)
+    closed = scenario.load.mode == "closed"
     criteria = SweepCriteria(
         p99_ms=p99,
         max_error_rate=max_error_rate,
@@ -310,7 +309,7 @@ def run_sweep(
     Interrupted (KeyboardInterrupt, SweepInterrupted): the run is marked incomplete, the
     steps so far stay under steps/, and the interrupt propagates.
     """
-    mode = "closed" if isinstance(scenario.load, ClosedLoad) else "open"
+    mode = scenario.load.mode
     writer = RunWriter(
         out_dir, scenario.name, kind="sweep", scenario_config=scenario.model_dump(mode="json")
     )
