@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hdrh.histogram import HdrHistogram
@@ -11,9 +13,11 @@ from harness.analysis.disttest import anderson_ksamp_hist
 from harness.analysis.histdata import HdrLayout, Histogram
 from harness.analysis.ranktests import (
     hodges_lehmann,
+    lag1_autocorrelation,
     long_run_variance,
     mann_whitney,
     placement_deviations,
+    short_run_variance,
 )
 
 
@@ -120,3 +124,138 @@ def test_long_run_variance_of_ar1_matches_theory() -> None:
         est.append(long_run_variance(x))
     theory = n / (1 - phi) ** 2
     assert np.mean(est) == pytest.approx(theory, rel=0.1)
+
+
+# --- small cases by hand ----------------------------------------------------------------------
+
+
+def test_mann_whitney_by_hand() -> None:
+    # A = {1, 2}, B = {2, 3}: pairs B > A: (2,1), (3,1), (3,2) = 3, tie (2,2) = 1/2 -> U_B 3.5,
+    # CLES 3.5 / 4 = 0.875, Cliff's delta 0.75. Tie counts on {1, 2, 3}: 1, 2, 1 ->
+    # sum(t^3 - t) = 6, N = 4: var U = 2 x 2 / 12 x (5 - 6 / 12) = 1.5, mean 2;
+    # z = (3.5 - 2 - 0.5) / sqrt(1.5) = 0.816497 -> p = 2 x 0.207108 = 0.414216;
+    # without the continuity correction z = 1.5 / sqrt(1.5) = 1.224745 -> p = 0.220671
+    a, b = _hist(np.array([1.0, 2.0])), _hist(np.array([2.0, 3.0]))
+    mw = mann_whitney(a, b)
+    assert (mw.u_b, mw.n_a, mw.n_b, mw.cles, mw.cliffs_delta) == (3.5, 2, 2, 0.875, 0.75)
+    assert mw.var_u == pytest.approx(1.5)
+    assert mw.z == pytest.approx(0.816497, abs=1e-6)
+    assert mw.p_value == pytest.approx(0.414216, abs=1e-6)
+    raw = mann_whitney(a, b, continuity=False)
+    assert raw.z == pytest.approx(1.224745, abs=1e-6)
+    assert raw.p_value == pytest.approx(0.220671, abs=1e-6)
+    # B below A: U_B = 0.5, the larger U is still 3.5 -> same z and p, CLES 0.125
+    rev = mann_whitney(b, a)
+    assert (rev.u_b, rev.cles, rev.cliffs_delta) == (0.5, 0.125, -0.75)
+    assert rev.p_value == pytest.approx(0.414216, abs=1e-6)
+
+
+def test_mann_whitney_degenerate_inputs() -> None:
+    empty = Histogram(np.array([]), np.array([], dtype=np.int64))
+    mw = mann_whitney(empty, _hist(np.array([1.0, 2.0])))
+    assert (mw.n_a, mw.n_b, mw.z, mw.p_value) == (0, 2, 0.0, 1.0)
+    assert math.isnan(mw.u_b) and math.isnan(mw.cles) and math.isnan(mw.var_u)
+    assert mann_whitney(_hist(np.array([3.0])), empty).n_a == 1
+    # one request each, the same value: all tied, var U = 1/12 x (3 - 6 / 2) = 0
+    one = mann_whitney(_hist(np.array([5.0])), _hist(np.array([5.0])))
+    assert (one.var_u, one.z, one.p_value, one.cles) == (0.0, 0.0, 1.0, 0.5)
+    # identical samples: U = mean exactly, z = -0.5 / sd < 0 -> p capped at 1
+    same = mann_whitney(_hist(np.array([1.0, 2, 3])), _hist(np.array([1.0, 2, 3])))
+    assert same.u_b == 4.5 and same.p_value == 1.0
+
+
+def test_placement_deviations_by_hand() -> None:
+    # A = {1 (second 0), 2 (second 1)}, B = {2 (second 0), 3 (second 1)} on the grid 1, 2, 3.
+    # theta = CLES = 0.875 (see above). Each B request's placement P(A < b) + P(A = b) / 2:
+    # b = 2 -> 0.5 + 0.25 = 0.75, b = 3 -> 1; minus theta, over n_B = 2: -0.0625, +0.0625.
+    # Each A request's P(B > a) + P(B = a) / 2: a = 1 -> 1, a = 2 -> 0.5 + 0.25 = 0.75;
+    # minus theta, over n_A = 2: +0.0625, -0.0625.
+    ca = np.array([[1, 0, 0], [0, 1, 0]], dtype=np.float32)
+    cb = np.array([[0, 1, 0], [0, 0, 1]], dtype=np.float32)
+    d_a, d_b, theta = placement_deviations(ca, cb)
+    assert theta == 0.875
+    assert d_a.dtype == np.float64 and d_b.dtype == np.float64
+    np.testing.assert_allclose(d_a, [0.0625, -0.0625], atol=1e-7)
+    np.testing.assert_allclose(d_b, [-0.0625, 0.0625], atol=1e-7)
+    # unequal arms: A = {1, 1} in second 0 and {3} in second 1, B = {2} then {3}.
+    # B's placements: b = 2 -> 2/3, b = 3 -> (2 + 1/2) / 3 = 5/6; theta = 3/4.
+    # d_B = (2/3 - 3/4) / 2, (5/6 - 3/4) / 2 = -1/24, +1/24.
+    # A's placements: a = 1 -> 1, a = 3 -> (1/2) / 2 = 1/4; d_A = 2 (1 - 3/4) / 3 = 1/6 in
+    # second 0, (1/4 - 3/4) / 3 = -1/6 in second 1.
+    ca = np.array([[2, 0, 0], [0, 0, 1]], dtype=np.float32)
+    cb = np.array([[0, 1, 0], [0, 0, 1]], dtype=np.float32)
+    d_a, d_b, theta = placement_deviations(ca, cb)
+    assert theta == pytest.approx(0.75)
+    np.testing.assert_allclose(d_a, [1 / 6, -1 / 6], atol=1e-7)
+    np.testing.assert_allclose(d_b, [-1 / 24, 1 / 24], atol=1e-7)
+
+
+def test_lag1_autocorrelation_by_hand() -> None:
+    # 1, 2, 3, 4 centred: -1.5 -0.5 0.5 1.5; sum of squares 5;
+    # lag-1 products 0.75 - 0.25 + 0.75 = 1.25 -> 0.25
+    assert lag1_autocorrelation(np.array([1.0, 2, 3, 4])) == pytest.approx(0.25)
+    # 1, 3, 2 centred: -1, 1, 0; squares 2; products -1 + 0 -> -0.5
+    assert lag1_autocorrelation(np.array([1.0, 3, 2])) == pytest.approx(-0.5)
+    assert lag1_autocorrelation(np.array([1.0, 2])) == 0.0  # too short
+    assert lag1_autocorrelation(np.full(10, 7.0)) == 0.0  # constant
+
+
+def test_short_run_variance_by_hand() -> None:
+    # x = 1, -1, 1, -1 (after centring 2, 0, 2, 0): gamma0 = 4/4 = 1; lag 1 sum -3, lag 2 sum 2
+    x = np.array([2.0, 0, 2, 0])
+    assert short_run_variance(x, 1) == pytest.approx(4.0)  # no lags: sum of squares
+    # block 2: (1 + 2 (1 - 1/2)(-3/4)) x 4 = 0.25 x 4 = 1
+    assert short_run_variance(x, 2) == pytest.approx(1.0)
+    # block 3: (1 + 2 (2/3)(-3/4) + 2 (1/3)(2/4)) x 4 = (1 - 1 + 1/3) x 4 = 4/3
+    assert short_run_variance(x, 3) == pytest.approx(4 / 3)
+    # block 10 > n: lags 1..3 with weights 0.9, 0.8, 0.7; lag 3 sum -1:
+    # (1 + 1.8 (-0.75) + 1.6 (0.5) + 1.4 (-0.25)) x 4 = (1 - 1.35 + 0.8 - 0.35) x 4 = 0.4
+    assert short_run_variance(x, 10) == pytest.approx(0.4)
+
+
+def test_long_run_variance_of_a_very_short_series_is_its_sum_of_squares() -> None:
+    assert long_run_variance(np.array([1.0, -2.0, 1.0])) == 6.0
+    assert long_run_variance(np.array([3.0])) == 9.0
+
+
+def test_hodges_lehmann_interval_by_hand() -> None:
+    # A = {0}, B = {1, ..., 100}: the pairwise differences are B itself, P(D <= d) = d / 100.
+    # Interval: the quantiles at 0.5 -+ q se; the smallest d with d / 100 >= p.
+    a, b = _hist(np.array([0.0])), _hist(np.arange(1.0, 101.0))
+    # normal, se 0.1: 1.959964 x 0.1 -> p = 0.304, 0.696 -> 31, 70; median 50
+    hl = hodges_lehmann(a, b, se_cles=0.1)
+    assert (hl.shift, hl.lo, hl.hi, hl.level) == (50.0, 31.0, 70.0, 0.95)
+    # 90 %: 1.644854 x 0.1 -> 0.3355, 0.6645 -> 34, 67
+    hl = hodges_lehmann(a, b, se_cles=0.1, level=0.9)
+    assert (hl.lo, hl.hi) == (34.0, 67.0)
+    # Student-t with 4 df: 2.776445 x 0.1 -> 0.2224, 0.7776 -> 23, 78
+    hl = hodges_lehmann(a, b, se_cles=0.1, df=4)
+    assert (hl.lo, hl.hi) == (23.0, 78.0)
+    # an interval past probability 0 or 1 is the whole range of differences: 1 .. 100
+    hl = hodges_lehmann(a, b, se_cles=1.0)
+    assert (hl.shift, hl.lo, hl.hi) == (50.0, 1.0, 100.0)
+
+
+def test_hodges_lehmann_default_se_is_the_textbook_one() -> None:
+    # A = {0} (1 request), B = 1..100: var U = 1 x 100 / 12 x 102 = 850 (no ties), se of CLES
+    # sqrt(850) / 100 = 0.291548 -> p = 0.5 -+ 0.571426 -> clipped to 0 and 1: 1 .. 100
+    a, b = _hist(np.array([0.0])), _hist(np.arange(1.0, 101.0))
+    hl = hodges_lehmann(a, b)
+    assert (hl.lo, hl.hi) == (1.0, 100.0)
+    # 20 requests at 0 in A: var U = 20 x 100 / 12 x (121 - (20^3 - 20) / (120 x 119))
+    # = 166.667 x (121 - 0.558824) = 20073.53; se = 141.681 / 2000 = 0.070841;
+    # 1.959964 x 0.070841 = 0.138845 -> p = 0.361155, 0.638845 -> 37, 64
+    a20 = Histogram(np.array([0.0]), np.array([20]))
+    hl = hodges_lehmann(a20, b)
+    assert (hl.shift, hl.lo, hl.hi) == (50.0, 37.0, 64.0)
+
+
+def test_hodges_lehmann_on_non_integral_values() -> None:
+    # A = {0.5, 1.5}, B = {1.0, 2.25}: differences -0.5, 0.5, 0.75, 1.75; the median (smallest
+    # d with P(D <= d) >= 1/2) is 0.5, found by bisection to 1e-3
+    hl = hodges_lehmann(_hist(np.array([0.5, 1.5])), _hist(np.array([1.0, 2.25])))
+    assert hl.shift == pytest.approx(0.5, abs=1e-3)
+    assert hl.shift >= 0.5
+    # ties: A = {0, 0}, B = {0, 1}: differences 0, 0, 1, 1 -> median 0
+    hl = hodges_lehmann(Histogram(np.array([0.0]), np.array([2])), _hist(np.array([0.0, 1.0])))
+    assert hl.shift == 0.0
