@@ -24,7 +24,7 @@ __all__ = ["HealthThresholds", "SecondHealth", "evaluate_second", "quantile"]
 class HealthThresholds:
     max_cpu_percent: float = 90.0
     max_lag_p99_ms: float = 10.0
-    late_ms: float = 10.0  # a request sent this much after its intended start is "late"
+    late_ms: float = 10.0  # a request sent more than this after its intended start is "late"
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -75,11 +75,12 @@ def evaluate_second(
     lags_ms = np.sort(np.asarray(lags_s, dtype=np.float64)) * 1000.0
     p99 = quantile(lags_ms, 0.99)
     late = int(np.count_nonzero(lags_ms > thresholds.late_ms))
+    # reasons quote the values as the record rounds them (whole percents read "cpu 90% > 90%")
     reasons = []
     if cpu_percent > thresholds.max_cpu_percent:
-        reasons.append(f"cpu {cpu_percent:.0f}% > {thresholds.max_cpu_percent:g}%")
+        reasons.append(f"cpu {cpu_percent:.1f}% > {thresholds.max_cpu_percent:g}%")
     if p99 > thresholds.max_lag_p99_ms:
-        reasons.append(f"schedule lag p99 {p99:.1f} ms > {thresholds.max_lag_p99_ms:g} ms")
+        reasons.append(f"schedule lag p99 {p99:.3f} ms > {thresholds.max_lag_p99_ms:g} ms")
     if dropped:
         reasons.append(f"{dropped} requests dropped at max_outstanding")
     return SecondHealth(

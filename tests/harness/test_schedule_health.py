@@ -63,3 +63,62 @@ def test_read_lines_resumes_from_an_offset(tmp_path: Path) -> None:
     more, _ = stream.read_lines(path, offset)
     assert [i["a"] for i in items] == [1, 2] and more == [{"a": 3}]
     assert stream.read_lines(tmp_path / "missing.jsonl") == ([], 0)
+
+
+def test_quantile_rank_is_at_least_one_and_at_most_the_count() -> None:
+    assert quantile([1.0, 2.0, 3.0], 0.0) == 1.0  # rank max(1, ceil(0)) = 1
+    assert quantile([1.0, 2.0], 0.1) == 1.0  # rank ceil(0.2) = 1
+    assert quantile([1.0, 2.0], 0.51) == 2.0  # rank ceil(1.02) = 2
+    assert quantile([5.0], 0.99) == 5.0
+
+
+def test_the_health_record_carries_every_field_the_stream_writes() -> None:
+    # 100 lags, given in reverse to check the sort: 49 of 0.1 ms, then (nearest rank of 100)
+    # rank 50 = 1.23456 ms (p50), 48 of 2 ms, rank 99 = 12.34567 ms (p99), rank 100 = 45.67891
+    lags_s = [0.0001] * 49 + [0.00123456] + [0.002] * 48 + [0.01234567, 0.04567891]
+    record = evaluate_second(12, 3, lags_s[::-1], 97.46, 2, 17, HealthThresholds())
+    assert record.to_dict() == {
+        "second": 12,
+        "worker": 3,
+        "cpu_percent": 97.5,  # rounded to 0.1
+        "sent": 100,
+        "dropped": 2,
+        "late": 2,  # over the default 10 ms: 12.3 and 45.7 ms
+        "lag_p50_ms": 1.235,  # rounded to the microsecond
+        "lag_p99_ms": 12.346,
+        "lag_max_ms": 45.679,
+        "outstanding_max": 17,
+        "healthy": False,
+        "reasons": [
+            "cpu 97.5% > 90%",
+            "schedule lag p99 12.346 ms > 10 ms",
+            "2 requests dropped at max_outstanding",
+        ],
+    }
+
+
+def test_a_second_without_requests_has_zero_lags() -> None:
+    record = evaluate_second(0, 0, [], 12.34, 0, 0, HealthThresholds())
+    assert (record.sent, record.late, record.cpu_percent) == (0, 0, 12.3)
+    assert (record.lag_p50_ms, record.lag_p99_ms, record.lag_max_ms) == (0.0, 0.0, 0.0)
+    assert record.healthy and record.reasons == ()
+
+
+def test_only_values_above_a_limit_break_it() -> None:
+    # the rule is "above the limit" (the reasons read "x > limit"): equal is still healthy,
+    # and a request exactly late_ms behind its start is not late. 0.005 s * 1000 == 5.0 exactly.
+    limits = HealthThresholds(max_cpu_percent=80, max_lag_p99_ms=5, late_ms=5)
+    at = evaluate_second(1, 0, [0.005] * 10, 80.0, 0, 1, limits)
+    assert at.healthy and at.late == 0 and at.lag_p99_ms == 5.0
+    over = evaluate_second(1, 0, [0.0051] * 10, 80.1, 0, 1, limits)
+    assert not over.healthy and over.late == 10
+    assert over.reasons == ("cpu 80.1% > 80%", "schedule lag p99 5.100 ms > 5 ms")
+
+
+def test_thresholds_default_to_the_documented_limits() -> None:
+    # README, `loadgen`: max_cpu_percent (90), max_lag_p99_ms (10), late_ms (10)
+    assert HealthThresholds().to_dict() == {
+        "max_cpu_percent": 90.0,
+        "max_lag_p99_ms": 10.0,
+        "late_ms": 10.0,
+    }
