@@ -15,6 +15,8 @@ from harness.analysis.bootstrap import (
     bootstrap_p_value,
     circular_block_weights,
     percentile_interval,
+    quantile_rows,
+    replicate_chunks,
 )
 
 
@@ -69,3 +71,68 @@ def test_bootstrap_p_value_by_hand() -> None:
     # none on the far side of 0: floored at 1 / (R + 1)
     assert bootstrap_p_value(np.arange(1, 101.0)) == pytest.approx(1 / 101)
     assert bootstrap_p_value(np.array([-1.0, 1.0])) == 1.0
+
+
+def test_quantile_rows_use_hdr_rounding_by_hand() -> None:
+    values = np.array([10.0, 20.0, 30.0, 40.0])
+    hists = np.array([[1, 1, 1, 1], [0, 3, 0, 1], [0, 0, 0, 0]], dtype=np.float32)
+    pcts = np.array([0.1, 25.0, 50.0, 62.4, 62.5, 75.0, 99.0, 100.0])
+    # HdrHistogram: the value holding request number max(floor(pct / 100 x total + 0.5), 1).
+    # row 1 (total 4): 0.1 -> 0.504 -> 1st; 25 -> 1.5 -> 1st; 50 -> 2.5 -> 2nd;
+    #   62.4 -> 2.996 -> 2nd; 62.5 -> 3.0 -> 3rd; 75 -> 3.5 -> 3rd; 99 -> 4.46 -> 4th; 100 -> 4th
+    # row 2 (20, 20, 20, 40): 1st-3rd requests are 20, the 4th 40
+    # row 3 (empty): the last value, never an index error
+    expected = [
+        [10, 10, 20, 20, 30, 30, 40, 40],
+        [20, 20, 20, 20, 20, 20, 40, 40],
+        [40, 40, 40, 40, 40, 40, 40, 40],
+    ]
+    np.testing.assert_array_equal(quantile_rows(hists, values, pcts), expected)
+
+
+def test_quantile_rows_count_in_double_precision() -> None:
+    # float32 holds integers exactly only up to 2^24: summed in float32, 2^24 + 1 + 1 would
+    # stay 2^24 and p100 would land on the first value
+    hists = np.array([[2.0**24, 1.0, 1.0]], dtype=np.float32)
+    out = quantile_rows(hists, np.array([1.0, 2.0, 3.0]), np.array([100.0]))
+    assert out[0, 0] == 3.0
+
+
+def test_replicate_chunks_sizes_and_pairing() -> None:
+    n = 12
+    eye = np.eye(n, dtype=np.float32)  # one window per bin: a replicate row is its weights
+    rng = np.random.default_rng(0)
+    chunks = list(replicate_chunks(eye, eye, paired=True, n_boot=600, block=3, rng=rng))
+    assert [ha.shape for ha, _ in chunks] == [(250, n), (250, n), (100, n)]
+    for ha, hb in chunks:
+        np.testing.assert_array_equal(ha, hb)  # the same seconds in both arms
+        np.testing.assert_array_equal(ha.sum(axis=1), np.full(ha.shape[0], float(n)))
+    small = list(replicate_chunks(eye, eye, paired=False, n_boot=120, block=3, rng=rng, chunk=50))
+    assert [ha.shape[0] for ha, _ in small] == [50, 50, 20]
+    assert all(not np.array_equal(ha, hb) for ha, hb in small)  # drawn apart
+    # unpaired arms may differ in length
+    other = np.eye(8, dtype=np.float32)
+    ((ha, hb),) = replicate_chunks(eye, other, paired=False, n_boot=100, block=2, rng=rng)
+    assert ha.shape == (100, n) and hb.shape == (100, 8)
+
+
+def test_paired_resampling_needs_the_same_windows() -> None:
+    with pytest.raises(ValueError) as err:
+        next(
+            replicate_chunks(
+                np.ones((5, 2)), np.ones((6, 2)), paired=True, n_boot=100, block=2,
+                rng=np.random.default_rng(0),
+            )
+        )
+    assert str(err.value) == "paired resampling needs the same windows in both arms"
+
+
+def test_circular_blocks_with_a_partial_last_block() -> None:
+    # 10 windows in blocks of 3: ceil(10 / 3) = 4 blocks, the last cut to 1 window
+    rng = np.random.default_rng(3)
+    w = circular_block_weights(10, 3, 400, rng)
+    np.testing.assert_array_equal(w.sum(axis=1), np.full(400, 10.0))
+    # every window is drawn about equally often: 400 x 10 draws over 10 windows
+    assert np.all(np.abs(w.sum(axis=0) / 400 - 1.0) < 0.15)
+    # 4 runs change the weight at <= 8 places
+    assert max(_changes(row) for row in w) <= 8
