@@ -79,6 +79,10 @@ def test_b_faster_is_better_and_holm_covers_the_gating_metrics_only() -> None:
     assert p50.verdict == "better" and p50.p_value == pytest.approx(1 / 101)
     dist = result.metric("distribution")
     assert dist.note == "B has less mass in the upper tail"
+    for name in ("p50", "p95", "p99", "p99.9"):  # intervals (ms and relative) about the estimate
+        m = result.metric(name)
+        assert m.ci[0] < m.difference < m.ci[1] < 0, name
+        assert m.relative_ci[0] < m.relative < m.relative_ci[1] < 0, name
     assert result.metric("shift").note.startswith("significant after Holm correction; ")
     assert result.warnings == ()  # failures: none, so nothing bursty either
 
