@@ -19,6 +19,7 @@ from harness.analysis.latency_ab import (
     latency_stats,
     robust_rank_test,
 )
+from harness.analysis.ranktests import effective_size, long_run_variance, placement_deviations
 
 # --- robust rank test on three seconds, by hand --------------------------------------------
 # A = 1, 2, 3 us and B = 2, 3, 4 us, one request per second. CLES = 7/9 (pairs B > A: 1.5 for
@@ -202,6 +203,15 @@ def test_bootstrap_widening_combines_the_rank_test_and_student_t() -> None:
         assert (s.block, s.rho, s.df, s.se_cles) == (rt.block, rt.rho, rt.df, rt.se_cles)
         assert s.p_shift == rt.p_value and s.design_effect == rt.design_effect
         assert s.mw == rt.mw
+        # Student-t degrees of freedom: the fewest independent-equivalent seconds of the
+        # influence series (one series when paired, one per arm otherwise) minus one
+        ca, cb, _ = align_arms(a, b, paired)
+        d_a, d_b, _ = placement_deviations(ca, cb)
+        series = [d_a + d_b] if paired else [d_a, d_b]
+        assert rt.df == pytest.approx(min(effective_size(x) for x in series) - 1)
+        assert rt.df > 20  # well above the floor of 4 here
+        # the robust variance sums the series' long-run variances
+        assert rt.se_cles**2 == pytest.approx(sum(long_run_variance(x) for x in series))
     # alpha moves the t quantile: at 0.1, t_0.95(df) / z_0.95
     s = _stats(a, b, alpha=0.1)
     rt = robust_rank_test(a, b, paired=True)

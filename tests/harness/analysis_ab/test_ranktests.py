@@ -12,6 +12,9 @@ from scipy import stats
 from harness.analysis.disttest import anderson_ksamp_hist
 from harness.analysis.histdata import HdrLayout, Histogram
 from harness.analysis.ranktests import (
+    _arma11,
+    _newey_west_prewhitened,
+    effective_size,
     hodges_lehmann,
     lag1_autocorrelation,
     long_run_variance,
@@ -259,3 +262,64 @@ def test_hodges_lehmann_on_non_integral_values() -> None:
     # ties: A = {0, 0}, B = {0, 1}: differences 0, 0, 1, 1 -> median 0
     hl = hodges_lehmann(Histogram(np.array([0.0]), np.array([2])), _hist(np.array([0.0, 1.0])))
     assert hl.shift == 0.0
+
+
+# --- the two long-run variance estimates, by hand --------------------------------------------
+# Both start from the lag-k autocorrelations r_k of the (mean-zero) series and the
+# Kendall-corrected r1k = r1 + (1 + 3 r1) / n.
+
+
+def test_arma11_long_run_variance_by_hand() -> None:
+    # 1, -1, -1, 1: sum of squares 4, r1 = -1/4, r1k = -0.25 + 0.25 / 4 = -0.1875, phi = 0
+    # (r1 is not above 2 / sqrt(4)): 4 x (1 + 2 x -0.1875) = 2.5
+    assert _arma11(np.array([1.0, -1.0, -1.0, 1.0])) == pytest.approx(2.5)
+    # alternating, n = 8: r1 = -7/8, r1k = -1.078125, 1 + 2 r1k < 0.05 -> 8 x 0.05
+    assert _arma11(np.array([1.0, -1.0] * 4)) == pytest.approx(0.4)
+    # n = 16, sum of squares 74, lag sums 39 and 31: r1 = 39/74 > 2 / sqrt(16), so
+    # phi = max(r2 / r1, r1k) = max(31/39, 815/1184) = 31/39;
+    # 74 (1 + 2 (815/1184) / (8/39)) = 74 + 496.640625 = 570.640625
+    x16 = np.array([2.0, 1, 3, -1, -1, -2, -3, -2, -3, -1, -2, 2, 3, 2, 3, -1])
+    assert _arma11(x16) == pytest.approx(570.640625)
+    # n = 9, sum of squares 22, r1 = 15/22, r1k = 202/198 > 0.95: phi capped at 0.95;
+    # 22 (1 + 2 (202/198) / 0.05) = 919.777778
+    x9 = np.array([-2.0, -2, -2, 0, 0, 1, 1, 2, 2])
+    assert _arma11(x9) == pytest.approx(919.777778, abs=1e-6)
+
+
+def test_prewhitened_newey_west_by_hand() -> None:
+    # -3, 0, 2, 1, -3, 3, -2, 1, 1 (n = 9): sum of squares 38, lag-1 sum -17, r1 = -0.447368;
+    # rho = r1 + (1 + 3 r1) / 9 = -0.485380; residuals e_t = x_t - rho x_(t-1), centred:
+    # -1.770468, 1.685673, 1.656433, -2.828947, 1.229532, -0.858187, -0.285088, 1.171053;
+    # their lag-1 autocorrelation -0.465188 -> alpha1 = 4 r^2 / ((1 - r)^2 (1 + r)^2)
+    # = 1.409705, bandwidth int(1.1447 (1.409705 x 8)^(1/3)) = int(2.567) = 2;
+    # gamma0 2.552954, Bartlett terms 2 (2/3) gamma1 = -1.583472, 2 (1/3) gamma2 = -0.382704
+    # -> 0.586779; recoloured: 0.586779 x 9 / (1 + 0.485380)^2 = 2.393546
+    x = np.array([-3.0, 0, 2, 1, -3, 3, -2, 1, 1])
+    assert _newey_west_prewhitened(x) == pytest.approx(2.393546, abs=1e-6)
+    assert _arma11(x) == pytest.approx(1.9)  # 38 x (1 + 2 x -0.485380) = 1.9
+    assert long_run_variance(x) == pytest.approx(2.393546, abs=1e-6)  # the larger
+    assert effective_size(x) == pytest.approx(9 * 38 / 2.393546, rel=1e-6)
+    # -2, -3, -3, 0, 1, 2, 2, 3: r1 = 27/40, rho = 0.675 + 3.025 / 8 > 0.95 -> 0.95;
+    # residuals centred -1.792857, -0.842857, 2.157143, 0.307143, 0.357143, -0.592857,
+    # 0.407143 (lag-1 autocorrelation 0.0013: bandwidth 0): gamma0 = 1.331020;
+    # 1.331020 x 8 / 0.05^2 = 4259.265306
+    trend = np.array([-2.0, -3, -3, 0, 1, 2, 2, 3])
+    assert _newey_west_prewhitened(trend) == pytest.approx(4259.265306, abs=1e-5)
+    # alternating, n = 8: r1 = -7/8, rho = -1.078 -> -0.9; residuals x_t + 0.9 x_(t-1)
+    # = -0.1 x_(t-1), centred -0.085714 (x4) and 0.114286 (x3), lag-1 autocorrelation
+    # -6/7; alpha1 = 41.75, bandwidth min(int(1.1447 x 292.3^(1/3)) = 7, 7 - 1) = 6;
+    # gamma0 0.009796 and the six Bartlett terms sum to 0.000933; x 8 / 1.9^2 = 0.002067
+    alt = np.array([1.0, -1.0] * 4)
+    assert _newey_west_prewhitened(alt) == pytest.approx(0.0020675, abs=1e-7)
+
+
+def test_long_run_variance_takes_the_larger_estimate() -> None:
+    x16 = np.array([2.0, 1, 3, -1, -1, -2, -3, -2, -3, -1, -2, 2, 3, 2, 3, -1])
+    assert _newey_west_prewhitened(x16) < 570.640625
+    assert long_run_variance(x16) == pytest.approx(570.640625)
+    assert effective_size(x16) == pytest.approx(16 * 74 / 570.640625)
+    assert long_run_variance(np.array([1.0, -1.0, -1.0, 1.0])) == pytest.approx(2.5)
+    assert effective_size(np.array([1.0, -1.0, -1.0, 1.0])) == pytest.approx(6.4)
+    # nothing varies: no variance, and the series counts at face value
+    assert long_run_variance(np.zeros(6)) == 0.0
+    assert effective_size(np.zeros(6)) == 6.0
