@@ -254,9 +254,15 @@ def simulate_hpa(
     """Replay `traffic` (requests/s, one value per second) through the HPA loop."""
     traffic = np.asarray(traffic, dtype=np.float64)
     n = traffic.size
-    init = max(settings.initial_replicas or settings.min_replicas, settings.min_replicas)
-    # like the controller at start-up, a down window begins holding the current count
-    recs = [(0.0, init)] if settings.scale_down.stabilization_window_s > 0 else []
+    # a count outside [min, max] is brought inside at once (the controller does so before any
+    # metric or behaviour is considered)
+    init = min(
+        max(settings.initial_replicas or settings.min_replicas, settings.min_replicas),
+        settings.max_replicas,
+    )
+    # like the controller at start-up (recordInitialRecommendation), both windows begin
+    # holding the current count
+    recs = [(0.0, init)]
     st = _State(pods=[-math.inf] * init, recommendations=recs, up_events=[], down_events=[])
     replicas = np.zeros(n, dtype=np.int64)
     ready = np.zeros(n, dtype=np.int64)
