@@ -157,15 +157,15 @@ def _fit_warnings(usl_r2: float, lat: dict[str, float] | None) -> tuple[str, ...
 def _largest_passing_n(
     ns: np.ndarray, p99: np.ndarray, passing: np.ndarray, n_star: float, slo_ms: float
 ) -> float:
-    """Largest integer N <= min(N*, first failing level, last level) whose interpolated
-    measured p99 meets the SLO."""
+    """Largest integer N <= min(N*, last level), below the first failing level, whose
+    interpolated measured p99 meets the SLO. The failing level itself is out: it may fail on
+    its error rate with a p99 that passes."""
     fails = np.flatnonzero(~passing)
-    limit = ns[fails[0]] if fails.size else ns[-1]
-    upper = min(n_star, limit, ns[-1])
+    limit = ns[fails[0]] if fails.size else math.inf
     cands = [
         n
-        for n in range(max(1, int(ns[0])), math.floor(upper) + 1)
-        if _interp_p99(n, ns, p99) <= slo_ms
+        for n in range(max(1, int(ns[0])), math.floor(min(n_star, ns[-1])) + 1)
+        if n < limit and _interp_p99(n, ns, p99) <= slo_ms
     ]
     if not cands:
         raise InsufficientData("no integer concurrency meets the SLO; sweep lower loads", 1)
