@@ -295,5 +295,64 @@ def test_to_dict_is_json_ready() -> None:
     assert data["details"] == {"n": 3, "x": 0.5, "bad": None, "inf": None}
     assert type(data["details"]["n"]) is int and data["warnings"] == ["w"]
     json.dumps(data, allow_nan=False)
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError) as err:
         comparison.metric("p99")
+    assert err.value.args == ("p99",)
+
+
+def test_holm_decides_a_gating_metric() -> None:
+    """B 3 % slower, 30 s at 40 req/s: the shift alone has p = 0.035, the smallest of the
+    four gating p-values (0.035, 0.079, 0.94, 1), so Holm multiplies it by 4: 0.140, not
+    significant -> inconclusive. The p50, not gating, keeps its own p = 0.04 -> worse."""
+    rng = np.random.default_rng(0)
+    a, b = simulate_pair(ArmSpec(rate=40), ArmSpec(rate=40, scale=1.03), 30, rng)
+    result = compare_arms(a, b, CONFIG)
+    shift = result.metric("shift")
+    _check_holm(result)
+    assert shift.p_value == pytest.approx(0.035, abs=5e-4)
+    assert shift.p_adjusted == pytest.approx(4 * shift.p_value)
+    assert shift.verdict == "inconclusive"
+    p50 = result.metric("p50")
+    assert (p50.p_value, p50.p_adjusted, p50.verdict) == (0.04, None, "worse")
+
+
+def test_requests_needed_comes_from_the_metric_own_interval() -> None:
+    """Inconclusive, B 5 % slower: estimate and interval on the margin's (relative) scale;
+    to exclude 0 the interval's lower side must shrink by estimate / (estimate - lo), which
+    takes ((estimate - lo) / estimate)^2 times the requests (here fewer than fitting the
+    5 % margin would)."""
+    rng = np.random.default_rng(14)
+    a, b = simulate_pair(ArmSpec(rate=40), ArmSpec(rate=40, scale=1.05), 30, rng)
+    result = compare_arms(a, b, CONFIG)
+    n = a.n_success + b.n_success
+    for name in ("shift", "p50", "p99"):
+        m = result.metric(name)
+        assert m.verdict == "inconclusive" and m.relative > 0 > m.relative_ci[0], name
+        factor = ((m.relative - m.relative_ci[0]) / m.relative) ** 2
+        assert m.requests_needed == math.ceil(n * factor), name
+
+
+def test_short_arms_show_their_percentiles_only_when_both_have_some() -> None:
+    config = CompareConfig(n_boot=100)
+    seconds = np.repeat(np.arange(25), 4)
+    # below 2,048 us HDR keeps values exact: 1.5 and 1.8 ms
+    one = arm_from_samples("A", seconds, np.full(100, 1500.0), failed=np.arange(100) > 0)
+    assert one.n_success == 1
+    b = arm_from_samples("B", seconds, np.full(100, 1800.0))
+    shown = compare_arms(one, b, config).metric("p99")
+    assert (shown.a, shown.b) == (1.5, 1.8)  # ms
+    none = arm_from_samples("A", seconds, np.full(100, 1500.0), failed=np.ones(100, bool))
+    hidden = compare_arms(none, b, config).metric("p99")
+    assert (hidden.a, hidden.b) == (None, None)
+    hidden = compare_arms(b, none, config).metric("shift")
+    assert (hidden.a, hidden.b) == (None, None)
+
+
+def test_relative_shift_from_a_one_microsecond_median() -> None:
+    # A at 1 us, B at 2 us in every request: shift 1 us, relative to A's median 1 -> 1.0
+    seconds = np.repeat(np.arange(25), 10)
+    a = arm_from_samples("A", seconds, np.full(250, 1.0))
+    b = arm_from_samples("B", seconds, np.full(250, 2.0))
+    shift = compare_arms(a, b, CONFIG).metric("shift")
+    assert (shift.a, shift.difference, shift.relative) == (0.001, 0.001, 1.0)
+    assert shift.relative_ci == pytest.approx((shift.ci[0] / 0.001, shift.ci[1] / 0.001))

@@ -149,10 +149,14 @@ def test_requests_needed_by_hand() -> None:
     # ((-0.125 + 0.375) / (0.25 - 0.125))^2 = 4; excluding 0 from above:
     # ((0.5 + 0.125) / 0.125)^2 = 25 -> 4000
     assert _needed(-0.125, (-0.75, 0.5), (-0.375, 0.125)) == 4000
-    # beyond the margin, only "exclude 0" is possible: estimate 0.5 > 0.25, lower end -0.5:
-    # ((0.5 + 0.5) / 0.5)^2 = 4; and for -0.5 with upper end 0.5 the same
-    assert _needed(0.5, (-0.5, 1.5), (-0.25, 1.25)) == 4000
-    assert _needed(-0.5, (-1.5, 0.5), (-1.25, 0.25)) == 4000
+    # beyond the margin, only "exclude 0" is possible: estimate 0.5 > 0.25, lower end -0.25:
+    # ((0.5 + 0.25) / 0.5)^2 = 2.25; and for -0.5 with upper end 0.25 the same
+    assert _needed(0.5, (-0.25, 1.25), (-0.125, 1.125)) == 2250
+    assert _needed(-0.5, (-1.25, 0.25), (-1.125, 0.125)) == 2250
+    # an estimate exactly on the margin cannot be brought inside it: exclude 0 only,
+    # ((0.25 + 0.5) / 0.25)^2 = 9
+    assert _needed(0.25, (-0.5, 1.0), (-0.375, 0.875)) == 9000
+    assert _needed(-0.25, (-1.0, 0.5), (-0.875, 0.375)) == 9000
     # an estimate of exactly 0 never excludes 0; the equivalence side alone:
     # ((0.5 - 0) / (0.25 - 0))^2 = 4
     assert _needed(0.0, (-0.75, 0.75), (-0.5, 0.5)) == 4000
@@ -172,6 +176,8 @@ def test_requests_needed_is_none_without_a_goal_or_without_data() -> None:
     assert _needed(0.5, (0.25, 0.75), (0.3, 0.7)) is None
     # no requests yet: nothing to scale
     assert _needed(0.0, (-0.75, 0.75), (-0.5, 0.5), n=0) is None
+    # one request is something: 1 x 4
+    assert _needed(0.0, (-0.75, 0.75), (-0.5, 0.5), n=1) == 4
 
 
 def test_holm_order_and_monotonicity_by_hand() -> None:

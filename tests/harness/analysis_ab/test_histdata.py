@@ -95,6 +95,18 @@ def test_arm_from_samples_quantises_like_hdr_and_counts_per_second() -> None:
     assert (arm.name, arm.resolution, arm.rejected, arm.checked) == ("A", 0.005, 0, 0)
 
 
+def test_arm_from_samples_accepts_plain_lists_and_float_seconds() -> None:
+    # seconds as floats, failure flags as 0/1 integers: the arm still has integer seconds,
+    # and a flag of 1 marks a failure (not a bitwise complement of an int)
+    arm = arm_from_samples("A", [0.0, 0.0, 1.0], [3, 10, 3], failed=[0, 1, 0])
+    assert arm.seconds.dtype == np.int64
+    np.testing.assert_array_equal(arm.seconds, [0, 1])
+    np.testing.assert_array_equal(arm.failures, [1, 0])
+    np.testing.assert_array_equal(arm.merged.values, [3.0])
+    np.testing.assert_array_equal(arm.merged.counts, [2])
+    assert arm.requests.dtype == np.int64 and arm.failures.dtype == np.int64
+
+
 def test_arm_from_samples_without_failures_and_on_a_coarser_grid() -> None:
     arm = arm_from_samples("B", np.array([0, 0, 1]), np.array([3.0, 10.0, 3.0]), resolution=0.5)
     np.testing.assert_array_equal(arm.failures, [0, 0])

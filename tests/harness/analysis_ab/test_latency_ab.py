@@ -64,6 +64,19 @@ def test_robust_rank_test_by_hand(tiny, paired: bool, se: float, design_effect: 
     assert robust_rank_test(a, b, paired=paired, block=3).block == 3
 
 
+def test_paired_seconds_are_matched_by_time_not_by_position() -> None:
+    # B one second later than A: seconds 0..3, A in 0-2 and B in 1-3. Per second, the
+    # paired series is A's deviation plus B's (0 where an arm has no request):
+    # 0.0740741 + 0, 0.0185185 - 0.0925926, -0.0925926 + 0.0185185, 0 + 0.0740741
+    # = 0.0740741 x (1, -1, -1, 1), whose long-run variance is 0.0740741^2 x 2.5
+    # (test_ranktests: 1, -1, -1, 1 -> 2.5) = 0.0137174 -> se 0.117121.
+    # Matched by position instead, it would be the three-second series above (se 0.045).
+    a = arm_from_samples("A", np.array([0, 1, 2]), np.array([1.0, 2.0, 3.0]))
+    b = arm_from_samples("B", np.array([1, 2, 3]), np.array([2.0, 3.0, 4.0]))
+    rt = robust_rank_test(a, b, paired=True)
+    assert rt.se_cles == pytest.approx(0.117121, abs=1e-6)
+
+
 def test_robust_rank_test_p_value_is_two_sided(tiny) -> None:
     a, b = tiny
     forward = robust_rank_test(a, b, paired=True)
