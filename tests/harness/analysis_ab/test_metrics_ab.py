@@ -98,6 +98,10 @@ def test_relative_and_absolute_margins_judge_on_their_own_scale(arms) -> None:
     assert tight.metric("distribution").verdict == "worse"
     assert tight.metric("distribution").margin == "±0.05 ms"
     assert tight.verdict == "worse" and loose.verdict == "equivalent"
+    # on the absolute scale the estimate is the shift itself: 100 us is beyond +-80 us
+    near = _compare(arms, "80us").metric("shift")
+    assert near.verdict == "worse"
+    assert 0.08 < near.ci[0] <= 0.1 <= near.ci[1] < 0.12  # ms: tight around the 100 us
 
 
 def test_distribution_metric_shows_the_anderson_darling_statistic(arms) -> None:
