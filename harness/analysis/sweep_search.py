@@ -160,7 +160,7 @@ def search_max_load(
             break
         step = record(mid)
         lo, hi = (step, hi) if criteria.passes(step) else (lo, step)
-    return _finish(steps, passed, lo, hi, start, resolution, max_steps)
+    return _finish(steps, passed, lo, hi, start, resolution, max_steps, max_load)
 
 
 def _finish(
@@ -171,17 +171,22 @@ def _finish(
     start: float,
     resolution: float,
     max_steps: int,
+    max_load: float | None,
 ) -> SearchResult:
     if lo is None:
         reason = "the starting load already fails the SLO; start lower"
     elif hi is None:
         reason = (
             "never failed up to the maximum load"
-            if len(steps) < max_steps
-            else ("step budget exhausted while growing")
+            if max_load is not None and lo.load >= max_load
+            else "step budget exhausted while growing"
         )
     elif hi.load - lo.load > resolution:
-        reason = "step budget exhausted before reaching the resolution"
+        reason = (
+            "step budget exhausted before reaching the resolution"
+            if len(steps) >= max_steps
+            else f"no integer load between {lo.load:g} and {hi.load:g} to try"
+        )
     else:
         reason = f"bracketed within {hi.load - lo.load:g} <= resolution {resolution:g}"
     edge = hi.load if hi is not None else (lo.load if lo is not None else start)
