@@ -35,9 +35,9 @@ LABELS = {
 }
 
 
-def _pair(spec_b: ArmSpec, seconds: int = 40, sigma: float = 0.3, rate: int = 60, **kw):
+def _pair(spec_b: ArmSpec, seconds: int = 40, sigma: float = 0.3, rate: int = 60, seed: int = 1):
     spec_a = ArmSpec(rate=rate, sigma=sigma)
-    return simulate_pair(spec_a, spec_b, seconds, np.random.default_rng(1), load_sd=0.05, **kw)
+    return simulate_pair(spec_a, spec_b, seconds, np.random.default_rng(seed), load_sd=0.05)
 
 
 def _rest(result: Comparison, head_verdict: str | None) -> str:
@@ -171,6 +171,9 @@ def test_too_little_data_leaves_latency_inconclusive_and_says_why() -> None:
     assert result.metric("shift").b == pytest.approx(b.merged.percentile(50.0) / 1e3)
     assert result.metric("distribution").a is None
     assert "block_length_s" not in result.details
+    # A short of windows, B with the most requests: twice B's 500
+    result = compare_arms(_arm("A", 19, 20), _arm("B", 25, 20, seed=1), config)
+    assert result.metric("p99").requests_needed == 1000
     # B one request short: 199 < 200
     b_short = arm_from_samples("B", np.repeat(np.arange(20), 10)[:-1], np.full(199, 4000.0))
     result = compare_arms(_arm("A", 20, 20), b_short, config)
@@ -237,7 +240,7 @@ def test_bursty_failures_are_warned_about_once() -> None:
 
 
 def test_details_report_the_bootstrap_and_the_rank_test() -> None:
-    a, b = _pair(ArmSpec(rate=60, sigma=0.3))
+    a, b = _pair(ArmSpec(rate=60, sigma=0.3), seed=2)
     config = CompareConfig(n_boot=100, block_length=7, margin="2ms")
     result = compare_arms(a, b, config)
     rt = robust_rank_test(a, b, paired=True)
@@ -253,8 +256,9 @@ def test_details_report_the_bootstrap_and_the_rank_test() -> None:
         "lag1_autocorrelation": round(rt.rho, 4),
         "rank_test_design_effect": round(rt.design_effect, 3),
     }
-    # the rounding is to 4 and 3 digits: these values are not already that short
-    assert rt.rho != round(rt.rho, 4) and rt.design_effect != round(rt.design_effect, 3)
+    # the rounding is to 4 and 3 digits: one digit more would show here
+    assert round(rt.rho, 5) != round(rt.rho, 4)
+    assert round(rt.design_effect, 4) != round(rt.design_effect, 3)
 
 
 def test_design_effect_is_na_when_every_request_ties() -> None:
@@ -356,3 +360,29 @@ def test_relative_shift_from_a_one_microsecond_median() -> None:
     shift = compare_arms(a, b, CONFIG).metric("shift")
     assert (shift.a, shift.difference, shift.relative) == (0.001, 0.001, 1.0)
     assert shift.relative_ci == pytest.approx((shift.ci[0] / 0.001, shift.ci[1] / 0.001))
+
+
+def test_inconclusive_summary_at_under_one_request_per_second() -> None:
+    """10 requests spread over 40 seconds per arm: 0.25 + 0.25 = 0.5 requests/s together,
+    so the largest gating figure takes twice as many seconds as requests."""
+    base = arm_from_samples("A", np.arange(10), np.full(10, 1500.0))
+
+    def sparse(name: str) -> ArmWindows:
+        return replace(
+            base,
+            name=name,
+            seconds=np.arange(40),
+            counts=np.vstack([base.counts, np.zeros((30, base.counts.shape[1]), np.float32)]),
+            requests=np.r_[base.requests, np.zeros(30, np.int64)],
+            failures=np.zeros(40, np.int64),
+        )
+
+    result = compare_arms(sparse("A"), sparse("B"), CONFIG)
+    assert result.verdict == "inconclusive"
+    need = max(result.metric(m).requests_needed for m in GATING)
+    assert need > 400  # the error rate's figure: 0 of 10 failures says little
+    assert result.summary == (
+        "Inconclusive: not enough data on typical latency (shift), latency distribution, "
+        f"latency p99, error rate; about {need:,} requests in total would resolve it "
+        f"(~{2 * need:,} s at this rate)."
+    )

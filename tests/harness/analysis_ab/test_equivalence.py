@@ -102,9 +102,11 @@ def test_equivalence_needs_the_interval_strictly_inside_the_margin() -> None:
 
 def test_significance_needs_p_strictly_below_alpha() -> None:
     at_alpha = _decide(0.1, (0.0, 0.2), (0.02, 0.18), 0.05)
-    assert at_alpha.verdict is Verdict.INCONCLUSIVE and not at_alpha.significant
+    assert at_alpha.verdict is Verdict.INCONCLUSIVE
+    assert at_alpha.significant is False and at_alpha.equivalent is False
     below = _decide(0.1, (0.001, 0.2), (0.02, 0.18), 0.0499)
-    assert below.verdict is Verdict.WORSE and below.significant and not below.equivalent
+    assert below.verdict is Verdict.WORSE
+    assert below.significant is True and below.equivalent is False
     assert below.requests_needed is None
     assert below.reason == "significant after Holm correction"
 

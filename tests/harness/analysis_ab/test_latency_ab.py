@@ -75,6 +75,10 @@ def test_paired_seconds_are_matched_by_time_not_by_position() -> None:
     b = arm_from_samples("B", np.array([1, 2, 3]), np.array([2.0, 3.0, 4.0]))
     rt = robust_rank_test(a, b, paired=True)
     assert rt.se_cles == pytest.approx(0.117121, abs=1e-6)
+    s = latency_stats(
+        a, b, paired=True, alpha=0.05, pcts=(50.0,), n_boot=100, rng=np.random.default_rng(0)
+    )
+    assert s.se_cles == pytest.approx(0.117121, abs=1e-6)
 
 
 def test_robust_rank_test_p_value_is_two_sided(tiny) -> None:

@@ -18,8 +18,9 @@ from scipy import stats
 from harness.analysis.abconfig import CompareConfig
 from harness.analysis.compare import compare_arms
 from harness.analysis.equivalence import Verdict
-from harness.analysis.histdata import arm_from_samples
-from harness.analysis.metrics_ab import Candidate, distribution_decision
+from harness.analysis.histdata import ArmWindows, Histogram, arm_from_samples
+from harness.analysis.metrics_ab import Candidate, distribution_decision, error_rate_candidate
+from harness.analysis.proportions import compare_proportions
 
 SHIFT_US = 100.0
 
@@ -199,3 +200,76 @@ def test_distribution_decision_a_move_at_the_margin_counts() -> None:
 def test_distribution_decision_without_a_margin_goes_by_the_tail() -> None:
     none = CompareConfig(margin="none")
     assert distribution_decision(_dist((0.001,)), 0.01, none).verdict is Verdict.WORSE
+
+
+# --- error rate and accuracy details ---------------------------------------------------------
+
+
+def _failing(failures: list[int], requests: int = 10) -> ArmWindows:
+    n = len(failures)
+    return ArmWindows(
+        name="B",
+        seconds=np.arange(n),
+        bin_ids=np.array([1000]),
+        counts=np.full((n, 1), 1.0, dtype=np.float32),
+        merged=Histogram(np.array([5000.0]), np.array([n])),
+        requests=np.full(n, requests),
+        failures=np.array(failures),
+    )
+
+
+def test_bursty_means_a_dispersion_above_2() -> None:
+    clean = _failing([0, 0, 0])
+    # 6, 6, 1, 6, 6 of 10: rate 1/2, variance 2.5, chi-square (4 x 1 + 16) / 2.5 = 8 over
+    # 4 windows -> exactly 2: not flagged
+    assert error_rate_candidate(clean, _failing([6, 6, 1, 6, 6]), CONFIG).note == ""
+    # 0, 2, 4 of 10: 2.5 (test_proportions) -> flagged
+    note = error_rate_candidate(clean, _failing([0, 2, 4]), CONFIG).note
+    assert note == (
+        "failures of 'B' are bursty (dispersion 2.5); the exact test assumes independence, "
+        "so its p-value is optimistic"
+    )
+
+
+def test_error_rate_requests_needed_by_hand(arms) -> None:
+    # 0 of 2,000 failures in each arm: the 90 % Newcombe interval is +-(Wilson upper of 0/2000)
+    # = +-z^2 / (2000 + z^2) with z = 1.644854: 2.705543 / 2002.705543 = 0.00135094;
+    # to fit in +-0.1 pp: (0.00135094 / 0.001)^2 = 1.825050 x 4,000 requests = 7300.2 -> 7301
+    m = compare_arms(*arms, CompareConfig(n_boot=100)).metric("error_rate")
+    assert m.verdict == "inconclusive"
+    assert m.requests_needed == 7301
+
+
+def test_error_rate_when_one_arm_has_no_requests() -> None:
+    # A has no requests: its rate counts as 0 with Wilson range (0, 1), the difference is
+    # unknown and its estimate 0. Fitting the 90 % interval's lower end -1 into -0.1 pp
+    # takes (1 / 0.001)^2 = 10^6 times B's 100 requests.
+    empty = arm_from_samples("A", np.array([], dtype=np.int64), np.array([]))
+    b = arm_from_samples("B", np.repeat(np.arange(25), 4), np.full(100, 1500.0))
+    m = compare_arms(empty, b, CompareConfig(n_boot=100)).metric("error_rate")
+    assert math.isnan(m.a) and math.isnan(m.difference)  # to_dict() writes them as null
+    assert (m.verdict, m.requests_needed) == ("inconclusive", 100_000_000)
+
+
+def test_error_rate_and_accuracy_use_the_configured_alpha(arms) -> None:
+    a, b = arms
+    failures = np.zeros(40, dtype=np.int64)
+    failures[::4] = 1
+    b = replace(b, failures=failures, requests=b.requests + failures, checked=500, correct=480)
+    a = replace(a, checked=400, correct=390)
+    result = compare_arms(a, b, CompareConfig(n_boot=100, alpha=0.1))
+    # test_proportions pins compare_proportions to Newcombe / Wilson from SciPy
+    expected = compare_proportions(0, a.n_requests, 10, b.n_requests, alpha=0.1)
+    assert result.metric("error_rate").ci == pytest.approx(expected.ci)
+    assert result.metric("accuracy").ci == pytest.approx(
+        compare_proportions(390, 400, 480, 500, alpha=0.1).ci
+    )
+
+
+def test_accuracy_needs_at_least_one_checked_answer_in_each_arm(arms) -> None:
+    a, b = arms
+    config = CompareConfig(n_boot=100)
+    one_each = compare_arms(replace(a, checked=1, correct=1), replace(b, checked=1), config)
+    assert one_each.metric("accuracy").a == 1.0 and one_each.metric("accuracy").b == 0.0
+    without_a = compare_arms(a, replace(b, checked=10, correct=9), config)
+    assert "accuracy" not in [m.metric for m in without_a.metrics]

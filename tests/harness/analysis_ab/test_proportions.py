@@ -194,6 +194,12 @@ def test_dispersion_index_by_hand() -> None:
     assert dispersion_index(e, t) == pytest.approx(8.471761 / 2, abs=1e-6)
 
 
+def test_dispersion_index_keeps_windows_with_one_trial() -> None:
+    # four windows of one trial, events 0, 1, 0, 1: rate 1/2, variance 1/4 each,
+    # deviations +-1/2 -> chi-square 4 x (1/4) / (1/4) = 4 over 3 -> 4/3
+    assert dispersion_index(np.array([0, 1, 0, 1]), np.ones(4)) == pytest.approx(4 / 3)
+
+
 def test_dispersion_index_is_undefined_for_few_windows_or_no_events() -> None:
     assert math.isnan(dispersion_index(np.array([1, 2]), np.array([10, 10])))  # 2 windows
     # three windows, but one has no trials
