@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from harness.analysis.curves import (
+    Knee,
     LatencyModel,
     USLModel,
     find_knee,
@@ -169,3 +170,131 @@ def test_max_under_slo_hand_example() -> None:
     err = np.array([0, 0, 0, 0.05, 0, 0, 0])
     r2 = max_throughput_under_slo(load, thr, p99, 9.0, model=model, error_rate=err)
     assert r2.throughput == 300.0
+
+
+def test_mean_latency_is_littles_law_minus_think_time() -> None:
+    """lambda 100, sigma 0.1, kappa 0.01: X(10) = 1000 / (1 + 0.9 + 0.9) = 357.14/s, so
+    R(10) = 10 / X(10) = 28 ms; less 5 ms of think time, 23 ms."""
+    n = np.array([1, 2, 3, 4, 6, 8, 12, 16, 24, 32], dtype=float)
+    m = USLModel().fit(n, usl_x(n, 100.0, 0.1, 0.01))
+    assert m.mean_latency_s(np.array([10.0]))[0] == pytest.approx(0.028, rel=1e-5)
+    assert m.mean_latency_s(np.array([10.0]), think_time_s=0.005)[0] == pytest.approx(
+        0.023, rel=1e-5
+    )
+
+
+def test_latency_curve_diverges_at_saturation_without_warnings() -> None:
+    """u = X / c: at u = 1 and beyond the latency is infinite (also with b = 0, where
+    b u / (1 - u) would be 0 / 0); below, a + b u / (1 - u): u = 1/2 -> 5 + 2 = 7."""
+    from harness.analysis.curves import latency_curve
+
+    got = latency_curve(np.array([500.0, 1000.0, 1500.0]), 5.0, 2.0, 1000.0)
+    np.testing.assert_array_equal(got, [7.0, np.inf, np.inf])
+    np.testing.assert_array_equal(
+        latency_curve(np.array([500.0, 1000.0]), 5.0, 0.0, 1000.0), [5.0, np.inf]
+    )
+
+
+def test_latency_fit_is_unit_free_and_robust() -> None:
+    """The same points in seconds give the same curve x 1/1000, outlier and all (the robust
+    loss is scaled to the data), and a zero-load latency below 1 (ms or s) is allowed."""
+    rng = np.random.default_rng(7)
+    x = np.linspace(100, 900, 9)
+    y = (5 + 2 * (x / 1000) / (1 - x / 1000)) * (1 + rng.normal(0, 0.01, x.size))
+    y[4] *= 1.5  # one broken step
+    ms = LatencyModel().fit(x, y)
+    s = LatencyModel().fit(x, y / 1000)
+    assert (s.a_ms_ * 1000, s.b_ms_ * 1000, s.saturation_) == pytest.approx(
+        (ms.a_ms_, ms.b_ms_, ms.saturation_), rel=1e-6
+    )
+    assert ms.a_ms_ == pytest.approx(5, rel=0.05)  # the outlier does not drag the fit
+    sub = LatencyModel().fit(x, 0.5 + 2 * (x / 1000) / (1 - x / 1000))
+    assert (sub.a_ms_, sub.b_ms_, sub.saturation_) == pytest.approx((0.5, 2, 1000), rel=1e-6)
+
+
+def test_latency_fit_edges() -> None:
+    x = np.linspace(100, 900, 9)
+    # no curvature: the saturation stops at its bound, 50 x the largest throughput
+    flat = LatencyModel().fit(x, 5 + 0.001 * x)
+    assert flat.saturation_ == pytest.approx(50 * 900, rel=1e-9)
+    # four distinct loads are enough; the intervals are 95 % ones and bracket the value
+    four = LatencyModel().fit(x[:4], 5 + 2 * (x[:4] / 1000) / (1 - x[:4] / 1000))
+    r = four.result_
+    assert r.ci_level == 0.95 and r.n_points == 4
+    for p in (r.a_ms, r.b_ms, r.saturation):
+        assert p.lo <= p.value <= p.hi and np.isfinite([p.lo, p.hi]).all()
+    with pytest.raises(InsufficientData) as info:
+        LatencyModel().fit([1, 2, 2], [3, 4, 5])
+    assert str(info.value) == "latency fit needs at least 4 distinct load levels, got 2"
+
+
+def test_throughput_at_inverts_the_curve() -> None:
+    """a 5, b 0.5, saturation 1000: 5 + 0.5 u / (1 - u) = 6 -> u = 1 / 1.5 -> 666.67/s.
+    At or below the zero-load latency no throughput is fast enough: 0."""
+    x = np.linspace(100, 900, 9)
+    m = LatencyModel().fit(x, 5 + 0.5 * (x / 1000) / (1 - x / 1000))
+    assert m.b_ms_ == pytest.approx(0.5, rel=1e-6)
+    assert m.throughput_at(6.0) == pytest.approx(1000 / 1.5, rel=1e-6)
+    assert m.throughput_at(4.0) == 0.0
+
+
+def test_knee_edges_by_hand() -> None:
+    # exactly three points are enough: normalised y 0 .1 1, chord - y peaks (0.4) at x = 2
+    k = find_knee([1, 2, 3], [1, 1.1, 2])
+    assert (k.x, k.index) == (2.0, 1) and k.distance == pytest.approx(0.4)
+    # a flat curve has no knee: the first point, distance 0
+    assert find_knee([1, 2, 3], [4, 4, 4]) == Knee(1.0, 4.0, 0, 0.0)
+    # a small span (seconds, not ms) is still a span: same knee as the ms example, scaled
+    k = find_knee([1, 2, 3, 4, 5], [0.01, 0.011, 0.013, 0.02, 0.05])
+    assert (k.x, k.index) == (4.0, 3) and k.distance == pytest.approx(0.5)
+    # a first point above the minimum: y_n = .05 0 .075 .25 1, chord .05 + .95 x_n;
+    # chord - y = 0 .2875 .45 .5125 0 -> x = 4, distance 0.5125
+    k = find_knee([1, 2, 3, 4, 5], [1.2, 1, 1.3, 2, 5])
+    assert k.x == 4.0 and k.distance == pytest.approx(0.5125)
+    with pytest.raises(ValueError) as info:
+        find_knee([1, 2, 3], [1, 2, 3], curve="concave-up")
+    assert str(info.value) == "curve must be 'convex' or 'concave'"
+    with pytest.raises(InsufficientData) as info:
+        find_knee([1, 2], [1, 2])
+    assert str(info.value) == "knee needs at least 3 distinct load levels, got 2"
+
+
+def _exact_model() -> LatencyModel:
+    """p99 = 5 + 2 u / (1 - u), u = X / 1000, exactly (its fitted values set by hand)."""
+    m = LatencyModel()
+    m.a_ms_, m.b_ms_, m.saturation_ = 5.0, 2.0, 1000.0
+    return m
+
+
+def test_max_under_slo_boundaries_and_record() -> None:
+    """At 500/s the curve gives 5 + 2 x 1 = 7 ms exactly: an SLO of 7 ms is met, measured and
+    fitted; 1 % errors are allowed, 2 % are not. A load that failed once is not trusted even
+    where a repeat of it passed."""
+    from harness.analysis.curves import MaxUnderSLO
+
+    load = np.array([100.0, 300.0, 500.0, 700.0])
+    p99 = 5 + 2 * (load / 1000) / (1 - load / 1000)  # 5.22 5.857 7 9.667
+    m = _exact_model()
+    r = max_throughput_under_slo(load, load, p99, 7.0, model=m)
+    assert r == MaxUnderSLO(7.0, 500.0, 500.0, 7.0, 7.0, 500.0, 700.0)
+    err = np.array([0, 0, 0.01, 0])
+    assert max_throughput_under_slo(load, load, p99, 7.0, m, err).throughput == 500.0
+    err[2] = 0.02
+    assert max_throughput_under_slo(load, load, p99, 7.0, m, err).throughput == 300.0
+    # nothing passes: the crossing (u = 1/3 for 6 ms) and the first failing load still told
+    none = max_throughput_under_slo(load, load, p99, 5.1, model=m)
+    assert none.first_failing_load == 100.0 and none.throughput is None
+    assert none == MaxUnderSLO(5.1, None, None, None, None, none.fitted_crossing, 100.0)
+    assert none.fitted_crossing == pytest.approx(1000 * 0.1 / 2.1, rel=1e-12)
+    # the same load twice, once failing: neither copy counts
+    twice = np.array([100.0, 300.0, 300.0, 500.0])
+    p99_twice = np.array([5.2, 20.0, 5.9, 7.0])
+    assert max_throughput_under_slo(twice, twice, p99_twice, 7.0, model=m).throughput == 100.0
+
+
+def test_max_under_slo_fits_its_own_model_when_none_is_given() -> None:
+    load = np.array([100.0, 200.0, 300.0, 400.0, 500.0, 600.0, 700.0])
+    p99 = 5 + 2 * (load / 1000) / (1 - load / 1000)
+    r = max_throughput_under_slo(load, load, p99, 9.0)
+    assert r.throughput == 600.0 and r.p99_fitted_ms == pytest.approx(8.0, rel=1e-6)
+    assert r.fitted_crossing == pytest.approx(1000 * 2 / 3, rel=1e-6)
