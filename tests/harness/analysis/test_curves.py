@@ -220,7 +220,10 @@ def test_latency_fit_edges() -> None:
     # four distinct loads are enough; the intervals are 95 % ones and bracket the value
     four = LatencyModel().fit(x[:4], 5 + 2 * (x[:4] / 1000) / (1 - x[:4] / 1000))
     r = four.result_
-    assert r.ci_level == 0.95 and r.n_points == 4
+    assert r.ci_level == 0.95 and r.n_points == 4 and r.r2 == four.r2_
+    assert (r.a_ms.value, r.b_ms.value, r.saturation.value) == (
+        four.a_ms_, four.b_ms_, four.saturation_
+    )
     for p in (r.a_ms, r.b_ms, r.saturation):
         assert p.lo <= p.value <= p.hi and np.isfinite([p.lo, p.hi]).all()
     with pytest.raises(InsufficientData) as info:
@@ -298,3 +301,45 @@ def test_max_under_slo_fits_its_own_model_when_none_is_given() -> None:
     r = max_throughput_under_slo(load, load, p99, 9.0)
     assert r.throughput == 600.0 and r.p99_fitted_ms == pytest.approx(8.0, rel=1e-6)
     assert r.fitted_crossing == pytest.approx(1000 * 2 / 3, rel=1e-6)
+
+
+def test_usl_fit_domain() -> None:
+    """Concurrency below 1 or negative throughput is refused; a step that completed nothing
+    (X = 0) and a slow system (X < 1 request/s) are fine."""
+    from harness.errors import AnalysisError
+
+    n = np.array([1, 2, 4, 8, 16], dtype=float)
+    for bad_n, bad_x in ((np.array([0.5, 2, 4, 8, 16]), usl_x(n, 100, 0.1, 0.01)),
+                         (n, np.array([100.0, 190.0, -1.0, 500.0, 600.0]))):
+        with pytest.raises(AnalysisError) as info:
+            USLModel().fit(bad_n, bad_x)
+        assert str(info.value) == "USL fit needs concurrency >= 1 and throughput >= 0"
+    slow = USLModel().fit(n, usl_x(n, 0.1, 0.1, 0.01))  # requests/s per unit of N: 0.1
+    assert slow.lambda_ == pytest.approx(0.1, rel=1e-4)
+    assert slow.kappa_ == pytest.approx(0.01, rel=1e-3)
+    USLModel().fit(n, np.array([0.0, 190.0, 330.0, 500.0, 600.0]))
+    with pytest.raises(InsufficientData) as info:
+        USLModel().fit([1, 2, 3], [1, 2, 3])
+    assert str(info.value) == "USL fit needs at least 4 distinct load levels, got 3"
+
+
+def test_usl_contention_is_at_most_one() -> None:
+    """Throughput falling from N = 1 on (100, 90, 80, 70, 60) would need sigma > 1; sigma is
+    a share of serialised work, so the fit stops at 1 and puts the rest into kappa."""
+    fit = USLModel().fit(np.array([1, 2, 4, 8, 16.0]), np.array([100, 90, 80, 70, 60.0])).result_
+    assert fit.sigma.value == pytest.approx(1.0, abs=1e-9) and fit.sigma.hi <= 1.0
+    assert fit.kappa.value > 0
+
+
+def test_usl_peak_without_coherency_penalty() -> None:
+    """kappa = 0: X(N) rises for ever toward lambda / sigma, so N* is infinite and X(N*) is
+    that asymptote: 100 / 0.25 = 400; with no contention either, infinite too."""
+    m = USLModel()
+    m.lambda_, m.sigma_, m.kappa_ = 100.0, 0.25, 0.0
+    m.n_star_ = m._n_star()
+    assert m.n_star_ == math.inf and m._x_max() == 400.0
+    m.sigma_ = 0.0
+    assert m._x_max() == math.inf
+    m.lambda_, m.sigma_, m.kappa_ = 100.0, 0.1, 0.01  # N* = sqrt(90), X(N*) = 357.479
+    m.n_star_ = m._n_star()
+    assert (m.n_star_, m._x_max()) == pytest.approx(usl_peak(100.0, 0.1, 0.01), rel=1e-12)
