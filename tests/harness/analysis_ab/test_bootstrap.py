@@ -30,6 +30,11 @@ from harness.analysis.bootstrap import (
         # 6 * 0.49 / 0.51^2 = 11.3033, cube root 2.2442; x 4.9324 = 11.07 -> 12 (cap 15)
         (120, 0.7, 12),
         (3600, 0.7, 35),  # 2.2442 x 3600^(1/3) = 2.2442 x 15.326 = 34.40 -> 35 (cap 450)
+        # 6 * 0.25 / 0.75^2 = 2.6667, cube root 1.3867; x 15.326 = 21.25 -> 22
+        (3600, 0.5, 22),
+        # rho above 0.95 counts as 0.95: 6 * 0.9025 / 0.0975^2 = 569.6, cube root 8.2894;
+        # x 15.326 = 127.05 -> 128
+        (3600, 0.99, 128),
         # 6 * 0.81 / 0.19^2 = 134.6, cube root 5.125; x 40^(1/3) = 3.42 -> 17.5, cap 40 // 8 = 5
         (40, 0.9, 5),
     ],
@@ -136,3 +141,14 @@ def test_circular_blocks_with_a_partial_last_block() -> None:
     assert np.all(np.abs(w.sum(axis=0) / 400 - 1.0) < 0.15)
     # 4 runs change the weight at <= 8 places
     assert max(_changes(row) for row in w) <= 8
+
+
+def test_block_length_without_rho_is_the_textbook_rate() -> None:
+    assert block_length(120) == 5  # ceil(120^(1/3) = 4.93)
+
+
+def test_bootstrap_p_value_with_ties_at_zero_on_the_short_side() -> None:
+    # 3 below, 2 at 0, 1 above: tail = min(3 + 1, 1 + 1) = 2 -> p = 2 x 2 / 6
+    assert bootstrap_p_value(np.array([-3.0, -2, -1, 0, 0, 1])) == pytest.approx(2 / 3)
+    # mirrored
+    assert bootstrap_p_value(np.array([3.0, 2, 1, 0, 0, -1])) == pytest.approx(2 / 3)

@@ -97,3 +97,12 @@ def test_a_single_value_everywhere_has_no_weight_and_no_nan() -> None:
     # at least min_requests >= 2 requests per arm)
     ours = anderson_ksamp_hist([_hist(np.array([5.0, 5.0])), _hist(np.array([5.0, 5.0]))])
     assert ours.a2akn == 0.0
+
+
+def test_the_upper_half_includes_the_bin_at_the_pooled_median() -> None:
+    # A = {1, 2}, B = {2, 3}: l = 1, 2, 1, N = 4, B_j / N = 0.125, 0.5, 0.875: the middle
+    # bin is on the median and counts as upper. F_A = 0.25, 0.75, 1; F_B = 0, 0.25, 0.75;
+    # diff 0.25, 0.5, 0.25 with masses 0.25, 0.5, 0.25 -> (0.5 x 0.5 + 0.25 x 0.25) / 0.75
+    two = TwoSampleAD.from_totals(np.array([1.0, 1.0, 0.0]), np.array([0.0, 1.0, 1.0]))
+    np.testing.assert_array_equal(two.upper, [False, True, True])
+    assert two.upper_tail_shift() == pytest.approx(0.3125 / 0.75)

@@ -158,6 +158,7 @@ def test_mann_whitney_degenerate_inputs() -> None:
     mw = mann_whitney(empty, _hist(np.array([1.0, 2.0])))
     assert (mw.n_a, mw.n_b, mw.z, mw.p_value) == (0, 2, 0.0, 1.0)
     assert math.isnan(mw.u_b) and math.isnan(mw.cles) and math.isnan(mw.var_u)
+    assert math.isnan(mw.cliffs_delta)
     assert mann_whitney(_hist(np.array([3.0])), empty).n_a == 1
     # one request each, the same value: all tied, var U = 1/12 x (3 - 6 / 2) = 0
     one = mann_whitney(_hist(np.array([5.0])), _hist(np.array([5.0])))
@@ -323,3 +324,65 @@ def test_long_run_variance_takes_the_larger_estimate() -> None:
     # nothing varies: no variance, and the series counts at face value
     assert long_run_variance(np.zeros(6)) == 0.0
     assert effective_size(np.zeros(6)) == 6.0
+
+
+def test_mann_whitney_with_a_variance_below_one() -> None:
+    # A = {1}, B = {2, 3}: U_B = 2, mean 1, var U = 1 x 2 / 12 x 4 = 2/3 (no ties);
+    # z = (2 - 1 - 0.5) / sqrt(2/3) = 0.612372 -> p = 0.540291 (SciPy agrees)
+    mw = mann_whitney(_hist(np.array([1.0])), _hist(np.array([2.0, 3.0])))
+    assert mw.var_u == pytest.approx(2 / 3)
+    assert mw.z == pytest.approx(0.612372, abs=1e-6)
+    ref = stats.mannwhitneyu([2.0, 3.0], [1.0], method="asymptotic")
+    assert mw.p_value == pytest.approx(ref.pvalue)
+    assert mw.p_value == pytest.approx(0.540291, abs=1e-6)
+
+
+def test_long_run_variance_scales_with_the_square_of_the_series() -> None:
+    # both estimates are scale-free in their autocorrelations: a tenth of the series has
+    # a hundredth of the variance (and sums of squares below 1 change nothing)
+    x16 = np.array([2.0, 1, 3, -1, -1, -2, -3, -2, -3, -1, -2, 2, 3, 2, 3, -1])
+    assert _arma11(x16 / 10) == pytest.approx(5.70640625)
+    x = np.array([-3.0, 0, 2, 1, -3, 3, -2, 1, 1])
+    assert _newey_west_prewhitened(x / 10) == pytest.approx(0.02393546, abs=1e-8)
+    # alternating, n = 8: 0.4 (the 0.05 floor of the ARMA fit) < 1 -> 8 x 8 / 0.4
+    assert effective_size(np.array([1.0, -1.0] * 4)) == pytest.approx(160.0)
+
+
+def test_long_run_variance_clips_by_hand() -> None:
+    # 2, 2, 0, -2, -2: sum of squares 16, r1 = 8/16 = 0.5 (below 2 / sqrt(5)), r1k = 0.5 +
+    # 2.5 / 5 = 1.0 -> phi capped at 0.95: 16 (1 + 2 x 1.0 / 0.05) = 656
+    assert _arma11(np.array([2.0, 2, 0, -2, -2])) == pytest.approx(656.0)
+    # the ramp 1..100 centred: sum of squares n (n^2 - 1) / 12 = 83325, lag sums 80825.25
+    # and 78326.5: r1 = 0.97, r2 = 0.940012 > 2 / sqrt(100); r2 / r1 = 0.969085 and
+    # r1k = 0.97 + 3.91 / 100 = 1.0091 -> phi capped at 0.95: 83325 x (1 + 2.0182 / 0.05)
+    ramp = np.arange(1.0, 101.0) - 50.5
+    assert _arma11(ramp) == pytest.approx(83325 * (1 + 2 * 1.0091 / 0.05))
+    # Newey-West on the ramp: rho = 0.97 + 3.91 / 100 -> 0.95; the residuals 0.05 t + c are
+    # a ramp again (lag-1 autocorrelation 0.969697 -> capped at 0.9): alpha1 = 4 x 0.81 /
+    # (0.01 x 3.61) = 89.7507, bandwidth int(1.1447 (89.7507 x 99)^(1/3)) = int(23.71) = 23;
+    # gamma0 = 2.041667 and the 23 Bartlett terms (3.794613, 3.516250, 3.248283, ...) sum to
+    # 37.280261; x 100 / 0.05^2 = 1491210.44
+    assert _newey_west_prewhitened(ramp) == pytest.approx(1491210.44, abs=0.01)
+    # alternating, n = 40: rho -0.975 - 1.925 / 40 -> -0.9; residual lag-1 -0.974359 ->
+    # capped at -0.9: alpha1 89.7507, bandwidth int(1.1447 (89.7507 x 39)^(1/3)) = 17;
+    # gamma0 0.009993 and the Bartlett sum 0.000238 -> x 40 / 1.9^2 = 0.00264
+    alt = np.array([1.0, -1.0] * 20)
+    assert _newey_west_prewhitened(alt) == pytest.approx(0.0026400, abs=1e-7)
+    # 3, 2, 1, 0, -1, -2, -3, -2, -1, 0, 1, 2: r1 = 26/38, rho = 0.938596; residual lag-1
+    # 0.718120 -> alpha1 = 8.794611, bandwidth int(1.1447 (8.794611 x 11)^(1/3)) = 5;
+    # gamma0 0.911921 + (1.091447 + 0.530569 + 0.142125 - 0.074339 - 0.120649) = 2.481073;
+    # x 12 / 0.061404^2 = 7896.4959
+    wave = np.array([3.0, 2, 1, 0, -1, -2, -3, -2, -1, 0, 1, 2])
+    assert _newey_west_prewhitened(wave) == pytest.approx(7896.4959, abs=1e-3)
+    assert long_run_variance(wave) == pytest.approx(7896.4959, abs=1e-3)  # ARMA: 1199.71
+
+
+def test_hodges_lehmann_bisection_off_the_first_guess() -> None:
+    # A = {0.5}, B = {1, 2.25, 3.75}: differences 0.5, 1.75, 3.25; the median (the smallest
+    # d with P(D <= d) >= 1/2) is 1.75 -- not the first midpoint the bisection tries
+    hl = hodges_lehmann(_hist(np.array([0.5])), _hist(np.array([1.0, 2.25, 3.75])))
+    assert hl.shift == pytest.approx(1.75, abs=1e-3)
+    # one arm whole microseconds, the other not: still searched on a fine grid;
+    # differences of {1, 2} and {0.5, 1.5}: -0.5, 0.5, 0.5, 1.5 -> 0.5
+    hl = hodges_lehmann(_hist(np.array([0.5, 1.5])), _hist(np.array([1.0, 2.0])))
+    assert hl.shift == pytest.approx(0.5, abs=1e-3)
