@@ -10,16 +10,25 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from harness.analysis.bootstrap import block_length
+from harness.analysis.disttest import TwoSampleAD
 from harness.analysis.histdata import arm_from_samples, bin_ids_for, bin_values
 from harness.analysis.latency_ab import (
     SHAPE_PERCENTILES,
+    _bootstrap,
     _inflation,
     _percentile_diffs,
     align_arms,
     latency_stats,
     robust_rank_test,
 )
-from harness.analysis.ranktests import effective_size, long_run_variance, placement_deviations
+from harness.analysis.ranktests import (
+    effective_size,
+    hodges_lehmann,
+    long_run_variance,
+    placement_deviations,
+)
+from harness.analysis.synthetic import ArmSpec, simulate_pair
 
 # --- robust rank test on three seconds, by hand --------------------------------------------
 # A = 1, 2, 3 us and B = 2, 3, 4 us, one request per second. CLES = 7/9 (pairs B > A: 1.5 for
@@ -113,6 +122,11 @@ def test_align_arms_by_hand() -> None:
     ca, cb, _ = align_arms(a, b, paired=False)
     np.testing.assert_array_equal(ca, [[1, 0, 0], [0, 0, 1]])
     np.testing.assert_array_equal(cb, [[0, 1, 0], [0, 0, 2]])
+    assert ca.dtype == np.float32 and cb.dtype == np.float32
+    # bin values on the arms' own grid: resolution 0.5 -> 1.5^(j + 1/2) for j = 0, 1, 3
+    a = arm_from_samples("A", np.array([0]), np.array([1.0]), resolution=0.5)
+    b = arm_from_samples("B", np.array([0, 0]), np.array([2.0, 4.0]), resolution=0.5)
+    np.testing.assert_allclose(align_arms(a, b, True)[2], 1.5 ** np.array([0.5, 1.5, 3.5]))
 
 
 def test_arms_on_different_grids_are_refused() -> None:
@@ -236,3 +250,64 @@ def test_bootstrap_widening_combines_the_rank_test_and_student_t() -> None:
     assert s.inflation == pytest.approx(rt.inflation * ratio**2)
     assert s.shift.level == pytest.approx(0.9) and s.shift_equivalence.level == pytest.approx(0.8)
     assert _stats(a, b, block=5).block == 5
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    """A/A, 120 s at 30 req/s per arm, strongly autocorrelated load (AR(1) 0.9, sd 0.3):
+    the influence series has lag-1 autocorrelation 0.67 and the bootstrap is widened."""
+    rng = np.random.default_rng(1)
+    a, b = simulate_pair(ArmSpec(rate=30), ArmSpec(rate=30), 120, rng, load_phi=0.9, load_sd=0.3)
+    s = latency_stats(
+        a, b, paired=True, alpha=0.05, pcts=(50.0,), n_boot=200, rng=np.random.default_rng(0)
+    )
+    return a, b, s
+
+
+def test_block_length_follows_the_influence_autocorrelation(loaded) -> None:
+    s = loaded[2]
+    assert s.rho == pytest.approx(0.6708, abs=1e-4)
+    # test_bootstrap pins block_length by hand; here it must get the 120 windows and rho
+    assert s.block == block_length(120, s.rho) == 11
+    assert block_length(120) == 5  # what ignoring rho would give
+
+
+def test_few_bins_do_not_shorten_the_blocks() -> None:
+    # 40 seconds but only two latency values per arm (4 bins): blocks follow the seconds
+    seconds = np.repeat(np.arange(40), 10)
+    lat = np.tile([1000.0, 1500.0], 200)
+    a = arm_from_samples("A", seconds, lat)
+    b = arm_from_samples("B", seconds, lat + 100.0)
+    rt = robust_rank_test(a, b, paired=True)
+    assert rt.block == block_length(40, rt.rho) >= 4  # ceil(40^(1/3)) = 4
+
+
+def test_shift_interval_uses_the_robust_se_and_student_t(loaded) -> None:
+    a, b, s = loaded
+    rt = robust_rank_test(a, b, paired=True)
+    robust_t = hodges_lehmann(a.merged, b.merged, rt.se_cles, 0.95, rt.df)
+    assert s.shift == robust_t
+    assert s.shift_equivalence == hodges_lehmann(a.merged, b.merged, rt.se_cles, 0.90, rt.df)
+    # and the alternatives would have shown here: textbook se, or a normal quantile
+    textbook = hodges_lehmann(a.merged, b.merged)
+    assert (s.shift.lo, s.shift.hi) != (textbook.lo, textbook.hi)
+    normal = hodges_lehmann(a.merged, b.merged, rt.se_cles, 0.95)
+    assert (s.shift.lo, s.shift.hi) != (normal.lo, normal.hi)
+    normal_eq = hodges_lehmann(a.merged, b.merged, rt.se_cles, 0.90)
+    assert (s.shift_equivalence.lo, s.shift_equivalence.hi) != (normal_eq.lo, normal_eq.hi)
+
+
+def test_distribution_p_value_counts_replicates_widened_by_the_inflation(loaded) -> None:
+    """p = (1 + #{inflation x T* >= T}) / (R + 1), with the replicates T* of the same
+    bootstrap pass (the same generator seed gives the same replicates)."""
+    a, b, s = loaded
+    ca, cb, values = align_arms(a, b, True)
+    ref = TwoSampleAD.from_totals(ca.sum(0, dtype=np.float64), cb.sum(0, dtype=np.float64))
+    _, _, t_star = _bootstrap(
+        ca, cb, values, np.array([50.0]), ref, paired=True, n_boot=200, block=s.block,
+        rng=np.random.default_rng(0),
+    )
+    observed = ref.statistic()
+    assert s.inflation > 1.3
+    assert s.ad_p == (1 + np.count_nonzero(t_star * s.inflation >= observed)) / 201
+    assert s.ad_p != (1 + np.count_nonzero(t_star >= observed)) / 201  # it matters here
