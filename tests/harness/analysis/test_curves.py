@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -343,3 +344,44 @@ def test_usl_peak_without_coherency_penalty() -> None:
     m.lambda_, m.sigma_, m.kappa_ = 100.0, 0.1, 0.01  # N* = sqrt(90), X(N*) = 357.479
     m.n_star_ = m._n_star()
     assert (m.n_star_, m._x_max()) == pytest.approx(usl_peak(100.0, 0.1, 0.01), rel=1e-12)
+
+
+def test_usl_intervals_on_four_points_by_hand(caplog: pytest.LogCaptureFixture) -> None:
+    """4 points, 3 parameters: 1 degree of freedom, so a 90 % interval is value +- t(0.95, 1)
+    x stderr = 6.3138 stderr (SciPy's t), in req/s for lambda, clipped at 0 for the others."""
+    n = np.array([1, 2, 4, 8], dtype=float)
+    x = usl_x(n, 100.0, 0.1, 0.01) * (1 + np.array([0.01, -0.02, 0.015, -0.01]))
+    with caplog.at_level(logging.DEBUG, logger="harness.analysis.curves"):
+        fit = USLModel(ci_level=0.9).fit(n, x).result_
+    t = stats.t.ppf(0.95, 1)
+    lam = fit.lambda_
+    assert lam.value == pytest.approx(98.0, rel=0.01) and lam.stderr > 1
+    assert (lam.lo, lam.hi) == pytest.approx(
+        (lam.value - t * lam.stderr, lam.value + t * lam.stderr), rel=1e-9
+    )
+    for p in (fit.sigma, fit.kappa):
+        assert p.lo == max(p.value - t * p.stderr, 0.0)
+        assert p.hi == pytest.approx(p.value + t * p.stderr, rel=1e-9)
+    assert (fit.n_points, fit.ci_level) == (4, 0.9)
+    assert [r.getMessage() for r in caplog.records] == [f"USL fit {fit}"]
+
+
+def test_r2_by_hand() -> None:
+    """y 0.1 0.2 0.3 (mean 0.2, ss_tot 0.02), fitted 0.1 0.2 0.35 (ss_res 0.0025):
+    R^2 = 1 - 0.0025 / 0.02 = 0.875. Constant y has no variance to explain: nan."""
+    from harness.analysis.curves import _r2
+
+    assert _r2(np.array([0.1, 0.2, 0.3]), np.array([0.1, 0.2, 0.35])) == pytest.approx(0.875)
+    assert math.isnan(_r2(np.array([3.0, 3.0, 3.0]), np.array([3.0, 3.0, 3.0])))
+
+
+def test_a_latency_fit_that_cannot_converge_says_so() -> None:
+    """A last step 100,000x slower than the rest: SciPy gives up from every starting point."""
+    from harness.errors import AnalysisError
+
+    x = np.linspace(100, 900, 9)
+    y = 5 + 2 * (x / 1000) / (1 - x / 1000)
+    y[-1] = 1e6
+    with pytest.raises(AnalysisError) as info:
+        LatencyModel().fit(x, y)
+    assert str(info.value) == "latency fit did not converge from any starting point"
