@@ -385,3 +385,24 @@ def test_a_latency_fit_that_cannot_converge_says_so() -> None:
     with pytest.raises(AnalysisError) as info:
         LatencyModel().fit(x, y)
     assert str(info.value) == "latency fit did not converge from any starting point"
+
+
+def test_points_that_are_not_finite_are_dropped_before_fitting() -> None:
+    """A step whose throughput could not be measured (nan) or whose p99 overflowed (inf) is left
+    out; the fit is the one without it. Lengths that differ are refused, naming both."""
+    from harness.errors import AnalysisError
+
+    n = np.array([1, 2, 3, 4, 6, 8, 12, 16, 24, 32], dtype=float)
+    x = usl_x(n, 100.0, 0.1, 0.01)
+    holed = x.copy()
+    holed[3] = np.nan
+    with_hole = USLModel().fit(n, holed).result_
+    without = USLModel().fit(np.delete(n, 3), np.delete(x, 3)).result_
+    assert with_hole == without and with_hole.n_points == 9
+    lat = np.linspace(100, 900, 9)
+    p99 = 5 + 2 * (lat / 1000) / (1 - lat / 1000)
+    p99[2] = np.inf
+    assert LatencyModel().fit(lat, p99).result_.n_points == 8
+    with pytest.raises(AnalysisError) as info:
+        USLModel().fit([1, 2, 4, 8], [1, 2, 3])
+    assert str(info.value) == "USL fit: x and y differ in length (4 vs 3)"
