@@ -25,7 +25,15 @@ from harness.results import (
     summarize,
 )
 from harness.results.store import atomic_write_table
-from harness.results.windows import SparseHist
+from harness.results.windows import (
+    SecondStats,
+    SparseHist,
+    Window,
+    merge,
+    per_second,
+    select,
+    timeline,
+)
 from tests.harness.analysis.torn_writes import failing_replace, listing, torn_writes
 from tests.ports import kernel_picked_port
 
@@ -202,10 +210,101 @@ def test_sparse_percentiles_equal_hdrhistogram_own():
     for value in rng.lognormal(8, 1.5, 20_000).astype(int):
         histogram.record_value(int(value))
     sparse = SparseHist.from_histogram(histogram)
-    for p in (0, 0.1, 1, 25, 50, 90, 99, 99.9, 99.99, 100):
+    for p in (0, 0.1, 1, 25, 50, 90, 99, 99.9, 99.99, 100, 150):  # hdrh clamps p to 100
         assert sparse.percentile(p) == histogram.get_value_at_percentile(p)
     assert sparse.max() == histogram.get_max_value()
+    assert sparse.min() == histogram.get_min_value()
     assert sparse.mean() == pytest.approx(histogram.get_mean_value())
+    assert sparse.counts.dtype == np.int64  # integer counts: merges stay exact
+
+
+def test_sparse_percentiles_in_wide_slots_take_hdrhistograms_end_of_slot():
+    """Above 2048 us a slot holds many values: p = 0 reads its low end, any p > 0 its high
+    end (hdrh's rule); 1 s sits in a 512 us slot, 999_936..1_000_447."""
+    values = np.arange(1_000_000, 1_100_000, 1000)  # 100 values, each in its own slot
+    histogram = new_histogram()
+    for value in values:
+        histogram.record_value(int(value))
+    sparse = SparseHist.from_histogram(histogram)
+    assert sparse.percentile(0) == 999_936 and sparse.percentile(0.5) == 1_000_447
+    for p in (0, 0.5, 1, 1.5, 50, 100):
+        assert sparse.percentile(p) == histogram.get_value_at_percentile(p)
+    assert (sparse.min(), sparse.max()) == (histogram.get_min_value(), histogram.get_max_value())
+    assert sparse.value_at_rank(1) == 1_000_447  # upper end unless asked
+    assert sparse.value_at_rank(1, upper=False) == 999_936
+    for rank in (0, 101):
+        with pytest.raises(ValueError, match=rf"^rank {rank} outside 1\.\.100$"):
+            sparse.value_at_rank(rank)
+
+
+def test_one_request_and_no_request():
+    one = SparseHist.from_values(np.array([1234]))  # a one-microsecond slot
+    assert (one.total, one.percentile(50), one.percentile(0), one.mean()) == (1, 1234, 1234, 1234)
+    assert (one.min(), one.max()) == (1234, 1234)
+    empty = SparseHist.empty()
+    assert empty.slots.dtype == empty.counts.dtype == np.int64
+    assert (empty.slots.size, empty.counts.size, empty.total) == (0, 0, 0)
+    assert [empty.percentile(50), empty.mean(), empty.min(), empty.max()] == [None] * 4
+    assert merge([]).total == 0 and merge([empty, empty]).slots.size == 0
+
+
+def test_merge_of_sparse_histograms_is_the_histogram_of_all_values():
+    rng = np.random.default_rng(13)
+    a = rng.lognormal(8, 2, 3000).astype(np.int64).clip(0, 60_000_000)
+    b = rng.lognormal(9, 1, 2000).astype(np.int64).clip(0, 60_000_000)
+    merged = merge([SparseHist.from_values(a), SparseHist.empty(), SparseHist.from_values(b)])
+    histogram = new_histogram()  # hdrh's own histogram of all 5000 values
+    for value in np.r_[a, b].tolist():
+        histogram.record_value(value)
+    whole = SparseHist.from_histogram(histogram)
+    assert np.array_equal(merged.slots, whole.slots)
+    assert np.array_equal(merged.counts, whole.counts) and merged.total == 5000
+    assert merged.counts.dtype == whole.counts.dtype == np.int64
+
+
+def _window(second, outcome="success", values=(), endpoint="m", healthy=True):
+    hist = SparseHist.from_values(np.array(values, dtype=np.int64))
+    return Window(second, endpoint, outcome, len(values), 0, 0, 0, healthy, hist, hist)
+
+
+def test_select_and_per_second_count_every_request_and_time_only_successes():
+    windows = [
+        _window(3, values=[1000, 1001]),
+        _window(3, "failure", values=[1500], endpoint="n"),
+        _window(5, values=[1100], healthy=False),
+        _window(5, "failure", values=[1600, 1700]),
+    ]
+    assert select(windows, outcome="failure") == [windows[1], windows[3]]
+    assert select(windows, endpoint="n") == [windows[1]]
+    assert select(windows, seconds=[5], outcome="success") == [windows[2]]
+    rows = per_second(windows)  # first..last second seen, the empty second 4 included
+    assert [(r.second, r.requests, r.failures, r.healthy, r.hist.total) for r in rows] == [
+        (3, 3, 1, True, 2), (4, 0, 0, True, 0), (5, 3, 2, False, 1),
+    ]  # fmt: skip
+    assert rows[0].hist.max() == 1001 and rows[2].hist.min() == 1100  # successes only
+    assert per_second([]) == []
+    assert [r.second for r in per_second(windows, range(2, 4))] == [2, 3]
+    assert isinstance(rows[0], SecondStats)
+
+
+def test_timeline_rows_by_hand():
+    # second 0: 100 successes at 1001..1100 us (one-microsecond slots): p50 is the 50th
+    # value, 1050 us; p99 the 99th, 1099 us. Second 1: failures only. Second 2: nothing.
+    windows = [
+        _window(0, values=list(range(1001, 1101))),
+        _window(1, "failure", values=[2000, 2000]),
+        _window(3, values=[1500]),
+    ]
+    assert timeline(windows) == [
+        {"second": 0, "requests": 100, "failures": 0, "throughput_rps": 100, "p50_ms": 1.05,
+         "p99_ms": 1.099, "healthy": True},
+        {"second": 1, "requests": 2, "failures": 2, "throughput_rps": 0, "p50_ms": None,
+         "p99_ms": None, "healthy": True},
+        {"second": 2, "requests": 0, "failures": 0, "throughput_rps": 0, "p50_ms": None,
+         "p99_ms": None, "healthy": True},
+        {"second": 3, "requests": 1, "failures": 0, "throughput_rps": 1, "p50_ms": 1.5,
+         "p99_ms": 1.5, "healthy": True},
+    ]  # fmt: skip
 
 
 def test_vectorised_recording_matches_hdrhistogram():
@@ -221,8 +320,11 @@ def test_vectorised_recording_matches_hdrhistogram():
     got = SparseHist.from_values(values)
     assert np.array_equal(got.slots, expected.slots)
     assert np.array_equal(got.counts, expected.counts)
-    with pytest.raises(ValueError, match="60 s"):
+    with pytest.raises(ValueError, match=r"^values outside 0\.\.60 s cannot be recorded$"):
         SparseHist.from_values(np.array([60_000_001]))
+    with pytest.raises(ValueError, match=r"^values outside 0\.\.60 s cannot be recorded$"):
+        SparseHist.from_values(np.array([5, -1]))
+    assert got.counts.dtype == np.int64
 
 
 def test_latencies_beyond_the_histogram_make_the_run_invalid(tmp_path):
