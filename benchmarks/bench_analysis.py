@@ -11,8 +11,8 @@ peak memory of, each analysis step:
                  timeline of each arm
     compare      compare_arms with the moving-block bootstrap (1,000 replicates), the
                  autocorrelation-robust rank test, Anderson-Darling, exact tests
-    usl_fit      harness.analysis.curves.USLModel on a 16-step synthetic sweep (A1's module;
-                 a SciPy least_squares fit inline if it is missing)
+    usl_fit      harness.analysis.capacity.curves.USLModel on a 16-step synthetic sweep
+                 (A1's module; a SciPy least_squares fit inline if it is missing)
 
 and prints each as a ratio to `load`. It then repeats at 200 req/s: the analysis memory
 depends on windows x latency-grid bins, not on the request count, and the table shows it.
@@ -43,12 +43,12 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.analysis.abconfig import CompareConfig
-from harness.analysis.bootstrap import quantile_rows
-from harness.analysis.compare import compare_arms
-from harness.analysis.histdata import bin_values
-from harness.analysis.runfiles import encode_window, read_arms, write_run
-from harness.analysis.synthetic import load_factor
+from harness.analysis.ab.abconfig import CompareConfig
+from harness.analysis.ab.bootstrap import quantile_rows
+from harness.analysis.ab.compare import compare_arms
+from harness.analysis.ab.histdata import bin_values
+from harness.analysis.ab.runfiles import encode_window, read_arms, write_run
+from harness.analysis.ab.synthetic import load_factor
 
 ARMS = (("digits/1", 1.0), ("digits/2", 1.03))  # B 3 % slower
 
@@ -93,7 +93,7 @@ def _usl_fit() -> object:
     x = 900 * n / (1 + 0.03 * (n - 1) + 2e-4 * n * (n - 1))
     x *= np.random.default_rng(1).normal(1, 0.02, n.size)
     try:
-        from harness.analysis.curves import USLModel
+        from harness.analysis.capacity.curves import USLModel
     except ImportError:  # A1's module missing: the same fit inline
         from scipy.optimize import least_squares
 

@@ -3,7 +3,7 @@
     HARNESS_RUN_SPEC=results/<run>/run_spec.json \\
         python -m locust -f scenarios/locustfile.py --headless --master --expect-workers 2 ...
 
-It reads the resolved run spec (`harness.load.spec.RunSpec`, written by the orchestrator) and
+It reads the resolved run spec (`harness.loadgen.spec.RunSpec`, written by the orchestrator) and
 defines, for Locust to find at import time:
   * `HarnessUser`: the scenario's protocol user (KServe HTTP/gRPC, TF Serving) driving either
     the open-loop schedule (one driver per worker) or closed-loop requests with a wait time;
@@ -25,9 +25,9 @@ from locust import between, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
 from harness.config import OpenLoad
-from harness.load.arrivals import worker_schedule
-from harness.load.schedule import pick_arms
-from harness.load.spec import RunSpec
+from harness.loadgen.arrivals import worker_schedule
+from harness.loadgen.schedule import pick_arms
+from harness.loadgen.spec import RunSpec
 from scenarios.master import MasterRuntime
 from scenarios.openloop import OpenLoopDriver, sleep_until
 from scenarios.shapes import HarnessShape

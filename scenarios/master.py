@@ -22,9 +22,9 @@ from typing import Any
 import gevent
 from gevent.event import Event
 
-from harness.load import stream
-from harness.load.hdr import WindowRecord, WindowStore
-from harness.load.spec import RunSpec
+from harness.latency.windows import WindowRecord, WindowStore
+from harness.loadgen import stream
+from harness.loadgen.spec import RunSpec
 from scenarios.worker import MSG_FINAL, MSG_FINISH, MSG_START, MSG_WINDOWS
 
 log = logging.getLogger(__name__)

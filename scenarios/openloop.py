@@ -3,7 +3,7 @@
 Why Locust's own users are not enough: a Locust user waits for its answer before its next
 request (closed loop), so a stalled server silently slows the generator down and the stall
 never appears in the percentiles (coordinated omission). Here one driver greenlet per worker
-walks a precomputed schedule (`harness.load.schedule`) and *spawns* each request at its
+walks a precomputed schedule (`harness.loadgen.schedule`) and *spawns* each request at its
 intended time on a sender greenlet, at most `max_outstanding` in flight; latency is recorded
 from the intended time. Sender greenlets are raw greenlets (no Greenlet object, no pool
 semaphore) kept parked between requests and reused: a fresh greenlet per request makes
@@ -36,7 +36,7 @@ import numpy as np
 from gevent import get_hub
 from greenlet import getcurrent, greenlet
 
-from harness.load.schedule import pick_arms
+from harness.loadgen.schedule import pick_arms
 from scenarios.waketimer import make_wake_timer
 
 log = logging.getLogger(__name__)

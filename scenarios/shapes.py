@@ -3,7 +3,7 @@
 Open loop: one driver user per worker for the whole run (the arrival rate lives in each
 worker's schedule, not in a user count); the run ends when every worker has sent its final
 windows. Closed loop: the user count and spawn rate follow the scenario's stages
-(`harness.load.arrivals.closed_tick`, a pure function of the time since second 0); at the end
+(`harness.loadgen.arrivals.closed_tick`, a pure function of the time since second 0); at the end
 the master asks workers to finish and stops Locust once their final windows are in. Stage
 changes are written as "stage" events.
 """
@@ -15,7 +15,7 @@ from typing import Any
 from locust import LoadTestShape
 
 from harness.config import OpenLoad
-from harness.load.arrivals import closed_tick, run_length_s, stages_entered
+from harness.loadgen.arrivals import closed_tick, run_length_s, stages_entered
 
 
 class HarnessShape(LoadTestShape):

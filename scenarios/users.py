@@ -38,7 +38,7 @@ import numpy as np
 from locust import FastHttpUser, User
 from locust.exception import CatchResponseError
 
-from harness.load.payloads import (
+from harness.loadgen.payloads import (
     Sample,
     count_correct,
     kserve_json_body,

@@ -5,7 +5,7 @@ One `WorkerRuntime` per Locust worker process (created on Locust's `init` event)
     to all workers) and maps it onto this process's monotonic clock;
   * owns the `LatencyRecorder` every request goes into and the open-loop `ScheduleStats`;
   * every second judges the second that just ended (CPU via psutil, schedule lag, drops;
-    `harness.load.health`), flags it unhealthy in the recorder if need be, and sends the
+    `harness.loadgen.health`), flags it unhealthy in the recorder if need be, and sends the
     closed windows to the master (`harness_windows`);
   * on the end of its schedule, or the master's `harness_finish`, lets in-flight requests
     finish, then sends everything left plus its totals (`harness_final`).
@@ -25,11 +25,12 @@ import psutil
 from gevent import GreenletExit
 from gevent.event import Event
 
-from harness.load import stream
-from harness.load.hdr import HIGHEST_US, LatencyRecorder, new_histogram, record_values
-from harness.load.health import evaluate_second
-from harness.load.payloads import Sample, dataset_samples, random_samples
-from harness.load.spec import RunSpec
+from harness.latency.hdr import HIGHEST_US, new_histogram, record_values
+from harness.loadgen import stream
+from harness.loadgen.health import evaluate_second
+from harness.loadgen.payloads import Sample, dataset_samples, random_samples
+from harness.loadgen.recorder import LatencyRecorder
+from harness.loadgen.spec import RunSpec
 from scenarios.openloop import OpenLoopDriver, ScheduleStats
 from scenarios.users import Prepared
 

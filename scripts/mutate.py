@@ -38,40 +38,38 @@ class Package:
 PACKAGES: dict[str, Package] = {
     "capacity": Package(
         files=tuple(
-            f"harness/analysis/{m}.py"
+            f"harness/analysis/capacity/{m}.py"
             for m in (
-                "curves", "queueing", "capacity", "operating_point", "sweep_search",
+                "curves", "queueing", "planner", "operating_point", "sweep_search",
                 "hpa_sim", "hpa_models",
             )
         ),
-        tests=("tests/harness/analysis",),
+        tests=("tests/harness/analysis/capacity", "tests/harness/cli/test_plan.py"),
     ),
     "ab": Package(
         files=tuple(
-            f"harness/analysis/{m}.py"
+            f"harness/analysis/ab/{m}.py"
             for m in (
                 "compare", "ranktests", "bootstrap", "disttest", "equivalence", "latency_ab",
                 "metrics_ab", "proportions", "histdata", "abconfig",
             )
         ),
-        tests=("tests/harness/analysis_ab",),
+        tests=("tests/harness/analysis/ab", "tests/harness/cli/test_compare.py"),
     ),
     "latency": Package(
         files=(
-            "harness/load/hdr.py", "harness/results/windows.py", "harness/results/validity.py",
-            "harness/results/slo.py",
+            "harness/latency/hdr.py", "harness/latency/windows.py", "harness/latency/sparse.py",
+            "harness/loadgen/recorder.py", "harness/results/windows.py",
+            "harness/results/validity.py", "harness/results/slo.py",
         ),
-        tests=(
-            "tests/harness/test_hdr.py", "tests/harness/test_results.py",
-            "tests/harness/test_validity.py", "tests/harness/test_slo.py",
-        ),
+        tests=("tests/harness/latency", "tests/harness/results"),
     ),
     "schedules": Package(
-        files=("harness/load/schedule.py", "harness/load/arrivals.py", "harness/load/health.py"),
-        tests=(
-            "tests/harness/test_schedule.py", "tests/harness/test_schedule_plan.py",
-            "tests/harness/test_schedule_health.py",
+        files=(
+            "harness/loadgen/schedule.py", "harness/loadgen/arrivals.py",
+            "harness/loadgen/health.py",
         ),
+        tests=("tests/harness/loadgen",),
     ),
     "config": Package(
         files=(
@@ -79,7 +77,7 @@ PACKAGES: dict[str, Package] = {
             "harness/config/overrides.py", "harness/config/scenario.py",
             "harness/config/shapes.py",
         ),
-        tests=("tests/harness/test_config.py",),
+        tests=("tests/harness/config",),
     ),
 }
 

@@ -23,11 +23,11 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from harness.analysis.abconfig import CompareConfig
-from harness.analysis.compare import Comparison, compare_arms
-from harness.analysis.histdata import ArmWindows
-from harness.analysis.metrics_ab import MetricResult
-from harness.analysis.runfiles import read_arms, read_run_info
+from harness.analysis.ab.abconfig import CompareConfig
+from harness.analysis.ab.compare import Comparison, compare_arms
+from harness.analysis.ab.histdata import ArmWindows
+from harness.analysis.ab.metrics_ab import MetricResult
+from harness.analysis.ab.runfiles import read_arms, read_run_info
 from harness.errors import ConfigError, StoreError
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@
 
 Writes DIR/plan.json (every input and intermediate number; `CapacityPlan.to_dict()`) and the
 Kubernetes manifests as YAML in DIR (validated strictly for `--k8s-version`), then prints the
-recommendation and its arithmetic. The numbers come from `harness.analysis.capacity`; this
+recommendation and its arithmetic. The numbers come from `harness.analysis.capacity.planner`; this
 module only gathers inputs and writes/prints.
 """
 
@@ -21,7 +21,13 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from harness.analysis.capacity import (
+from harness.analysis.capacity.manifests import (
+    DEFAULT_K8S_VERSION,
+    DeploymentOptions,
+    build_manifests,
+    write_manifests,
+)
+from harness.analysis.capacity.planner import (
     CapacityInputs,
     CapacityPlan,
     OperatingPoint,
@@ -30,12 +36,6 @@ from harness.analysis.capacity import (
     operating_point_open_loop,
     plan_capacity,
     with_concurrency,
-)
-from harness.analysis.manifests import (
-    DEFAULT_K8S_VERSION,
-    DeploymentOptions,
-    build_manifests,
-    write_manifests,
 )
 from harness.config.loader import format_validation_error
 from harness.errors import ConfigError

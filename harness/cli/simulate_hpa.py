@@ -1,8 +1,8 @@
 """`harness simulate-hpa --plan DIR/plan.json`: HPA settings side by side on real traffic.
 
 Replays the real Azure LLM trace (rescaled so its peak equals the planned peak) or a
-synthetic diurnal day through `harness.analysis.hpa_sim`, once per HPA setting named with
-`--compare` (presets of `harness.analysis.hpa_models`), predicting latency from the plan's
+synthetic diurnal day through `harness.analysis.capacity.hpa_sim`, once per HPA setting named with
+`--compare` (presets of `harness.analysis.capacity.hpa_models`), predicting latency from the plan's
 fitted curve. Prints minutes over the SLO and replica-hours per setting, and writes
 `hpa_sim.json` (summary + settings) and `hpa_sim.csv` (replicas/ready/p99 per time step).
 """
@@ -20,14 +20,14 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from harness.analysis.capacity import CapacityPlan
-from harness.analysis.hpa_models import (
+from harness.analysis.capacity.hpa_models import (
     PRESETS,
     model_from_plan,
     setting_from_spec,
     settings_from_plan,
 )
-from harness.analysis.hpa_sim import SimResult, compare_settings, diurnal_series
+from harness.analysis.capacity.hpa_sim import SimResult, compare_settings, diurnal_series
+from harness.analysis.capacity.planner import CapacityPlan
 from harness.errors import ConfigError
 from harness.results.store import atomic_write_bytes, atomic_write_json, read_json
 from harness.traces import load_arrivals, rate_series, scale_to_peak, shipped_trace_path

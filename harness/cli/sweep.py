@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from harness.analysis.sweep_search import SearchResult
+from harness.analysis.capacity.sweep_search import SearchResult
 from harness.cli.scenario_args import add_scenario_arguments
 from harness.config import load_scenario
 from harness.config.durations import parse_duration

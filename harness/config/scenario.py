@@ -148,7 +148,7 @@ class _LoadBase(StrictModel):
         if self.duration is None:  # only a trace replay may omit it (validated)
             raise ValueError(
                 "a trace replay without a duration lasts the trace's (scaled) span; "
-                "read it from the trace (harness.load.arrivals.run_length_s)"
+                "read it from the trace (harness.loadgen.arrivals.run_length_s)"
             )
         return self.duration
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import InfrastructureError
-from harness.load import stream
-from harness.load.spec import ENV_VAR
+from harness.loadgen import stream
+from harness.loadgen.spec import ENV_VAR
 
 log = logging.getLogger(__name__)
 

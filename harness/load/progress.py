@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from harness.load import stream
-from harness.load.hdr import FAILURE, WindowStore
+from harness.latency.windows import FAILURE, WindowStore
+from harness.loadgen import stream
 
 
 @dataclass

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from harness.config import Endpoint, Scenario
 from harness.errors import ConfigError, HarnessError
-from harness.load.health import HealthThresholds
-from harness.load.payloads import TensorSpec
-from harness.load.spec import EndpointSpec, RunSpec
 from harness.load.target import fetch_input_specs, wait_ready
+from harness.loadgen.health import HealthThresholds
+from harness.loadgen.payloads import TensorSpec
+from harness.loadgen.spec import EndpointSpec, RunSpec
 
 log = logging.getLogger(__name__)
 

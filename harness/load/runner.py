@@ -31,14 +31,14 @@ from typing import Any
 
 from harness.config import Scenario
 from harness.errors import HarnessError, InfrastructureError
-from harness.load import stream
-from harness.load.arrivals import offered_total, run_length_s
 from harness.load.processes import LocustProcesses, start_locust
 from harness.load.progress import ProgressView, RunMonitor
 from harness.load.resolve import Target, resolve_spec
 from harness.load.scrape import MetricsScraper
-from harness.load.spec import RunSpec
 from harness.load.summary_extra import loadgen_section
+from harness.loadgen import stream
+from harness.loadgen.arrivals import offered_total, run_length_s
+from harness.loadgen.spec import RunSpec
 from harness.results import RunWriter, append_run, read_run, summarize
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import Scenario
-from harness.load import stream
-from harness.load.hdr import decode_histogram, new_histogram
+from harness.latency.hdr import decode_histogram, new_histogram
+from harness.loadgen import stream
 
 
 def _lag_ms(workers: list[dict[str, Any]]) -> dict[str, float | None]:

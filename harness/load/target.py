@@ -17,7 +17,7 @@ import urllib.request
 from typing import Any
 
 from harness.errors import ProtocolViolation, TargetUnavailable
-from harness.load.payloads import TensorSpec, specs_from_metadata, tfserving_input_specs
+from harness.loadgen.payloads import TensorSpec, specs_from_metadata, tfserving_input_specs
 
 log = logging.getLogger(__name__)
 

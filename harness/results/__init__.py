@@ -35,7 +35,7 @@ from harness.results.validity import (
     percentile_ci,
     requests_needed,
 )
-from harness.results.windows import SparseHist, Window, decode_windows, merge, per_second
+from harness.results.windows import Window, decode_windows, per_second
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -45,7 +45,6 @@ __all__ = [
     "RunWriter",
     "SloCheck",
     "SloResult",
-    "SparseHist",
     "Validity",
     "Window",
     "append_run",
@@ -57,7 +56,6 @@ __all__ = [
     "evaluate_slo",
     "finalize_run",
     "list_runs",
-    "merge",
     "new_run_id",
     "per_second",
     "percentile_ci",

@@ -21,7 +21,7 @@ import numpy as np
 from scipy import stats
 
 from harness.config.scenario import SloConfig
-from harness.results.windows import SparseHist, slot_values
+from harness.latency.sparse import SparseHist, slot_values
 
 LATENCY_CHECKS = {"p50_ms": 50.0, "p95_ms": 95.0, "p99_ms": 99.0, "p999_ms": 99.9}
 

@@ -1,7 +1,7 @@
 """The run directory: written atomically, versioned, readable after an interruption.
 
     <out>/<run-id>/run.json               what ran (config, versions, git sha, host, status)
-                   windows.parquet        per-second HDR windows (see harness.load.hdr)
+                   windows.parquet        per-second HDR windows (see harness.latency)
                    server_metrics.parquet scraped /metrics, long format
                    events.jsonl           stage changes, warm-up end, faults ...
                    summary.json           the verdict (harness.results.summary)
@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness.errors import SchemaVersionError, StoreError
-from harness.load.hdr import WindowRecord
+from harness.latency.windows import WindowRecord
 
 SCHEMA_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})

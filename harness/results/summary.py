@@ -28,14 +28,8 @@ from harness.results.history import append_run
 from harness.results.slo import evaluate_slo
 from harness.results.store import SCHEMA_VERSION, RunData, atomic_write_json, read_run
 from harness.results.validity import Validity, assess, percentile_ci
-from harness.results.windows import (
-    SparseHist,
-    Window,
-    decode_windows,
-    latency_hist,
-    per_second,
-    select,
-)
+from harness.latency.sparse import SparseHist
+from harness.results.windows import Window, decode_windows, latency_hist, per_second, select
 
 logger = logging.getLogger(__name__)
 

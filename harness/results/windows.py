@@ -1,12 +1,5 @@
-"""Window tables as sparse histograms: merge any selection exactly, read percentiles fast.
-
-A decoded HdrHistogram (1 us..60 s, 3 digits) is a 17,408-slot count array (~140 KiB); a
-one-hour run has thousands of windows. Here each window's counts are kept sparse (the
-non-zero slots only) and merged with `numpy.bincount`, which is exact integer addition —
-the same as `HdrHistogram.add` — so a percentile read from any merged selection equals the
-one a single histogram holding all those requests would give. Percentile semantics follow
-HdrHistogram's `get_value_at_percentile` (highest equivalent value of the slot holding the
-rank `max(1, round(p/100 * n))`), so numbers match the library's own.
+"""Decoded windows.parquet rows: select by second, endpoint and outcome; merge into one
+`SparseHist` (exact); per-second statistics and the timeline of a run.
 """
 
 from __future__ import annotations
@@ -18,113 +11,9 @@ from functools import lru_cache
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from harness.load.hdr import (
-    HIGHEST_US,
-    HdrLayout,
-    SUCCESS,
-    WindowRecord,
-    decode_histogram,
-    new_histogram,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class SlotValues:
-    """Per-slot value range (microseconds) of the project's histogram layout."""
-
-    low: np.ndarray
-    high: np.ndarray
-    mid: np.ndarray
-
-
-@lru_cache(maxsize=1)
-def _template() -> HdrHistogram:
-    return new_histogram()
-
-
-@lru_cache(maxsize=1)
-def slot_values() -> SlotValues:
-    template = _template()
-    low = np.array([template.get_value_from_index(i) for i in range(template.counts_len)])
-    high = np.array([template.get_highest_equivalent_value(v) for v in low])
-    return SlotValues(low=low, high=high, mid=low + (high - low + 1) // 2)
-
-
-@dataclass(frozen=True, slots=True)
-class SparseHist:
-    """Non-zero slots (sorted, unique) and their counts."""
-
-    slots: np.ndarray
-    counts: np.ndarray
-
-    @classmethod
-    def empty(cls) -> SparseHist:
-        return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
-
-    @classmethod
-    def from_blob(cls, blob: bytes) -> SparseHist:
-        return cls.from_histogram(decode_histogram(blob))
-
-    @classmethod
-    def from_histogram(cls, histogram: HdrHistogram) -> SparseHist:
-        dense = np.ctypeslib.as_array(histogram.counts)
-        slots = np.flatnonzero(dense)
-        return cls(slots.astype(np.int64), dense[slots].astype(np.int64))
-
-    @classmethod
-    def from_values(cls, values_us: np.ndarray) -> SparseHist:
-        """Vectorised `record_value` for many integer microsecond values (same slots as
-        HdrHistogram; values outside 0..60 s raise, as nothing may be clamped silently)."""
-        values = np.asarray(values_us, dtype=np.int64)
-        if values.size and (values.min() < 0 or values.max() > HIGHEST_US):
-            raise ValueError("values outside 0..60 s cannot be recorded")
-        slots, counts = np.unique(HdrLayout().index_of(values), return_counts=True)
-        return cls(slots.astype(np.int64), counts.astype(np.int64))
-
-    @property
-    def total(self) -> int:
-        return int(self.counts.sum())
-
-    def value_at_rank(self, rank: int, upper: bool = True) -> float:
-        """Value (us) of the `rank`-th smallest request (1-based): slot's high or low end."""
-        if not 1 <= rank <= self.total:
-            raise ValueError(f"rank {rank} outside 1..{self.total}")
-        slot = self.slots[int(np.searchsorted(np.cumsum(self.counts), rank))]
-        values = slot_values()
-        return float(values.high[slot] if upper else values.low[slot])
-
-    def percentile(self, p: float) -> float | None:
-        """HdrHistogram's value at percentile `p` (0..100), microseconds; None if empty."""
-        total = self.total
-        if total == 0:
-            return None
-        rank = max(int(min(p, 100.0) * total / 100 + 0.5), 1)
-        return self.value_at_rank(rank, upper=p > 0)
-
-    def mean(self) -> float | None:
-        total = self.total
-        if total == 0:
-            return None
-        return float((slot_values().mid[self.slots] * self.counts).sum() / total)
-
-    def max(self) -> float | None:
-        return float(slot_values().high[self.slots[-1]]) if self.total else None
-
-    def min(self) -> float | None:
-        return float(slot_values().low[self.slots[0]]) if self.total else None
-
-
-def merge(hists: Iterable[SparseHist]) -> SparseHist:
-    """Exact sum of sparse histograms."""
-    parts = [h for h in hists if len(h.slots)]
-    if not parts:
-        return SparseHist.empty()
-    slots = np.concatenate([h.slots for h in parts])
-    counts = np.concatenate([h.counts for h in parts])
-    unique, inverse = np.unique(slots, return_inverse=True)
-    summed = np.zeros(len(unique), dtype=np.int64)
-    np.add.at(summed, inverse, counts)
-    return SparseHist(unique, summed)
+from harness.latency.hdr import HIGHEST_US, HdrLayout, decode_histogram, new_histogram
+from harness.latency.sparse import SparseHist, merge
+from harness.latency.windows import SUCCESS, WindowRecord
 
 
 @dataclass(frozen=True, slots=True)

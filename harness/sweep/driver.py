@@ -2,7 +2,7 @@
 that meets the SLO, write the sweep run directory.
 
 Steps the load — users for a closed loop, the arrival rate for an open one — with
-`harness.analysis.sweep_search` (grow geometrically, then bisect). Each step is a complete
+`harness.analysis.capacity.sweep_search` (grow geometrically, then bisect). Each step is a complete
 run under `<sweep-run>/steps/`, made by a run function (the load engine's `run_scenario` by
 default; anything with its signature, e.g. a stub in tests). The local stack, when the
 scenario asks for one, is started once and kept warm across steps. Writes
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.sweep_search import (
+from harness.analysis.capacity.sweep_search import (
     SearchResult,
     StepResult,
     SweepCriteria,

@@ -13,7 +13,7 @@ import numpy as np
 from hdrh.histogram import HdrHistogram
 
 from harness.config import Scenario, validate_scenario
-from harness.load.hdr import decode_histogram, new_histogram, to_us
+from harness.latency.hdr import decode_histogram, new_histogram, to_us
 from harness.results import read_run
 from tests.integration.cli_helpers import wait_for
 

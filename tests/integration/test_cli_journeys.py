@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from harness.analysis.manifests import validate_manifest
+from harness.analysis.capacity.manifests import validate_manifest
 from tests.integration.cli_helpers import (
     cli_env,
     ctrl_c,

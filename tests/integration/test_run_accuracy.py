@@ -21,8 +21,8 @@ import numpy as np
 import psutil
 import pytest
 
-from harness.load import stream
 from harness.load.api import run_scenario
+from harness.loadgen import stream
 from harness.results import read_events, read_run
 from tests.integration.cli_helpers import wait_for
 from tests.integration.delay_server import DelayServerProcess

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from harness.latency.hdr import new_histogram, to_us
 from harness.load.api import run_scenario
-from harness.load.hdr import new_histogram, to_us
 from harness.traces import load_arrivals
 from tests.integration.delay_server import DelayServerProcess
 from tests.integration.run_helpers import merged_histogram, scenario, verdict_code

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.load.payloads import tfserving_input_specs
+from harness.loadgen.payloads import tfserving_input_specs
 from tests.reference_server.conftest import RunningServer
 from tests.reference_server.test_tfserving import _call
 

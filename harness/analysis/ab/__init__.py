@@ -1,0 +1,37 @@
+"""A/B significance (`harness compare`): is version B better, worse or equivalent to A?
+
+    compare       compare_arms(a, b, config, design) -> Comparison: verdicts per metric + overall
+    abconfig      CompareConfig, Margin
+    histdata      Histogram, ArmWindows, arm_from_samples: the data model (HDR + log grid)
+    runfiles      read_arms(run_dir, endpoints) -> [ArmWindows]
+    ranktests, disttest, bootstrap, proportions, equivalence, latency_ab, metrics_ab: the
+                  statistics behind it; synthetic: seeded test data.
+
+Names below are loaded lazily so that importing the package does not pull in SciPy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ArmWindows": "harness.analysis.ab.histdata",
+    "Histogram": "harness.analysis.ab.histdata",
+    "arm_from_samples": "harness.analysis.ab.histdata",
+    "CompareConfig": "harness.analysis.ab.abconfig",
+    "Margin": "harness.analysis.ab.abconfig",
+    "Comparison": "harness.analysis.ab.compare",
+    "compare_arms": "harness.analysis.ab.compare",
+    "MetricResult": "harness.analysis.ab.metrics_ab",
+    "read_arms": "harness.analysis.ab.runfiles",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'harness.analysis.ab' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
