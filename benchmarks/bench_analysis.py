@@ -47,8 +47,10 @@ from harness.analysis.ab.abconfig import CompareConfig
 from harness.analysis.ab.bootstrap import quantile_rows
 from harness.analysis.ab.compare import compare_arms
 from harness.analysis.ab.histdata import bin_values
-from harness.analysis.ab.runfiles import encode_window, read_arms, write_run
-from harness.analysis.ab.synthetic import load_factor
+from harness.analysis.ab.synthetic import encode_window, load_factor
+from harness.compare import read_arms
+from harness.latency.windows import WindowRecord
+from harness.results import write_synthetic_run
 
 ARMS = (("digits/1", 1.0), ("digits/2", 1.03))  # B 3 % slower
 
@@ -84,7 +86,8 @@ def synthesise(run_dir: Path, rate: float, seconds: int, seed: int = 0) -> int:
             if failed.any():
                 rows.append(_window(t, endpoint, "failure", lat[failed], -1))
             total += n
-    write_run(run_dir, rows, scenario="bench-analysis")
+    records = [WindowRecord.from_dict(row) for row in rows]
+    write_synthetic_run(run_dir, records, scenario="bench-analysis")
     return total
 
 

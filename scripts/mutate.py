@@ -166,13 +166,15 @@ def mutant_diffs(workdir: Path, source: str, names: list[str]) -> dict[str, list
 
 
 def only_a_string_changed(diff: list[str]) -> bool:
-    """True when the mutant only altered the text of a string literal (messages, labels):
-    mutmut wraps the text in XX...XX or changes its case."""
+    """True when the mutant only altered the text of a message (mutmut wraps a string in
+    XX...XX or changes its case). A string that is compared (`== "poisson"`, `in (...)`) is
+    behaviour, not a message, and is never counted here."""
     removed = [line[1:] for line in diff if line.startswith("-")]
     added = [line[1:] for line in diff if line.startswith("+")]
     wrapped = any("XX" in line for line in added)
     recased = [a.lower() for a in added] == [r.lower() for r in removed] and added != removed
-    return wrapped or recased
+    compared = any(op in line for line in removed for op in ("==", "!=", " in ", "startswith"))
+    return (wrapped or recased) and not compared
 
 
 def report(statuses: dict[str, dict[str, str]], workdir: Path, show_survivors: bool) -> None:

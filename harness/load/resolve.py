@@ -52,18 +52,15 @@ def dataset_path(scenario: Scenario, repository: Path | None) -> Path | None:
     name = str(inputs.dataset)
     if name.endswith(".npz"):
         return resolve_path(name, "target.inputs.dataset")
-    from reference_server.config import default_model_repository
+    from harness.stack.models import default_model_repository, ensure_default_models
 
-    roots = [r for r in (repository, Path(default_model_repository())) if r is not None]
+    roots = [r for r in (repository, default_model_repository()) if r is not None]
     for root in roots:
         candidate = Path(root) / name / "test_set.npz"
         if candidate.is_file():
             return candidate
     if name == "digits":  # the reference repository builds it locally, no download
-        from reference_server.models.build import ensure_repository
-
-        root = ensure_repository(Path(default_model_repository()))
-        return root / "digits" / "test_set.npz"
+        return ensure_default_models() / "digits" / "test_set.npz"
     raise ConfigError(f"target.inputs.dataset: no test set for {name!r} under {roots}")
 
 

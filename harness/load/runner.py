@@ -39,7 +39,7 @@ from harness.load.summary_extra import loadgen_section
 from harness.loadgen import stream
 from harness.loadgen.arrivals import offered_total, run_length_s
 from harness.loadgen.spec import RunSpec
-from harness.results import RunWriter, append_run, read_run, summarize
+from harness.results import RunWriter, append_run, load_run, summarize
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ def execute(
     log.info("load over (%s); storing results", verdict.status)
     _store(writer, run_dir, scraper)
     writer.finish(verdict.status, verdict.reason)
-    summary = summarize(read_run(run_dir))
+    summary = summarize(load_run(run_dir))
     summary["loadgen"] = loadgen_section(run_dir / "stream", scenario)
     if spec is not None and scenario.load.mode == "open":
         planned = offered_total(scenario, spec.trace_path)

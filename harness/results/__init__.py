@@ -7,7 +7,7 @@
     summary = finalize_run(writer.run_dir)          # summary.json + history.duckdb row
 
 Measuring and reporting are split: the windows are the measurement, the summary is rebuilt
-from them at any time (`summarize(read_run(dir))`). Pure statistics live in `validity`,
+from them at any time (`summarize(load_run(dir))`). Pure statistics live in `validity`,
 `slo` and `windows` (no I/O); `store` and `history` do the files.
 """
 
@@ -15,14 +15,15 @@ from harness.results.history import HistoryRow, append_run, list_runs, rebuild_h
 from harness.results.slo import SloCheck, SloResult, evaluate_slo
 from harness.results.store import (
     SCHEMA_VERSION,
-    RunData,
+    Run,
     RunWriter,
     atomic_write_bytes,
     atomic_write_json,
     new_run_id,
     read_events,
     read_json,
-    read_run,
+    load_run,
+    write_synthetic_run,
     records_from_table,
     windows_table,
 )
@@ -41,7 +42,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "HistoryRow",
     "PercentileCI",
-    "RunData",
+    "Run",
     "RunWriter",
     "SloCheck",
     "SloResult",
@@ -61,10 +62,11 @@ __all__ = [
     "percentile_ci",
     "read_events",
     "read_json",
-    "read_run",
+    "load_run",
     "rebuild_history",
     "records_from_table",
     "requests_needed",
     "summarize",
     "windows_table",
+    "write_synthetic_run",
 ]

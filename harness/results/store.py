@@ -19,9 +19,9 @@ import json
 import os
 import secrets
 import tempfile
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -209,7 +209,7 @@ class RunWriter:
     writer.event("stage", ts=0.0, index=0)
     writer.write_windows(store.records())   # as often as wanted; replaces the file
     writer.finish("complete")            # run.json status + ended_at
-    writer.write_summary(summarize(read_run(writer.run_dir)))
+    writer.write_summary(summarize(load_run(writer.run_dir)))
     """
 
     def __init__(
@@ -299,31 +299,94 @@ class RunWriter:
         return path
 
 
-@dataclass(frozen=True, slots=True)
-class RunData:
-    run_dir: Path
-    run: dict[str, Any]
-    windows: list[WindowRecord]
-    events: list[dict[str, Any]]
-    server_metrics: pa.Table | None = None
-    summary: dict[str, Any] | None = field(default=None)
+class Run:
+    """A run directory, read: run.json (`meta`), events, summary; windows and server metrics
+    are read on first use (a report may need only the summary).
+
+    `load_run(dir)` is the one reader: the CLI, compare, history, reports and notebooks use it.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        meta: dict[str, Any],
+        events: list[dict[str, Any]],
+        summary: dict[str, Any] | None,
+    ) -> None:
+        self.run_dir = run_dir
+        self.meta = meta
+        self.events = events
+        self.summary = summary
+
+    @cached_property
+    def windows(self) -> list[WindowRecord]:
+        path = self.run_dir / "windows.parquet"
+        return records_from_table(read_table(path, WINDOWS_SCHEMA)) if path.exists() else []
+
+    @cached_property
+    def server_metrics(self) -> pa.Table | None:
+        path = self.run_dir / "server_metrics.parquet"
+        return read_table(path, METRICS_SCHEMA) if path.exists() else None
+
+    def windows_table(self, columns: Sequence[str] | None = None) -> pa.Table:
+        """windows.parquet as a table (only `columns`), for columnar readers such as compare."""
+        path = self.run_dir / "windows.parquet"
+        if not path.exists():
+            raise StoreError(f"{path}: missing")
+        try:
+            return pq.read_table(path, columns=list(columns) if columns else None)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise StoreError(f"{path}: unreadable ({exc})") from exc
+
+    @property
+    def run_id(self) -> str:
+        return str(self.meta.get("run_id", self.run_dir.name))
+
+    @property
+    def status(self) -> str:
+        return str(self.meta.get("status", ""))
+
+    @property
+    def measured_from_s(self) -> float | None:
+        """First measured second: the summary's validity verdict (after warm-up, and within
+        the last stage of a staged load), else a `warmup_end` event, else None."""
+        validity = (self.summary or {}).get("validity") or {}
+        if validity.get("warmup_s") is not None:
+            return float(validity.get("analysed_from_s") or 0) + float(validity["warmup_s"])
+        for event in self.events:
+            if event.get("type") == "warmup_end":
+                return float(event["ts"])
+        return None
 
 
-def read_run(run_dir: str | os.PathLike[str]) -> RunData:
-    """Everything in a run directory, version-checked; missing optional files read as empty."""
+def load_run(run_dir: str | os.PathLike[str]) -> Run:
+    """The run in `run_dir`, version-checked; missing optional files read as empty."""
     path = Path(run_dir)
-    run = read_json(path / "run.json")
-    windows_path = path / "windows.parquet"
-    windows = (
-        records_from_table(read_table(windows_path, WINDOWS_SCHEMA))
-        if windows_path.exists()
-        else []
-    )
-    metrics_path = path / "server_metrics.parquet"
-    metrics = read_table(metrics_path, METRICS_SCHEMA) if metrics_path.exists() else None
+    meta = read_json(path / "run.json")
     summary_path = path / "summary.json"
     summary = read_json(summary_path) if summary_path.exists() else None
-    return RunData(path, run, windows, read_events(path / "events.jsonl"), metrics, summary)
+    return Run(path, meta, read_events(path / "events.jsonl"), summary)
+
+
+def write_synthetic_run(
+    run_dir: str | os.PathLike[str],
+    windows: Iterable[WindowRecord],
+    *,
+    scenario: str = "synthetic",
+    events: Iterable[Mapping[str, Any]] = (),
+    status: str = "complete",
+) -> Path:
+    """A run directory made from given windows (tests, benchmarks, notebooks), written by the
+    same `RunWriter` as a real run. `run_dir` must not exist yet."""
+    path = Path(run_dir)
+    writer = RunWriter(path.parent, scenario, scenario_config={}, run_id=path.name)
+    writer.start()
+    for event in events:
+        fields = {k: v for k, v in event.items() if k not in ("type", "ts")}
+        writer.event(str(event["type"]), float(event["ts"]), **fields)
+    writer.write_windows(windows)
+    writer.finish(status)
+    return writer.run_dir
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:

@@ -1,6 +1,6 @@
 """summary.json: the numbers and verdicts of one run, rebuilt from the stored windows.
 
-The summary is derived data: `summarize(read_run(dir))` can be re-run at any time (the
+The summary is derived data: `summarize(load_run(dir))` can be re-run at any time (the
 measurement is the windows; this is the report). What the numbers mean:
 
 - `requests` / `failures`: every request of the run (warm-up and unhealthy seconds included).
@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from harness.config.scenario import Scenario, SloConfig, ValidityConfig
 from harness.results.history import append_run
 from harness.results.slo import evaluate_slo
-from harness.results.store import SCHEMA_VERSION, RunData, atomic_write_json, read_run
+from harness.results.store import SCHEMA_VERSION, Run, atomic_write_json, load_run
 from harness.results.validity import Validity, assess, percentile_ci
 from harness.latency.sparse import SparseHist
 from harness.results.windows import Window, decode_windows, latency_hist, per_second, select
@@ -56,9 +56,9 @@ def latency_ci_ms(hist: SparseHist, confidence: float) -> dict[str, list[float |
     return out
 
 
-def _scenario(run: RunData) -> Scenario | None:
+def _scenario(run: Run) -> Scenario | None:
     try:
-        return Scenario.model_validate(run.run.get("scenario_config") or {})
+        return Scenario.model_validate(run.meta.get("scenario_config") or {})
     except ValidationError:
         logger.info("%s: scenario_config does not validate; using defaults", run.run_dir)
         return None
@@ -108,7 +108,7 @@ def endpoint_stats(windows: Sequence[Window], seconds: int) -> dict[str, Any]:
 
 
 def _judge(
-    run: RunData, scenario: Scenario | None, windows: Sequence[Window], config: ValidityConfig
+    run: Run, scenario: Scenario | None, windows: Sequence[Window], config: ValidityConfig
 ) -> tuple[Validity, list[str]]:
     """Validity of the run and the reasons it is not valid (run status, rejects included)."""
     last = max((w.second for w in windows), default=-1)
@@ -120,7 +120,7 @@ def _judge(
         start=_analysis_start(scenario),
     )
     reasons = list(verdict.reasons)
-    status = run.run.get("status", "incomplete")
+    status = run.meta.get("status", "incomplete")
     if status != "complete":
         reasons.append(f"run status is {status}")
     rejected = sum(w.rejected for w in select(windows, seconds=verdict.measured_seconds))
@@ -152,7 +152,7 @@ def _measured(
 
 
 def summarize(
-    run: RunData,
+    run: Run,
     *,
     slo: SloConfig | None = None,
     validity: ValidityConfig | None = None,
@@ -169,13 +169,13 @@ def summarize(
     requests = sum(w.count for w in measured)
     return {
         "schema_version": SCHEMA_VERSION,
-        "run_id": run.run.get("run_id"),
-        "scenario": run.run.get("scenario"),
-        "kind": run.run.get("kind", "run"),
-        "status": run.run.get("status", "incomplete"),
-        "started_at": run.run.get("started_at"),
-        "ended_at": run.run.get("ended_at"),
-        "duration_s": _duration_s(run.run, max((w.second for w in windows), default=-1) + 1),
+        "run_id": run.meta.get("run_id"),
+        "scenario": run.meta.get("scenario"),
+        "kind": run.meta.get("kind", "run"),
+        "status": run.meta.get("status", "incomplete"),
+        "started_at": run.meta.get("started_at"),
+        "ended_at": run.meta.get("ended_at"),
+        "duration_s": _duration_s(run.meta, max((w.second for w in windows), default=-1) + 1),
         "requests": sum(w.count for w in windows),
         "failures": sum(w.count for w in windows if not w.ok),
         "rejected": sum(w.rejected for w in windows),
@@ -196,7 +196,7 @@ def finalize_run(
     """Summarise a run directory, write its summary.json and append it to the history
     (`<run_dir>/../history.duckdb`). `options` go to `summarize`. Returns the summary."""
     path = Path(run_dir)
-    summary = summarize(read_run(path), **options)
+    summary = summarize(load_run(path), **options)
     atomic_write_json(path / "summary.json", summary)
     if history:
         append_run(path.parent, summary, path)

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.stack.models import ensure_default_models
 from harness.stack.nginx import NginxProcess, Upstream
 from harness.stack.server_process import ServerProcess, pid_alive, terminate_pid
 
@@ -190,11 +191,8 @@ class LocalStack:
 
     def _ensure_models(self) -> Path:
         # Built once here, before the replicas start, so N replicas never race to build it.
-        from reference_server.config import default_model_repository
-        from reference_server.models.build import ensure_repository
-
         if self.model_repository is None:  # the built-in models: build (or refresh) them
-            repo = ensure_repository(default_model_repository())
+            repo = ensure_default_models()
         else:  # the user's own repository: use it as it is, never rebuild over it
             repo = Path(self.model_repository)
             if not repo.is_dir():

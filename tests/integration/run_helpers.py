@@ -14,7 +14,7 @@ from hdrh.histogram import HdrHistogram
 
 from harness.config import Scenario, validate_scenario
 from harness.latency.hdr import decode_histogram, new_histogram, to_us
-from harness.results import read_run
+from harness.results import load_run
 from tests.integration.cli_helpers import wait_for
 
 
@@ -40,7 +40,7 @@ def merged_histogram(
     """All windows of a run directory merged (successes only; healthy seconds, or only the
     given seconds, if asked)."""
     merged = new_histogram()
-    for record in read_run(run_dir).windows:
+    for record in load_run(run_dir).windows:
         if record.outcome != "success" or (endpoint and record.endpoint != endpoint):
             continue
         if healthy_only and not record.healthy:

@@ -23,7 +23,7 @@ import pytest
 
 from harness.load.api import run_scenario
 from harness.loadgen import stream
-from harness.results import read_events, read_run
+from harness.results import load_run, read_events
 from tests.integration.cli_helpers import wait_for
 from tests.integration.delay_server import DelayServerProcess
 from tests.integration.run_helpers import (
@@ -70,7 +70,7 @@ def test_open_loop_percentiles_and_rate_match_the_truth(tmp_path: Path) -> None:
     # At 40 req/s the worker idles (a few % of a core): a second is flagged only when one of
     # its 40 requests went out over 10 ms late (the lag p99 of 40 is their maximum), which a
     # busy host can cause now and then, but not in most of the five seconds.
-    records = read_run(outcome.run_dir).windows
+    records = load_run(outcome.run_dir).windows
     healthy = {r.second for r in records} - {r.second for r in records if not r.healthy}
     assert len(healthy) >= 3, outcome.summary["loadgen"]
     kept = np.array([d for i, d in enumerate(delays) if int(i // rate) in healthy])
@@ -135,7 +135,7 @@ def test_hitting_max_outstanding_is_counted_and_flagged_not_hidden(tmp_path: Pat
     assert len(served) == loadgen["sent"] == outcome.summary["requests"]
     assert loadgen["unhealthy_seconds"], "seconds with drops are flagged"
     assert any("dropped" in reason for reason in loadgen["unhealthy_reasons"])
-    windows = read_run(outcome.run_dir).windows
+    windows = load_run(outcome.run_dir).windows
     assert not all(w.healthy for w in windows)
 
 
@@ -157,9 +157,9 @@ def test_loadgen_limits_from_the_scenario_flag_seconds(tmp_path: Path) -> None:
     flagged = strict.summary["loadgen"]
     assert set(flagged["unhealthy_seconds"]) >= {0, 1}
     assert any("schedule lag" in reason for reason in flagged["unhealthy_reasons"])
-    assert not any(w.healthy for w in read_run(strict.run_dir).windows)
+    assert not any(w.healthy for w in load_run(strict.run_dir).windows)
     assert lenient.summary["loadgen"]["unhealthy_seconds"] == []
-    assert all(w.healthy for w in read_run(lenient.run_dir).windows)
+    assert all(w.healthy for w in load_run(lenient.run_dir).windows)
 
 
 def _locust_worker(run_dir: Path) -> psutil.Process:
@@ -228,7 +228,7 @@ def test_a_frozen_generator_is_flagged_and_its_freeze_counted_from_intended(
         ]  # fmt: skip
         assert lag_reasons, [h for h in health if h["second"] == second]
     assert set(frozen) <= set(outcome.summary["loadgen"]["unhealthy_seconds"])
-    frozen_windows = [w for w in read_run(run_dir).windows if w.second in frozen]
+    frozen_windows = [w for w in load_run(run_dir).windows if w.second in frozen]
     assert frozen_windows and not any(w.healthy for w in frozen_windows)
 
     # Second 2, frozen throughout: its 100 requests went out at the resume, so from the

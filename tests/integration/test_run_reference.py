@@ -12,7 +12,7 @@ import pytest
 from harness.cli.main import main
 from harness.config import load_scenario
 from harness.load.api import run_scenario
-from harness.results import read_run
+from harness.results import load_run
 
 pytestmark = pytest.mark.integration
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -38,7 +38,7 @@ def test_quickstart_runs_the_ab_split_checks_answers_and_scrapes(tmp_path: Path,
     for arm in arms.values():  # measured seconds only; None if all were unhealthy
         assert arm["accuracy"] is None or arm["accuracy"] > 0.9
     per_arm = {name: 0 for name in arms}
-    for record in read_run(out / "qs").windows:
+    for record in load_run(out / "qs").windows:
         per_arm[record.endpoint] += record.count
     assert per_arm["digits/1"] > 3 * per_arm["digits/2"] > 0  # the 90/10 split
 
@@ -59,7 +59,7 @@ def test_grpc_scenario_against_the_local_stack(tmp_path: Path) -> None:
     assert outcome.status == "complete", outcome.summary
     assert outcome.summary["requests"] == pytest.approx(150, abs=4 * 150**0.5)
     assert outcome.summary["failures"] == 0
-    windows = read_run(outcome.run_dir).windows
+    windows = load_run(outcome.run_dir).windows
     checked = sum(w.checked for w in windows)
     assert checked == outcome.summary["requests"]
     assert sum(w.correct for w in windows) / checked > 0.9

@@ -3,7 +3,7 @@
     compare       compare_arms(a, b, config, design) -> Comparison: verdicts per metric + overall
     abconfig      CompareConfig, Margin
     histdata      Histogram, ArmWindows, arm_from_samples: the data model (HDR + log grid)
-    runfiles      read_arms(run_dir, endpoints) -> [ArmWindows]
+    arms          arms_from_table(windows table, endpoints) -> [ArmWindows]
     ranktests, disttest, bootstrap, proportions, equivalence, latency_ab, metrics_ab: the
                   statistics behind it; synthetic: seeded test data.
 
@@ -24,7 +24,7 @@ _EXPORTS = {
     "Comparison": "harness.analysis.ab.compare",
     "compare_arms": "harness.analysis.ab.compare",
     "MetricResult": "harness.analysis.ab.metrics_ab",
-    "read_arms": "harness.analysis.ab.runfiles",
+    "arms_from_table": "harness.analysis.ab.arms",
 }
 
 __all__ = sorted(_EXPORTS)

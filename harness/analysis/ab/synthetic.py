@@ -6,8 +6,9 @@ every request in it slower. The generator draws lognormal latency whose log-medi
 with a per-second AR(1) load factor, so consecutive seconds are correlated. In a split run
 both arms share the load factor (concurrent arms); two separate runs draw their own.
 
-Pure: a NumPy generator in, arrays or `ArmWindows` out. Used by the tests, the benchmark,
-and handy in notebooks to see what a given run length can detect.
+Pure: a NumPy generator in, arrays, `ArmWindows` or windows.parquet rows out (`window_rows`;
+`harness.results.write_synthetic_run` writes them as a run directory). Used by the tests,
+the benchmark, and handy in notebooks to see what a given run length can detect.
 """
 
 from __future__ import annotations
@@ -16,10 +17,19 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
+from hdrh.histogram import HdrHistogram
 
-from harness.analysis.ab.histdata import ArmWindows, arm_from_samples
+from harness.analysis.ab.histdata import ArmWindows, HdrLayout, arm_from_samples
 
-__all__ = ["ArmSpec", "Samples", "load_factor", "simulate_arm", "simulate_pair"]
+__all__ = [
+    "ArmSpec",
+    "Samples",
+    "encode_window",
+    "load_factor",
+    "simulate_arm",
+    "simulate_pair",
+    "window_rows",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +107,53 @@ def simulate_pair(
         _to_arm("A", simulate_arm(a, load_a, rng)),
         _to_arm("B", simulate_arm(b, load_b, rng)),
     )
+
+
+# --- windows.parquet rows from per-request arrays (synthetic runs) ---------------------
+
+
+def encode_window(latencies_us: np.ndarray, layout: HdrLayout | None = None) -> tuple[bytes, int]:
+    """Encode latencies into one HDR window; returns (encoded bytes, rejected count)."""
+    layout = layout or HdrLayout()
+    h = HdrHistogram(layout.lowest, layout.highest, layout.significant_figures)
+    lat = np.rint(np.asarray(latencies_us, dtype=np.float64)).astype(np.int64)
+    ok = (lat >= 0) & (lat <= layout.highest)
+    idx = layout.index_of(lat[ok])
+    counts = np.ctypeslib.as_array(h.counts)
+    if idx.size:
+        counts[:] = np.bincount(idx, minlength=h.counts_len)[: h.counts_len]
+        nz = np.flatnonzero(counts)
+        h.set_internal_tacking_values(int(nz[0]), int(nz[-1]), int(idx.size))
+    return h.encode(), int((~ok).sum())
+
+
+def window_rows(endpoint: str, seconds, latency_us, failed, checked=None, correct=None):
+    """Rows of windows.parquet for one endpoint from per-request arrays."""
+    seconds = np.asarray(seconds)
+    failed = np.asarray(failed, dtype=bool)
+    checked = np.zeros(seconds.size, bool) if checked is None else np.asarray(checked, bool)
+    correct = np.zeros(seconds.size, bool) if correct is None else np.asarray(correct, bool)
+    order = np.argsort(seconds, kind="stable")
+    bounds = np.flatnonzero(np.diff(seconds[order])) + 1
+    rows = []
+    for group in np.split(order, bounds):
+        for outcome, mask in (("success", ~failed[group]), ("failure", failed[group])):
+            sel = group[mask]
+            if sel.size == 0:
+                continue
+            blob, rejected = encode_window(latency_us[sel])
+            rows.append(
+                {
+                    "second": int(seconds[sel[0]]),
+                    "endpoint": endpoint,
+                    "outcome": outcome,
+                    "count": int(sel.size),
+                    "hdr": blob,
+                    "hdr_uncorrected": blob,
+                    "checked": int(checked[sel].sum()),
+                    "correct": int(correct[sel].sum()),
+                    "rejected": rejected,
+                    "healthy": True,
+                }
+            )
+    return rows

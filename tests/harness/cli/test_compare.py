@@ -8,12 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.analysis.ab.runfiles import read_arms, window_rows, write_run
-from harness.analysis.ab.synthetic import ArmSpec, load_factor, simulate_arm
+from harness.analysis.ab.synthetic import ArmSpec, load_factor, simulate_arm, window_rows
 from harness.cli.main import main
-from tests.torn_writes import failing_replace, listing, torn_writes
+from harness.compare import read_arms
+from harness.latency.windows import WindowRecord
+from harness.results import write_synthetic_run
 
 SECONDS = 60
+
+
+def write_run(path: Path, rows: list[dict], events: tuple[dict, ...] = ()) -> Path:
+    """A run directory from windows.parquet rows, through the results writer."""
+    return write_synthetic_run(path, [WindowRecord.from_dict(r) for r in rows], events=events)
 
 
 def _rows(endpoint: str, spec: ArmSpec, load: np.ndarray, seed: int) -> list[dict]:
@@ -175,24 +181,3 @@ def test_uncorrected_latency_and_incomplete_status(tmp_path: Path, capsys) -> No
     assert ratio == pytest.approx(0.5, rel=0.01)
     assert main(["compare", str(run), "--uncorrected", "--n-boot", "200"]) in (0, 1)
     assert "did not finish normally" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("fault", [torn_writes, failing_replace])
-def test_rewriting_a_run_that_fails_mid_write_keeps_the_old_files(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault
-) -> None:
-    """`write_run` promises atomic files: half a write then ENOSPC (run.json and
-    events.jsonl; pyarrow writes parquet itself), or a failed rename (every file)."""
-    load = load_factor(10, 0.15, 0.7, np.random.default_rng(0))
-    old_rows, new_rows = (_rows("m/1", ArmSpec(rate=20), load, seed) for seed in (1, 2))
-    run = write_run(tmp_path / "r", old_rows, scenario="old", events=[{"ts": 1.0, "type": "a"}])
-    before = {name: (run / name).read_bytes() for name in listing(run)}
-    assert sorted(before) == ["events.jsonl", "run.json", "windows.parquet"]
-    with pytest.raises(OSError, match="injected"), fault(monkeypatch):
-        write_run(run, new_rows, scenario="new", events=[{"ts": 2.0, "type": "b"}])
-    after = {name: (run / name).read_bytes() for name in listing(run)}
-    assert sorted(after) == sorted(before)  # no temp file left behind
-    assert after["run.json"] == before["run.json"]
-    assert after["events.jsonl"] == before["events.jsonl"]
-    if fault is failing_replace:  # the first file written: the rename never happened
-        assert after["windows.parquet"] == before["windows.parquet"]

@@ -23,7 +23,7 @@ from harness.results import (
     finalize_run,
     list_runs,
     read_json,
-    read_run,
+    load_run,
     summarize,
 )
 from harness.results.store import atomic_write_table
@@ -79,9 +79,9 @@ def test_run_lifecycle_and_summary_contract(tmp_path):
     summary = finalize_run(writer.run_dir)
 
     assert json.loads((writer.run_dir / "summary.json").read_text()) == summary
-    run = read_run(writer.run_dir)
-    assert run.run["status"] == "complete" and run.run["ended_at"].endswith("Z")
-    assert run.run["scenario_config"]["load"]["rate"] == 200
+    run = load_run(writer.run_dir)
+    assert run.meta["status"] == "complete" and run.meta["ended_at"].endswith("Z")
+    assert run.meta["scenario_config"]["load"]["rate"] == 200
     assert run.events == [{"ts": 0.0, "type": "stage", "index": 0}]
     assert run.server_metrics is not None and run.server_metrics.num_rows == 1
     assert json.loads(run.server_metrics.column("labels")[0].as_py()) == {"model": "digits"}
@@ -114,8 +114,8 @@ def test_interrupted_run_keeps_its_windows(tmp_path):
     writer.write_windows(records)
     with (writer.run_dir / "events.jsonl").open("a") as handle:
         handle.write('{"ts": 3.0, "type": "fau')  # torn by the interruption
-    run = read_run(writer.run_dir)  # no finish(): killed midway
-    assert run.run["status"] == "incomplete" and run.windows == records and run.events == []
+    run = load_run(writer.run_dir)  # no finish(): killed midway
+    assert run.meta["status"] == "incomplete" and run.windows == records and run.events == []
     summary = summarize(run)
     assert summary["requests"] == 2400 and summary["valid"] is False
     assert "run status is incomplete" in summary["validity"]["reasons"]
@@ -130,7 +130,7 @@ def test_slo_failure_and_uncorrected_latency(tmp_path):
     writer = start_writer(tmp_path, scenario)
     writer.write_windows(recorder.flush())
     writer.finish("complete")
-    summary = summarize(read_run(writer.run_dir))
+    summary = summarize(load_run(writer.run_dir))
     assert summary["latency_ms"]["p99"] == pytest.approx(32, rel=0.01)
     assert summary["latency_uncorrected_ms"]["p99"] == pytest.approx(2, rel=0.01)
     checks = {c["name"]: c for c in summary["slo"]["checks"]}
@@ -187,9 +187,9 @@ def test_unknown_schema_version_is_refused(tmp_path):
     run = json.loads((writer.run_dir / "run.json").read_text())
     atomic_write_json(writer.run_dir / "run.json", {**run, "schema_version": 99})
     with pytest.raises(SchemaVersionError, match="schema_version 99"):
-        read_run(writer.run_dir)
+        load_run(writer.run_dir)
     with pytest.raises(StoreError, match="missing"):
-        read_run(tmp_path / "nope")
+        load_run(tmp_path / "nope")
 
 
 def test_run_directory_is_never_reused(tmp_path):
@@ -330,7 +330,7 @@ def test_latencies_beyond_the_histogram_make_the_run_invalid(tmp_path):
     writer = start_writer(tmp_path)
     writer.write_windows(recorder.flush())
     writer.finish("complete")
-    summary = summarize(read_run(writer.run_dir))
+    summary = summarize(load_run(writer.run_dir))
     assert summary["rejected"] == 1 and summary["requests"] == 6000
     assert summary["valid"] is False
     assert any("outside 1 us..60 s" in r for r in summary["validity"]["reasons"])
