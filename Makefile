@@ -25,10 +25,12 @@ run: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 bench: setup
 	for b in benchmarks/bench_server.py benchmarks/bench_loadgen.py benchmarks/bench_analysis.py; do $(PY) $$b || exit 1; done

@@ -12,11 +12,9 @@ run directory (unknown schema version, no windows.parquet).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
-import tempfile
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -29,6 +27,7 @@ from harness.analysis.ab.histdata import ArmWindows
 from harness.analysis.ab.metrics_ab import MetricResult
 from harness.compare import read_arms, run_endpoints
 from harness.errors import ConfigError, StoreError
+from harness.files import atomic_write_json
 from harness.results.store import Run, load_run
 
 log = logging.getLogger(__name__)
@@ -218,8 +217,4 @@ def _print(result: Comparison, console: Console) -> None:
 
 
 def _write_json(path: Path, result: Comparison) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(result.to_dict(), fh, indent=2, default=str)
-    os.replace(tmp, path)
+    atomic_write_json(path, result.to_dict(), default=str, allow_nan=True)

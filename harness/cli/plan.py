@@ -25,7 +25,6 @@ from harness.analysis.capacity.manifests import (
     DEFAULT_K8S_VERSION,
     DeploymentOptions,
     build_manifests,
-    write_manifests,
 )
 from harness.analysis.capacity.planner import (
     CapacityInputs,
@@ -39,6 +38,7 @@ from harness.analysis.capacity.planner import (
 )
 from harness.config.loader import format_validation_error
 from harness.errors import ConfigError
+from harness.plan import write_manifests
 from harness.results.store import atomic_write_json
 
 log = logging.getLogger(__name__)

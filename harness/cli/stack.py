@@ -8,7 +8,6 @@ then stops everything; with `--detach` it returns and `harness stack down` stops
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import threading
 from pathlib import Path
@@ -18,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.errors import ConfigError
+from harness.files import atomic_write_text
 from harness.stack.local import LocalStack, StackState, stop_state
 from harness.stack.server_process import pid_alive
 
@@ -99,9 +99,7 @@ def _serve_until_signal(state: StackState, console: Console) -> bool:
 
 def _write_state(path: Path, state: StackState) -> None:
     """Atomically (temp file + rename): `status`/`down` never read a half-written file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(state.to_json())
-    os.replace(tmp, path)
+    atomic_write_text(path, state.to_json())
 
 
 def _down(state_file: Path, console: Console) -> int:

@@ -35,9 +35,8 @@ from harness.load.processes import LocustProcesses, start_locust
 from harness.load.progress import ProgressView, RunMonitor
 from harness.load.resolve import Target, resolve_spec
 from harness.load.scrape import MetricsScraper
-from harness.load.summary_extra import loadgen_section
 from harness.loadgen import stream
-from harness.loadgen.arrivals import offered_total, run_length_s
+from harness.loadgen.arrivals import run_length_s
 from harness.loadgen.spec import RunSpec
 from harness.results import RunWriter, append_run, load_run, summarize
 
@@ -239,12 +238,6 @@ def execute(
     _store(writer, run_dir, scraper)
     writer.finish(verdict.status, verdict.reason)
     summary = summarize(load_run(run_dir))
-    summary["loadgen"] = loadgen_section(run_dir / "stream", scenario)
-    if spec is not None and scenario.load.mode == "open":
-        planned = offered_total(scenario, spec.trace_path)
-        length = run_length_s(scenario, spec.trace_path)
-        summary["loadgen"]["planned_requests"] = round(planned, 1)
-        summary["loadgen"]["planned_rps"] = round(planned / length, 3) if length else None
     writer.write_summary(summary)
     append_run(Path(out_dir), summary, run_dir)
     log.info("results stored in %s", run_dir)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import Scenario, validate_scenario
+from harness.files import atomic_write_text
 from harness.loadgen.health import HealthThresholds
 from harness.loadgen.payloads import TensorSpec
 
@@ -80,13 +81,7 @@ class RunSpec:
         return cls(**data)
 
     def write(self, path: Path) -> Path:
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
-            tmp.write_text(self.to_json(), encoding="utf-8")
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)  # a failed write leaves no temp file behind
-            raise
+        atomic_write_text(path, self.to_json())
         return path
 
     @classmethod

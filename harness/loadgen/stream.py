@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from harness.files import atomic_write_json
 from harness.latency.windows import WindowRecord, WindowStore
 
 log = logging.getLogger(__name__)
@@ -87,13 +87,7 @@ def merge_stream(path: Path) -> WindowStore:
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a failed write leaves no temp file behind
-        raise
+    atomic_write_json(path, data, indent=1, allow_nan=True)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

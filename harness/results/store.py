@@ -28,7 +28,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from harness import files
 from harness.errors import SchemaVersionError, StoreError
+from harness.files import atomic_write_bytes
 from harness.latency.windows import WindowRecord
 
 SCHEMA_VERSION = 1
@@ -75,23 +77,9 @@ def new_run_id(scenario: str, now: datetime | None = None) -> str:
     return f"{stamp}-{scenario}-{secrets.token_hex(2)}"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def atomic_write_json(path: Path, obj: Mapping[str, Any]) -> None:
-    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default, allow_nan=False)
-    atomic_write_bytes(path, (text + "\n").encode())
+    """JSON that also takes datetimes, paths and numpy scalars (see `harness.files`)."""
+    files.atomic_write_json(path, obj, default=_json_default)
 
 
 def _json_default(value: object) -> object:
@@ -120,12 +108,11 @@ def check_version(data: Mapping[str, Any], source: Path | str) -> None:
 
 
 def read_json(path: Path) -> dict[str, Any]:
+    """A versioned JSON object of the run directory; StoreError when missing or unknown."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise StoreError(f"{path}: missing") from exc
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"{path}: unreadable ({exc})") from exc
+        data = files.read_json_file(path)
+    except ValueError as exc:
+        raise StoreError(str(exc)) from exc
     if not isinstance(data, dict):
         raise StoreError(f"{path}: expected a JSON object")
     check_version(data, path)

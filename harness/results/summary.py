@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from harness.config.scenario import Scenario, SloConfig, ValidityConfig
 from harness.results.history import append_run
+from harness.results.loadgen import loadgen_section
 from harness.results.slo import evaluate_slo
 from harness.results.store import SCHEMA_VERSION, Run, atomic_write_json, load_run
 from harness.results.validity import Validity, assess, percentile_ci
@@ -187,6 +188,12 @@ def summarize(
             name: endpoint_stats(select(measured, endpoint=name), n_seconds)
             for name in sorted({w.endpoint for w in windows})
         },
+        # how the load generator itself did: runs of the load engine have a stream/
+        **(
+            {"loadgen": loadgen_section(run.run_dir, scenario)}
+            if scenario is not None and (run.run_dir / "stream").is_dir()
+            else {}
+        ),
     }
 
 

@@ -9,15 +9,11 @@ scale-down slow, with the same `ScalingRules` the HPA simulation replays.
 
 No cluster runs here, so every document is checked with `kubernetes_validate` in STRICT mode
 (unknown fields fail) for a stated Kubernetes version. Builders return plain dicts; only
-`write_manifests` touches the file system (atomic writes).
+Pure: documents in memory; `harness.plan.write_manifests` writes them.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -40,10 +36,7 @@ __all__ = [
     "supported_k8s_versions",
     "to_yaml",
     "validate_manifest",
-    "write_manifests",
 ]
-
-log = logging.getLogger(__name__)
 
 DEFAULT_K8S_VERSION = "1.30"
 LIVE_PATH = "/v2/health/live"
@@ -317,34 +310,5 @@ def validate_manifest(doc: dict[str, Any], k8s_version: str = DEFAULT_K8S_VERSIO
         ) from exc
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def to_yaml(doc: dict[str, Any]) -> str:
     return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
-
-
-def write_manifests(
-    docs: dict[str, dict[str, Any]], out_dir: Path, k8s_version: str = DEFAULT_K8S_VERSION
-) -> list[Path]:
-    """Validate every document, then write `<stem>.yaml` each; nothing written if one fails."""
-    for doc in docs.values():
-        validate_manifest(doc, k8s_version)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for stem, doc in docs.items():
-        path = out_dir / f"{stem}.yaml"
-        _atomic_write(path, to_yaml(doc))
-        paths.append(path)
-    log.info(
-        "wrote %d manifests (validated for Kubernetes %s) to %s", len(paths), k8s_version, out_dir
-    )
-    return paths

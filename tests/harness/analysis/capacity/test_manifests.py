@@ -17,10 +17,10 @@ from harness.analysis.capacity.manifests import (
     supported_k8s_versions,
     to_yaml,
     validate_manifest,
-    write_manifests,
 )
 from harness.analysis.capacity.planner import CapacityInputs, operating_point_manual, plan_capacity
 from harness.errors import ConfigError
+from harness.plan import write_manifests
 from tests.torn_writes import failing_replace, listing, torn_writes
 
 

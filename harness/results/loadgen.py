@@ -9,12 +9,14 @@ final totals, including an HDR histogram of schedule lag).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from harness.config import Scenario
 from harness.latency.hdr import decode_histogram, new_histogram
 from harness.loadgen import stream
+from harness.loadgen.arrivals import offered_total, run_length_s
 
 
 def _lag_ms(workers: list[dict[str, Any]]) -> dict[str, float | None]:
@@ -32,7 +34,9 @@ def _lag_ms(workers: list[dict[str, Any]]) -> dict[str, float | None]:
     }
 
 
-def loadgen_section(stream_dir: Path, scenario: Scenario) -> dict[str, Any]:
+def loadgen_section(run_dir: Path, scenario: Scenario) -> dict[str, Any]:
+    """The section, from `<run_dir>/stream` (and run_spec.json for the planned load)."""
+    stream_dir = run_dir / "stream"
     health, _ = stream.read_lines(stream_dir / stream.HEALTH)
     final = stream.read_json(stream_dir / stream.FINAL) or {}
     workers = list(final.get("workers", []))
@@ -53,5 +57,26 @@ def loadgen_section(stream_dir: Path, scenario: Scenario) -> dict[str, Any]:
         "max_cpu_percent": max((float(h.get("cpu_percent", 0)) for h in health), default=None),
         "unhealthy_seconds": unhealthy,
         "unhealthy_reasons": reasons[:20],
+        **planned_load(run_dir, scenario),
     }
     return section
+
+
+def planned_load(run_dir: Path, scenario: Scenario) -> dict[str, Any]:
+    """Open loop: what the schedule asked for (requests and requests/s over the run)."""
+    if scenario.load.mode != "open":
+        return {}
+    trace_path = None
+    spec_path = run_dir / "run_spec.json"
+    if spec_path.exists():
+        trace_path = json.loads(spec_path.read_text()).get("trace_path")
+    try:
+        planned = offered_total(scenario, trace_path)
+        length = run_length_s(scenario, trace_path)
+    except (OSError, ValueError):  # the trace is gone: say nothing rather than guess
+        return {}
+    return {
+        "planned_requests": round(planned, 1),
+        "planned_rps": round(planned / length, 3) if length else None,
+    }
+
