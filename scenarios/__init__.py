@@ -8,7 +8,7 @@ modules. The orchestrator (`harness run`, `harness.load.api`) runs them as subpr
     openloop.py   OpenLoopDriver: requests at their scheduled times, lag/drops measured
     worker.py     per-worker recording, self-health and window shipping
     master.py     second 0, exact merge of the workers' windows, the end of the run
-    shapes.py     HarnessShape (Locust LoadTestShape)
+    load_shape.py HarnessShape (Locust LoadTestShape)
     locustfile.py the project's locustfile that `harness run` starts
     launch.py     starts a worker once its master's ephemeral port is known
     *.yaml        the quickstart and one example scenario per shape

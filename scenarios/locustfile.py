@@ -7,7 +7,7 @@ It reads the resolved run spec (`harness.loadgen.spec.RunSpec`, written by the o
 defines, for Locust to find at import time:
   * `HarnessUser`: the scenario's protocol user (KServe HTTP/gRPC, TF Serving) driving either
     the open-loop schedule (one driver per worker) or closed-loop requests with a wait time;
-  * `HarnessShape`: the load shape (`scenarios.shapes`).
+  * `HarnessShape`: the load shape (`scenarios.load_shape`).
 On Locust's `init` event the master gets a `MasterRuntime` and each worker a `WorkerRuntime`.
 Every request is recorded into HDR windows (from its intended start in open loop, from its
 send in closed loop) and appears in Locust's own stats as well.
@@ -28,9 +28,9 @@ from harness.config import OpenLoad
 from harness.loadgen.arrivals import worker_schedule
 from harness.loadgen.schedule import pick_arms
 from harness.loadgen.spec import RunSpec
+from scenarios.load_shape import HarnessShape
 from scenarios.master import MasterRuntime
 from scenarios.openloop import OpenLoopDriver, sleep_until
-from scenarios.shapes import HarnessShape
 from scenarios.users import KServeGrpcUser, KServeHttpUser, TFServingUser
 from scenarios.worker import WorkerRuntime
 

@@ -9,7 +9,7 @@ fragments of a closed second are appended too (the reader adds duplicates exactl
 
 It also watches for the end: the orchestrator's stop request (`stream/control.json`), lost
 workers (Locust's heartbeat bookkeeping), and the workers' `harness_final` messages; the load
-shape (`scenarios.shapes`) stops Locust once `done` is set.
+shape (`scenarios.load_shape`) stops Locust once `done` is set.
 """
 
 from __future__ import annotations

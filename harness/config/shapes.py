@@ -4,6 +4,10 @@ A shape is a list of stages; each holds its level for its duration, or ramps lin
 from the previous stage's level (from 0 for a first ramp stage). Step, ramp, spike and soak
 shapes are all such lists. Pure and clock-free so Locust's `LoadTestShape.tick()` and the
 tests call the same code.
+
+The one piecewise-linear model of the harness: stages become `Segment`s (level from
+`start` to `end` over `duration`), and `value_at` reads them. The open-loop arrival
+schedules (`harness.loadgen.schedule.RateProfile`) are built on the same segments.
 """
 
 from __future__ import annotations
@@ -18,19 +22,44 @@ class Level(NamedTuple):
     ramp: bool = False
 
 
-def level_at(stages: Sequence[Level], t: float) -> float | None:
-    """The level at `t` seconds since start; None before 0 or after the last stage."""
+class Segment(NamedTuple):
+    """The level goes linearly from `start` to `end` over `duration` seconds."""
+
+    duration: float
+    start: float
+    end: float
+
+    @property
+    def area(self) -> float:
+        """Integral of the level over the segment (for a rate: the expected arrivals)."""
+        return 0.5 * (self.start + self.end) * self.duration
+
+
+def segments_of(stages: Sequence[Level], start: float = 0.0) -> tuple[Segment, ...]:
+    """Stages as segments: a ramp goes from the previous level (`start` for the first)."""
+    out, previous = [], start
+    for stage in stages:
+        out.append(Segment(stage.duration, previous if stage.ramp else stage.value, stage.value))
+        previous = stage.value
+    return tuple(out)
+
+
+def value_at(segments: Sequence[Segment], t: float) -> float | None:
+    """The level at `t` seconds since start; None before 0 or from the end on."""
     if t < 0:
         return None
-    start, previous = 0.0, 0.0
-    for stage in stages:
-        end = start + stage.duration
+    begin = 0.0
+    for seg in segments:
+        end = begin + seg.duration
         if t < end:
-            if not stage.ramp:
-                return stage.value
-            return previous + (stage.value - previous) * (t - start) / stage.duration
-        start, previous = end, stage.value
+            return seg.start + (seg.end - seg.start) * (t - begin) / seg.duration
+        begin = end
     return None
+
+
+def level_at(stages: Sequence[Level], t: float) -> float | None:
+    """The level at `t` seconds since start; None before 0 or after the last stage."""
+    return value_at(segments_of(stages), t)
 
 
 def stage_index_at(stages: Sequence[Level], t: float) -> int | None:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.config.shapes import Level, Segment, segments_of, value_at
+
 __all__ = [
     "RateProfile",
     "Segment",
@@ -40,20 +42,6 @@ CHUNK = 4096
 
 
 @dataclass(frozen=True, slots=True)
-class Segment:
-    """Rate goes linearly from `rate_start` to `rate_end` (requests/s) over `duration_s`."""
-
-    duration_s: float
-    rate_start: float
-    rate_end: float
-
-    @property
-    def count(self) -> float:
-        """Expected number of arrivals in the segment (the area under the rate)."""
-        return 0.5 * (self.rate_start + self.rate_end) * self.duration_s
-
-
-@dataclass(frozen=True, slots=True)
 class RateProfile:
     """A piecewise-linear rate r(t) from t = 0 to `duration_s`."""
 
@@ -61,32 +49,27 @@ class RateProfile:
 
     def __post_init__(self) -> None:
         for seg in self.segments:
-            if seg.duration_s <= 0 or seg.rate_start < 0 or seg.rate_end < 0:
+            if seg.duration <= 0 or seg.start < 0 or seg.end < 0:
                 raise ValueError(f"invalid segment {seg}: need duration > 0, rates >= 0")
 
     @property
     def duration_s(self) -> float:
-        return float(sum(s.duration_s for s in self.segments))
+        return float(sum(s.duration for s in self.segments))
 
     @property
     def total(self) -> float:
         """L(duration): the expected number of arrivals over the whole profile."""
-        return float(sum(s.count for s in self.segments))
+        return float(sum(s.area for s in self.segments))
 
     def _starts(self) -> tuple[np.ndarray, np.ndarray]:
-        t0 = np.concatenate([[0.0], np.cumsum([s.duration_s for s in self.segments])])
-        c0 = np.concatenate([[0.0], np.cumsum([s.count for s in self.segments])])
+        t0 = np.concatenate([[0.0], np.cumsum([s.duration for s in self.segments])])
+        c0 = np.concatenate([[0.0], np.cumsum([s.area for s in self.segments])])
         return t0, c0
 
     def rate_at(self, t: float) -> float:
         """r(t); 0 outside [0, duration)."""
-        t0, _ = self._starts()
-        i = int(np.searchsorted(t0, t, side="right")) - 1
-        if t < 0 or i >= len(self.segments):
-            return 0.0
-        seg = self.segments[i]
-        frac = (t - t0[i]) / seg.duration_s
-        return seg.rate_start + (seg.rate_end - seg.rate_start) * frac
+        rate = value_at(self.segments, t)
+        return 0.0 if rate is None else rate
 
     def cumulative(self, t: np.ndarray | float) -> np.ndarray:
         """L(t), the expected arrivals in [0, t)."""
@@ -113,9 +96,9 @@ class RateProfile:
         return np.where(u < c0[-1], out, np.nan)
 
     def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        r0 = np.array([s.rate_start for s in self.segments], dtype=np.float64)
-        r1 = np.array([s.rate_end for s in self.segments], dtype=np.float64)
-        d = np.array([s.duration_s for s in self.segments], dtype=np.float64)
+        r0 = np.array([s.start for s in self.segments], dtype=np.float64)
+        r1 = np.array([s.end for s in self.segments], dtype=np.float64)
+        d = np.array([s.duration for s in self.segments], dtype=np.float64)
         return r0, r1, d
 
 
@@ -128,12 +111,7 @@ def stages_profile(
 ) -> RateProfile:
     """Stages as (duration_s, rate, ramp): `ramp` goes linearly from the previous stage's rate
     (or `start_rate` for the first) to `rate`; otherwise the rate steps to `rate` at once."""
-    segments = []
-    previous = start_rate
-    for duration_s, rate, ramp in stages:
-        segments.append(Segment(duration_s, previous if ramp else rate, rate))
-        previous = rate
-    return RateProfile(tuple(segments))
+    return RateProfile(segments_of([Level(*stage) for stage in stages], start_rate))
 
 
 def _check_worker(worker: int, n_workers: int) -> None:
