@@ -62,8 +62,8 @@ class HdrLayout:
         sub_bucket = v >> (bucket + self.unit_magnitude)
         return ((bucket + 1) << shm) + sub_bucket - (1 << shm)
 
-    def value_of(self, index: np.ndarray) -> np.ndarray:
-        """Highest equivalent value (us) of each counts-array index."""
+    def lowest_of(self, index: np.ndarray) -> np.ndarray:
+        """Lowest value (us) each counts-array index holds (hdrh's `get_value_from_index`)."""
         idx = np.asarray(index, dtype=np.int64)
         shm = self.sub_bucket_half_count_magnitude
         half = 1 << shm
@@ -72,7 +72,14 @@ class HdrLayout:
         low = bucket < 0
         sub = np.where(low, sub - half, sub)
         bucket = np.where(low, 0, bucket)
-        lowest = sub << (bucket + self.unit_magnitude)
+        return sub << (bucket + self.unit_magnitude)
+
+    def value_of(self, index: np.ndarray) -> np.ndarray:
+        """Highest equivalent value (us) of each counts-array index."""
+        idx = np.asarray(index, dtype=np.int64)
+        shm = self.sub_bucket_half_count_magnitude
+        bucket = np.maximum((idx >> shm) - 1, 0)
+        lowest = self.lowest_of(idx)
         return (lowest + (1 << (bucket + self.unit_magnitude)) - 1).astype(np.float64)
 
 

@@ -33,15 +33,12 @@ class SlotValues:
 
 
 @lru_cache(maxsize=1)
-def _template() -> HdrHistogram:
-    return new_histogram()
-
-
-@lru_cache(maxsize=1)
 def slot_values() -> SlotValues:
-    template = _template()
-    low = np.array([template.get_value_from_index(i) for i in range(template.counts_len)])
-    high = np.array([template.get_highest_equivalent_value(v) for v in low])
+    """Every slot's range, vectorised over the layout (cross-checked against hdrh in tests)."""
+    layout = HdrLayout()
+    index = np.arange(new_histogram().counts_len)
+    low = layout.lowest_of(index)
+    high = layout.value_of(index).astype(np.int64)
     return SlotValues(low=low, high=high, mid=low + (high - low + 1) // 2)
 
 
