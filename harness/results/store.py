@@ -32,6 +32,7 @@ from harness import files
 from harness.errors import SchemaVersionError, StoreError
 from harness.files import atomic_write_bytes
 from harness.latency.windows import WindowRecord
+from harness.results.schema import Summary
 
 SCHEMA_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
@@ -298,7 +299,7 @@ class Run:
         run_dir: Path,
         meta: dict[str, Any],
         events: list[dict[str, Any]],
-        summary: dict[str, Any] | None,
+        summary: Summary | None,
     ) -> None:
         self.run_dir = run_dir
         self.meta = meta
@@ -360,13 +361,16 @@ def write_synthetic_run(
     windows: Iterable[WindowRecord],
     *,
     scenario: str = "synthetic",
+    scenario_config: Mapping[str, Any] | None = None,
     events: Iterable[Mapping[str, Any]] = (),
     status: str = "complete",
 ) -> Path:
     """A run directory made from given windows (tests, benchmarks, notebooks), written by the
     same `RunWriter` as a real run. `run_dir` must not exist yet."""
     path = Path(run_dir)
-    writer = RunWriter(path.parent, scenario, scenario_config={}, run_id=path.name)
+    writer = RunWriter(
+        path.parent, scenario, scenario_config=scenario_config or {}, run_id=path.name
+    )
     writer.start()
     for event in events:
         fields = {k: v for k, v in event.items() if k not in ("type", "ts")}

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from harness.config.scenario import Scenario, SloConfig, ValidityConfig
 from harness.results.history import append_run
 from harness.results.loadgen import loadgen_section
+from harness.results.schema import Summary
 from harness.results.slo import evaluate_slo
 from harness.results.store import SCHEMA_VERSION, Run, atomic_write_json, load_run
 from harness.results.validity import Validity, assess, percentile_ci
@@ -158,7 +159,7 @@ def summarize(
     slo: SloConfig | None = None,
     validity: ValidityConfig | None = None,
     confidence: float = 0.95,
-) -> dict[str, Any]:
+) -> Summary:
     """The summary.json dict of `run`; `slo` / `validity` default to the run's scenario."""
     scenario = _scenario(run)
     slo = slo or (scenario.slo if scenario else SloConfig())
@@ -168,7 +169,7 @@ def summarize(
     measured = select(windows, seconds=verdict.measured_seconds)
     n_seconds = len(verdict.measured_seconds)
     requests = sum(w.count for w in measured)
-    return {
+    summary: Summary = {
         "schema_version": SCHEMA_VERSION,
         "run_id": run.meta.get("run_id"),
         "scenario": run.meta.get("scenario"),
@@ -188,13 +189,10 @@ def summarize(
             name: endpoint_stats(select(measured, endpoint=name), n_seconds)
             for name in sorted({w.endpoint for w in windows})
         },
-        # how the load generator itself did: runs of the load engine have a stream/
-        **(
-            {"loadgen": loadgen_section(run.run_dir, scenario)}
-            if scenario is not None and (run.run_dir / "stream").is_dir()
-            else {}
-        ),
     }
+    if scenario is not None and (run.run_dir / "stream").is_dir():  # a run of the load engine
+        summary["loadgen"] = loadgen_section(run.run_dir, scenario)
+    return summary
 
 
 def finalize_run(

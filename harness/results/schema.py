@@ -1,0 +1,90 @@
+"""The shape of summary.json, declared once (readers get types instead of guessing keys).
+
+`summarize` produces a `Summary`; `load_run(dir).summary` is one (or None before a run has
+been summarised). Keys marked NotRequired appear only when they apply.
+"""
+
+# No `from __future__ import annotations` here: TypedDict must see NotRequired at runtime.
+from typing import Any, NotRequired, TypedDict
+
+__all__ = ["EndpointSummary", "LatencyMs", "LoadgenSummary", "Summary", "ValiditySummary"]
+
+
+class LatencyMs(TypedDict):
+    """Milliseconds, from merged HDR histograms; None when nothing was measured."""
+
+    p50: float | None
+    p90: float | None
+    p95: float | None
+    p99: float | None
+    p999: float | None
+    max: float | None
+    mean: float | None
+
+
+class ValiditySummary(TypedDict):
+    stable: bool
+    reasons: list[str]
+    warmup_s: float | None
+    warmup_detected: bool
+    analysed_from_s: int
+    measured_s: int
+    excluded_windows: int
+    excluded_seconds: list[int]
+    stable_from_s: int | None
+    more_requests_needed_for_p99: int | None
+    more_requests_needed_for_p999: int | None
+
+
+class EndpointSummary(TypedDict):
+    requests: int
+    failures: int
+    throughput_rps: float | None
+    latency_ms: LatencyMs
+    accuracy: float | None
+
+
+class LoadgenSummary(TypedDict):
+    """How the load generator itself did (runs of the load engine only)."""
+
+    mode: str
+    workers_expected: int
+    workers_finished: int
+    workers_lost: list[Any]
+    sent: int
+    dropped: int
+    abandoned: int
+    rejected: int
+    schedule_lag_ms: dict[str, float | None]
+    worker_cpu_s: float
+    max_cpu_percent: float | None
+    unhealthy_seconds: list[int]
+    unhealthy_reasons: list[str]
+    planned_requests: NotRequired[float]
+    planned_rps: NotRequired[float | None]
+
+
+class Summary(TypedDict):
+    schema_version: int
+    run_id: str | None
+    scenario: str | None
+    kind: str
+    status: str
+    started_at: str | None
+    ended_at: str | None
+    duration_s: float
+    requests: int
+    failures: int
+    rejected: int
+    offered_rps: float | None
+    throughput_rps: float | None
+    error_rate: float | None
+    latency_ms: LatencyMs
+    latency_uncorrected_ms: LatencyMs
+    latency_ci_ms: dict[str, list[float | None]]
+    confidence: float
+    slo: dict[str, Any]
+    valid: bool
+    validity: ValiditySummary
+    endpoints: dict[str, EndpointSummary]
+    loadgen: NotRequired[LoadgenSummary]
