@@ -1,4 +1,4 @@
-"""The plan side of capacity planning: write what `harness.analysis.capacity` computed.
+"""The plan side of capacity planning: write what `harness.analysis.capacity.planner` computed.
 
     write_manifests(build_manifests(plan, options), Path("results/plan"))
 

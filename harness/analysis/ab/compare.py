@@ -23,7 +23,7 @@ that anything that changed between the runs is confounded with A vs B.
 
 Recommended sample sizes (measured on the synthetic generator of `synthetic`: lognormal
 sigma 0.5, per-second AR(1) load factor with sd 0.15 and lag-1 correlation 0.7; asserted by
-tests/harness/analysis_ab/test_calibration.py):
+tests/harness/analysis/ab/test_calibration.py):
 
 * split run, >= 120 s per arm at >= 100 req/s per arm (12,000 requests each): a 10 % slower
   B (p99 +10 %) is called worse on p99 in about 90 % of runs (132/150 and 180/200 on two

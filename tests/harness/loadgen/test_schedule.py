@@ -113,9 +113,9 @@ def test_pick_arms_honours_weights_within_sampling_error() -> None:
 @pytest.mark.parametrize(
     ("segment", "shown"),
     [
-        (Segment(0.0, 1.0, 1.0), "Segment(duration_s=0.0, rate_start=1.0, rate_end=1.0)"),
-        (Segment(1.0, -1.0, 1.0), "Segment(duration_s=1.0, rate_start=-1.0, rate_end=1.0)"),
-        (Segment(1.0, 1.0, -1.0), "Segment(duration_s=1.0, rate_start=1.0, rate_end=-1.0)"),
+        (Segment(0.0, 1.0, 1.0), "Segment(duration=0.0, start=1.0, end=1.0)"),
+        (Segment(1.0, -1.0, 1.0), "Segment(duration=1.0, start=-1.0, end=1.0)"),
+        (Segment(1.0, 1.0, -1.0), "Segment(duration=1.0, start=1.0, end=-1.0)"),
     ],
 )
 def test_a_profile_rejects_an_empty_segment_or_a_negative_rate(
