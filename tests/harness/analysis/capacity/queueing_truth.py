@@ -1,4 +1,4 @@
-"""M/M/c written out once more from the textbook, independently of harness.analysis.capacity.queueing.
+"""M/M/c written out once more from the textbook, independently of analysis.capacity.queueing.
 
 Why: a pod model tabulated from the module's own Erlang C would agree with whatever that
 function computes. Tests take their expected values from these sums instead.
