@@ -427,3 +427,20 @@ def test_load_kinds_answer_for_themselves(write):
     assert trace_load.is_trace() and trace_load.level() is None
     with pytest.raises(ValueError, match=r"^a trace replay cannot be held at a rate$"):
         trace_load.held_at(10, 5.0)
+
+
+def test_duration_and_stages_must_agree_to_the_millisecond(write):
+    load_text = (
+        "{mode: open, duration: 10.5s, stages: [{duration: 4s, rate: 1}, {duration: 6s, rate: 2}]}"
+    )
+    path = write(MINIMAL.replace("{mode: open, arrival: poisson, rate: 200, duration: 30s}",
+                                 load_text))
+    assert error_of(path) == f"{path}: load: duration 10.5s differs from the stages' 10s"
+
+
+def test_a_flat_closed_load_reports_its_users_as_level(write):
+    closed = MINIMAL.replace(
+        "{mode: open, arrival: poisson, rate: 200, duration: 30s}",
+        "{mode: closed, users: 8, duration: 10s}",
+    )
+    assert load(write(closed)).load.level() == 8.0
