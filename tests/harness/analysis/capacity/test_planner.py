@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -97,6 +98,11 @@ def test_plan_json_round_trip_and_validation() -> None:
     p = plan_capacity(CapacityInputs(peak_qps=123, headroom=0.1), operating_point_manual(20, 2))
     again = CapacityPlan.from_dict(json.loads(json.dumps(p.to_dict())))
     assert again == p
+    # the operating point's own notes (a poor fit, a load generator's share) come back too
+    noted = dataclasses.replace(operating_point_manual(20, 2), notes=("USL fit is poor",))
+    p = plan_capacity(CapacityInputs(peak_qps=123), noted)
+    again = CapacityPlan.from_dict(json.loads(json.dumps(p.to_dict())))
+    assert again == p and again.operating_point.notes == ("USL fit is poor",)
     with pytest.raises(ValidationError):
         CapacityInputs(peak_qps=-1)
     with pytest.raises(ValidationError):
