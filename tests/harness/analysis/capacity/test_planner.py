@@ -286,8 +286,6 @@ def test_ceil_ignores_float_dust_below_one_billionth_only() -> None:
 
 def test_plan_files_without_optional_lists_and_with_infinities() -> None:
     """Older plan files may lack notes and arithmetic; an unbounded N* is written as null."""
-    import dataclasses
-
     op = dataclasses.replace(operating_point_manual(20, 2), n_star=math.inf)
     p = plan_capacity(CapacityInputs(peak_qps=123), op)
     d = json.loads(json.dumps(p.to_dict()))
