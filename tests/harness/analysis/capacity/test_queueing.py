@@ -132,9 +132,11 @@ def test_response_tail_and_quantile_at_and_near_saturation() -> None:
 def test_response_quantile_is_exact_at_microsecond_scale() -> None:
     """M/M/1 at mu = 10^6/s, rho = 0.5: p99 = ln(100) / 5e5 = 9.21 us, to 12 digits (the root
     finder's tolerance scales with the bracket, not a fixed 2e-12 s)."""
-    assert mmc_response_quantile(1, 1e-6, 5e5) == pytest.approx(math.log(100) / 5e5, rel=1e-12)
+    # abs=0: approx's default absolute 1e-12 would swallow any error at this scale
+    got = mmc_response_quantile(1, 1e-6, 5e5)
+    assert got == pytest.approx(math.log(100) / 5e5, rel=1e-12, abs=0)
     assert mmc_response_quantile(1, 1e-6, 5e5, q=0.9) == pytest.approx(
-        math.log(10) / 5e5, rel=1e-12
+        math.log(10) / 5e5, rel=1e-12, abs=0
     )
 
 
