@@ -88,6 +88,9 @@ def test_scale_up_limit_counts_from_the_start_of_each_period() -> None:
     assert _up_limit(12, _events(), _rules("Max", *policies), 120.0) == 17
     assert _up_limit(12, _events(), _rules("Min", *policies), 120.0) == 14
     assert _up_limit(12, _events(), _rules("Disabled", *policies), 120.0) == 12
+    # no recent events, Percent 50 of 101: ceil(151.5) = 152
+    quiet = _State(pods=[], recommendations=[], up_events=[], down_events=[])
+    assert _up_limit(101, quiet, _rules("Max", ("Percent", 50, 60)), 120.0) == 152
 
 
 def test_scale_down_limit_counts_from_the_start_of_each_period() -> None:
@@ -200,7 +203,7 @@ def test_result_bookkeeping() -> None:
     traffic = [0, 2, 5, 5, 0]  # ints on purpose
     r = simulate_hpa(traffic, s, LinearPod(), slo_ms=11.25)  # p99 at 5 req/s = 11.25
     np.testing.assert_array_equal(r.p99_ms, [0.0, 10.5, 11.25, 11.25, 0.0])
-    assert r.seconds_over_slo == 0 and r.slo_ms == 11.25
+    assert r.seconds_over_slo == 0 and r.slo_ms == 11.25 and r.name == "hpa"
     assert simulate_hpa(traffic, s, LinearPod(), slo_ms=11.0).seconds_over_slo == 2
     assert simulate_hpa([0.5], s, LinearPod(), slo_ms=11.0).p99_ms[0] == 10.125
     assert r.t.dtype == np.float64 and list(r.t) == [0.0, 1.0, 2.0, 3.0, 4.0]

@@ -16,7 +16,7 @@ from harness.analysis.capacity.hpa_models import (
     setting_from_spec,
     settings_from_plan,
 )
-from harness.analysis.capacity.hpa_sim import DEFAULT_UP, HPASettings
+from harness.analysis.capacity.hpa_sim import DEFAULT_DOWN, DEFAULT_UP, HPASettings
 from harness.analysis.capacity.planner import (
     CapacityInputs,
     OperatingPoint,
@@ -131,7 +131,8 @@ def test_presets_by_hand() -> None:
     assert preset(base, "inflight-only").rps_target is None and only_rps.rps_target == 8.0
     fast = preset(base, "fast-scale-down").scale_down
     assert fast.stabilization_window_s == 30 and fast.policies == base.scale_down.policies
-    assert preset(base, "k8s-default").scale_down.stabilization_window_s == 300
+    planned = base.model_copy(update={"scale_down": PLAN_SCALE_DOWN})
+    assert preset(planned, "k8s-default").scale_down == DEFAULT_DOWN  # 100 % per 15 s
     with pytest.raises(ValueError) as info:
         preset(base, "bogus")
     assert str(info.value) == (
