@@ -334,6 +334,14 @@ def test_requests_needed_comes_from_the_metric_own_interval() -> None:
         assert m.verdict == "inconclusive" and m.relative > 0 > m.relative_ci[0], name
         factor = ((m.relative - m.relative_ci[0]) / m.relative) ** 2
         assert m.requests_needed == math.ceil(n * factor), name
+    # an absolute margin (0.1 ms, below the estimates): the same rule on the difference and
+    # its interval in time units (the factor is the same in us or ms)
+    result = compare_arms(a, b, CompareConfig(n_boot=100, margin="0.1ms"))
+    for name in ("p50", "p99"):
+        m = result.metric(name)
+        assert m.verdict == "inconclusive" and m.difference > 0.1 > 0 > m.ci[0], name
+        factor = ((m.difference - m.ci[0]) / m.difference) ** 2
+        assert m.requests_needed == math.ceil(n * factor), name
 
 
 def test_short_arms_show_their_percentiles_only_when_both_have_some() -> None:

@@ -45,6 +45,12 @@ def test_percentile_rounds_like_hdrhistogram(pct: float) -> None:
     assert h.percentile(pct) == hdr.get_value_at_percentile(min(pct, 100.0))
 
 
+def test_percentile_above_100_reads_the_last_value() -> None:
+    # 100 requests: 150 % is read as 100 % -> request 100, never request 150 (out of range)
+    h = Histogram.from_pairs(np.arange(1.0, 101.0), np.ones(100, dtype=np.int64))
+    assert h.percentile(150.0) == 100.0 and h.percentile(100.5) == 100.0
+
+
 def test_percentile_by_hand() -> None:
     h = Histogram.from_pairs(np.array([10, 20, 30, 40]), np.ones(4, dtype=np.int64))
     # 4 requests: 50 % -> int(2.5) = request 2; 62.4 % -> int(2.996) = 2; 62.5 % -> 3

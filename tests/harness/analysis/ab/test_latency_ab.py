@@ -252,7 +252,7 @@ def test_bootstrap_widening_combines_the_rank_test_and_student_t() -> None:
     assert _stats(a, b, block=5).block == 5
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # per test: mutmut maps a function only to the tests whose call reaches it
 def loaded():
     """A/A, 120 s at 30 req/s per arm, strongly autocorrelated load (AR(1) 0.9, sd 0.3):
     the influence series has lag-1 autocorrelation 0.67 and the bootstrap is widened."""
