@@ -60,6 +60,14 @@ def test_closed_loop_point_by_hand() -> None:
     assert lat is not None
     assert (lat["a_ms"], lat["b_ms"], lat["saturation"]) == pytest.approx((5, 20, 1200), rel=1e-6)
     assert lat["r2"] == pytest.approx(1.0) and op.notes == () and op.server_inflight is None
+    assert op.usl["r2"] == pytest.approx(1.0)
+    # a noisy p99 on the rising side is flagged (R^2 of the latency fit below 0.9)
+    noisy = P99 * np.array([1.0, 8.0, 0.3, 3.5, 0.4, 1.0, 1.0, 1.0, 1.0, 1.0])
+    flagged = operating_point_closed_loop(N, X, noisy, slo_p99_ms=100)
+    assert flagged.latency_model is not None and flagged.latency_model["r2"] < 0.9
+    assert flagged.notes == (
+        f"p99-vs-throughput fit is poor (R^2 = {flagged.latency_model['r2']:.2f})",
+    )
 
 
 def test_closed_loop_errors_and_boundaries() -> None:
@@ -191,6 +199,13 @@ def test_open_loop_errors_and_boundaries() -> None:
     lucky = OPEN_P99.copy()
     lucky[1] = 50.0
     assert operating_point_open_loop(RATE, RATE, lucky, MEAN, 30).throughput == 100.0
+    # every rate passes: the highest, 600
+    assert operating_point_open_loop(RATE, RATE, OPEN_P99, MEAN, 100.0).throughput == 600.0
+    # the same rate twice, once failing: neither copy counts
+    twice = np.array([100.0, 200.0, 200.0, 300.0])
+    p99_twice = np.array([8.0, 50.0, 10.0, 17.0])
+    mean_twice = np.array([8.0, 9.0, 9.0, 10.0])
+    assert operating_point_open_loop(twice, twice, p99_twice, mean_twice, 30).throughput == 100.0
     with pytest.raises(AnalysisError) as info:
         operating_point_open_loop(RATE, RATE, OPEN_P99, MEAN, 5.0)
     assert str(info.value) == "no swept rate meets the SLO: no operating point"

@@ -236,6 +236,13 @@ def test_each_step_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     lines = [r.getMessage() for r in caplog.records]
     assert lines[0] == "sweep step 1: load 10 -> pass"
     assert lines[5] == "sweep step 6: load 320 -> p99 57.06 ms > 50 ms"
+    # two failures at once (u = 0.95: p99 = 10 + 1900 ms, 20 % errors) are joined by "; "
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="harness.analysis.capacity.sweep_search"):
+        search_max_load(synthetic, start=950, criteria=SweepCriteria(p99_ms=50), resolution=5)
+    assert [r.getMessage() for r in caplog.records] == [
+        "sweep step 1: load 950 -> p99 1910.00 ms > 50 ms; error rate 0.2000 > 0.01"
+    ]
 
 
 def _usl_steps(err: dict[int, float] | None = None) -> list[StepResult]:
@@ -271,6 +278,22 @@ def test_analyse_sweep_by_hand() -> None:
     u_knee = 1 - math.sqrt(20 / (1200 * (y[1] - y[0]) / (x_hi - x_lo)))
     assert abs(lat["knee"]["throughput"] - 1200 * u_knee) <= (x_hi - x_lo) / 199
     assert lat["max_under_slo"]["load"] == 24
+    # the record's shape, as sweep.json carries it
+    p99_24 = 5 + 20 * (float(usl_x(24, 100.0, 0.05, 0.0005)) / 1200) / (
+        1 - float(usl_x(24, 100.0, 0.05, 0.0005)) / 1200
+    )
+    best = lat["max_under_slo"]
+    assert best["p99_measured_ms"] == pytest.approx(p99_24, rel=1e-12)
+    assert best["p99_fitted_ms"] == pytest.approx(p99_24, rel=1e-6)
+    knee_x = lat["knee"]["throughput"]
+    assert lat["knee"]["p99_ms"] == pytest.approx(5 + 20 * knee_x / (1200 - knee_x), rel=1e-6)
+    assert lat["fit"]["r2"] == pytest.approx(1.0)
+    usl = out["usl"]
+    assert usl["r2"] == pytest.approx(1.0)
+    for name, truth in (("lambda", 100.0), ("sigma", 0.05), ("kappa", 0.0005)):
+        assert set(usl[name]) == {"value", "lo", "hi"}
+        assert usl[name]["lo"] <= usl[name]["value"] <= usl[name]["hi"]
+        assert usl[name]["value"] == pytest.approx(truth, rel=1e-6)
 
 
 def test_analyse_sweep_uses_the_error_rate_criterion() -> None:
@@ -295,6 +318,19 @@ def test_analyse_sweep_errors_are_reported_whole() -> None:
     out = analyse_sweep(past, "closed", SweepCriteria(p99_ms=100))
     assert out["usl"]["n_star"] == pytest.approx(43.589, rel=1e-4)
     assert out["latency"] == {"error": "latency fit needs at least 4 distinct load levels, got 1"}
+
+
+def test_small_non_integer_starts_grow_geometrically() -> None:
+    """Non-integer loads are never bumped by a whole unit: 0.25 0.5 1 2 (the maximum)."""
+    r = search_max_load(
+        never_fails, start=0.25, criteria=SweepCriteria(p99_ms=50), resolution=0.1, max_load=2
+    )
+    assert [s.load for s in r.steps] == [0.25, 0.5, 1.0, 2.0]
+
+
+def test_a_budget_of_no_steps_measures_nothing() -> None:
+    r = search_max_load(never_fails, 10, SweepCriteria(p99_ms=50), 5, max_steps=0)
+    assert (r.steps, r.best, r.first_failure, r.linear_steps) == ((), None, None, 1)
 
 
 def test_non_finite_values_are_written_as_none() -> None:
