@@ -129,6 +129,7 @@ def test_accuracy_is_judged_when_both_arms_checked_answers(arms) -> None:
     assert m.p_value == pytest.approx(ref.pvalue)
     assert m.p_value < 1e-4
     assert m.verdict == "worse"  # lower accuracy is worse
+    assert (m.label, m.note) == ("accuracy", "significant after Holm correction")
     assert (m.a, m.b, m.difference) == pytest.approx((0.95, 0.90, -0.05))
     assert m.margin == "±1 pp" and m.gating
     assert m.method == "Fisher exact test, Newcombe score interval"
@@ -228,6 +229,12 @@ def test_bursty_means_a_dispersion_above_2() -> None:
     assert note == (
         "failures of 'B' are bursty (dispersion 2.5); the exact test assumes independence, "
         "so its p-value is optimistic"
+    )
+    both = error_rate_candidate(replace(_failing([4, 0, 2]), name="A"), _failing([0, 2, 4]), CONFIG)
+    assert both.note == (
+        "failures of 'A' are bursty (dispersion 2.5); the exact test assumes independence, "
+        "so its p-value is optimistic; failures of 'B' are bursty (dispersion 2.5); the exact "
+        "test assumes independence, so its p-value is optimistic"
     )
 
 
