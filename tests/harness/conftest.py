@@ -27,5 +27,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     `-x`, as mutation testing runs, a mutant that a by-hand unit test catches then stops in
     a fraction of a second instead of paying for the calibration first.
     """
-    calibration = Path(__file__).with_name("test_calibration.py")
+    calibration = Path(__file__).parent / "analysis" / "ab" / "test_calibration.py"
     items.sort(key=lambda item: item.path == calibration)
