@@ -116,7 +116,7 @@ def write_mutmut_section(workdir: Path, package: Package) -> None:
         "\n[tool.mutmut]\n"
         f"source_paths = {toml_list(['harness'])}\n"
         f"only_mutate = {toml_list(package.files)}\n"
-        f"also_copy = {toml_list(['scenarios', 'reference_server'])}\n"
+        f"also_copy = {toml_list(['scenarios', 'reference_server', 'deploy'])}\n"
         f"pytest_add_cli_args_test_selection = {toml_list(package.tests)}\n"
         f"pytest_add_cli_args = {toml_list(['-p', 'no:cacheprovider', '-q', '-x'])}\n"
     )
