@@ -18,29 +18,47 @@ from harness.analysis.ab.abconfig import CompareConfig
 from harness.analysis.ab.arms import ARM_COLUMNS, arms_from_table, endpoints_of
 from harness.analysis.ab.compare import Comparison, compare_arms
 from harness.analysis.ab.histdata import DEFAULT_RESOLUTION, ArmWindows
-from harness.errors import SchemaVersionError, StoreError
-from harness.results.store import SCHEMA_VERSION, Run, load_run
+from harness.errors import ConfigError
+from harness.results.store import Run, load_run
 
-__all__ = ["compare_runs", "read_arms", "run_endpoints"]
+__all__ = ["compare_runs", "pick_arms", "read_arms", "run_endpoints"]
 
 RunLike = Run | str | os.PathLike[str]
 
 
 def _run(run: RunLike) -> Run:
-    if isinstance(run, Run):
-        return run
-    loaded = load_run(run)
-    if loaded.meta.get("schema_version") != SCHEMA_VERSION:
-        raise SchemaVersionError(
-            f"{loaded.run_dir / 'run.json'}: schema_version "
-            f"{loaded.meta.get('schema_version')!r}, this harness reads {SCHEMA_VERSION}"
-        )
-    return loaded
+    return run if isinstance(run, Run) else load_run(run)  # load_run checks the version
 
 
 def run_endpoints(run: RunLike) -> tuple[str, ...]:
     """The endpoints (arms) a run recorded, sorted."""
     return endpoints_of(_run(run).windows_table(["endpoint"]))
+
+
+def pick_arms(
+    run_a: RunLike, run_b: RunLike | None = None, arms: Sequence[str] = ()
+) -> tuple[tuple[Run, str], tuple[Run, str]]:
+    """(run, endpoint) of A and of B. One run: its two endpoints (or `arms`), the same `Run`
+    twice; two runs: one endpoint each (or `arms` = [A's, B's]). ConfigError if ambiguous."""
+    if len(arms) > 2:
+        raise ConfigError("compare: give --arm at most twice (A, then B)")
+    a = _run(run_a)
+    endpoints_a = run_endpoints(a)
+    if run_b is None:
+        names = list(arms) or (list(endpoints_a) if len(endpoints_a) == 2 else [])
+        if len(names) != 2:
+            raise ConfigError(
+                f"compare: {a.run_dir} has endpoints {list(endpoints_a)}; "
+                "name the two arms with --arm A_ENDPOINT --arm B_ENDPOINT"
+            )
+        return (a, names[0]), (a, names[1])
+    b = _run(run_b)
+    endpoints_b = run_endpoints(b)
+    if arms:
+        return (a, arms[0]), (b, arms[-1])
+    if len(endpoints_a) == 1 and len(endpoints_b) == 1:
+        return (a, endpoints_a[0]), (b, endpoints_b[0])
+    raise ConfigError("compare: the runs have several endpoints; choose with --arm")
 
 
 def read_arms(
@@ -82,19 +100,13 @@ def compare_runs(
     skip_warmup: bool = True,
     uncorrected: bool = False,
 ) -> Comparison:
-    """Judge B against A. One run: its two endpoints (or `arms`), split design. Two runs:
-    one endpoint each (or `arms` = [A's, B's]), two-runs design (time effects confounded)."""
-    config = config or CompareConfig()
+    """Judge B against A (arms chosen by `pick_arms`). One run: split design; two runs:
+    two-runs design (time effects confounded)."""
+    (a, ep_a), (b, ep_b) = pick_arms(run_a, run_b, arms)
     opts = {"skip_warmup": skip_warmup, "uncorrected": uncorrected}
-    a = _run(run_a)
-    if run_b is None:
-        names = list(arms) or list(run_endpoints(a))
-        if len(names) != 2:
-            raise StoreError(f"{a.run_dir}: has endpoints {list(run_endpoints(a))}; name two arms")
-        arm_a, arm_b = read_arms(a, names, **opts)
-        return compare_arms(arm_a, arm_b, config, design="split")
-    b = _run(run_b)
-    ep_a, ep_b = (arms[0], arms[-1]) if arms else (run_endpoints(a)[0], run_endpoints(b)[0])
+    if a is b:
+        arm_a, arm_b = read_arms(a, [ep_a, ep_b], **opts)
+        return compare_arms(arm_a, arm_b, config or CompareConfig(), design="split")
     (arm_a,) = read_arms(a, [ep_a], **opts)
     (arm_b,) = read_arms(b, [ep_b], **opts)
-    return compare_arms(arm_a, arm_b, config, design="two-runs")
+    return compare_arms(arm_a, arm_b, config or CompareConfig(), design="two-runs")

@@ -25,10 +25,9 @@ from harness.analysis.ab.abconfig import CompareConfig
 from harness.analysis.ab.compare import Comparison, compare_arms
 from harness.analysis.ab.histdata import ArmWindows
 from harness.analysis.ab.metrics_ab import MetricResult
-from harness.compare import read_arms, run_endpoints
+from harness.compare import pick_arms, read_arms
 from harness.errors import ConfigError, StoreError
 from harness.files import atomic_write_json
-from harness.results.store import Run, load_run
 
 log = logging.getLogger(__name__)
 
@@ -108,36 +107,11 @@ def _config(args: argparse.Namespace) -> CompareConfig:
         raise ConfigError(f"compare: {where}: {first['msg']}") from exc
 
 
-def _pick_arms(args: argparse.Namespace) -> tuple[tuple[Run, str], tuple[Run, str]]:
-    """(run A, endpoint), (run B, endpoint); a split run is the same `Run` twice."""
-    if len(args.arm) > 2:
-        raise ConfigError("compare: give --arm at most twice (A, then B)")
+def _load(args: argparse.Namespace) -> tuple[ArmWindows, ArmWindows, str]:
     for path in filter(None, (args.run_a, args.run_b)):
         if not Path(path).is_dir():
             raise ConfigError(f"compare: {path}: not a run directory")
-    run_a = load_run(args.run_a)
-    endpoints_a = run_endpoints(run_a)
-    if args.run_b is None:
-        arms = args.arm or (list(endpoints_a) if len(endpoints_a) == 2 else [])
-        if len(arms) != 2:
-            raise ConfigError(
-                f"compare: {args.run_a} has endpoints {list(endpoints_a)}; "
-                "name the two arms with --arm A_ENDPOINT --arm B_ENDPOINT"
-            )
-        return (run_a, arms[0]), (run_a, arms[1])
-    run_b = load_run(args.run_b)
-    endpoints_b = run_endpoints(run_b)
-    if args.arm:
-        ep_a, ep_b = args.arm[0], args.arm[-1]
-    elif len(endpoints_a) == 1 and len(endpoints_b) == 1:
-        ep_a, ep_b = endpoints_a[0], endpoints_b[0]
-    else:
-        raise ConfigError("compare: the runs have several endpoints; choose with --arm")
-    return (run_a, ep_a), (run_b, ep_b)
-
-
-def _load(args: argparse.Namespace) -> tuple[ArmWindows, ArmWindows, str]:
-    (run_a, ep_a), (run_b, ep_b) = _pick_arms(args)
+    (run_a, ep_a), (run_b, ep_b) = pick_arms(args.run_a, args.run_b, args.arm)
     opts = {"skip_warmup": not args.include_warmup, "uncorrected": args.uncorrected}
     try:
         if run_a is run_b:

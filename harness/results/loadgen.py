@@ -9,7 +9,6 @@ final totals, including an HDR histogram of schedule lag).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from harness.config import Scenario
 from harness.latency.hdr import decode_histogram, new_histogram
 from harness.loadgen import stream
 from harness.loadgen.arrivals import offered_total, run_length_s
+from harness.loadgen.spec import RunSpec
 
 
 def _lag_ms(workers: list[dict[str, Any]]) -> dict[str, float | None]:
@@ -66,10 +66,8 @@ def planned_load(run_dir: Path, scenario: Scenario) -> dict[str, Any]:
     """Open loop: what the schedule asked for (requests and requests/s over the run)."""
     if scenario.load.mode != "open":
         return {}
-    trace_path = None
     spec_path = run_dir / "run_spec.json"
-    if spec_path.exists():
-        trace_path = json.loads(spec_path.read_text()).get("trace_path")
+    trace_path = RunSpec.from_json(spec_path.read_text()).trace_path if spec_path.exists() else None
     try:
         planned = offered_total(scenario, trace_path)
         length = run_length_s(scenario, trace_path)
