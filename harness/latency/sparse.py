@@ -7,6 +7,12 @@ the same as `HdrHistogram.add` -- so a percentile read from any merged selection
 one a single histogram holding all those requests would give. Percentile semantics follow
 HdrHistogram's `get_value_at_percentile` (highest equivalent value of the slot holding the
 rank `max(1, round(p/100 * n))`), so numbers match the library's own.
+
+This is the project's ONE histogram value type: the summary, the validity rules, the SLO
+checks and the A/B statistics all read it. One convention everywhere, HdrHistogram's:
+a slot's *value* (percentiles, `values`, rank statistics) is its highest equivalent value,
+its *mean* contribution is its median equivalent value (`get_mean_value`), and an empty
+histogram has no percentile, mean, min or max (`None`, never NaN or 0).
 """
 
 from __future__ import annotations
@@ -54,14 +60,24 @@ class SparseHist:
         return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
 
     @classmethod
+    def from_dense(cls, dense: np.ndarray) -> SparseHist:
+        """The non-zero slots of a dense count array in the project's layout."""
+        counts = np.asarray(dense)
+        slots = np.flatnonzero(counts)
+        return cls(slots.astype(np.int64), counts[slots].astype(np.int64))
+
+    @classmethod
     def from_blob(cls, blob: bytes) -> SparseHist:
         return cls.from_histogram(decode_histogram(blob))
 
     @classmethod
     def from_histogram(cls, histogram: HdrHistogram) -> SparseHist:
-        dense = np.ctypeslib.as_array(histogram.counts)
-        slots = np.flatnonzero(dense)
-        return cls(slots.astype(np.int64), dense[slots].astype(np.int64))
+        if histogram.counts_len != slot_values().high.size:
+            raise ValueError(
+                "histogram layout differs from the project's (1 us..60 s, 3 digits): "
+                f"{histogram.counts_len} slots"
+            )
+        return cls.from_dense(np.ctypeslib.as_array(histogram.counts))
 
     @classmethod
     def from_values(cls, values_us: np.ndarray) -> SparseHist:
@@ -76,6 +92,12 @@ class SparseHist:
     @property
     def total(self) -> int:
         return int(self.counts.sum())
+
+    @property
+    def values(self) -> np.ndarray:
+        """Each non-zero slot's value (us, float64, ascending): its highest equivalent value,
+        what rank statistics and percentiles see."""
+        return slot_values().high[self.slots].astype(np.float64)
 
     def value_at_rank(self, rank: int, upper: bool = True) -> float:
         """Value (us) of the `rank`-th smallest request (1-based): slot's high or low end."""

@@ -2,7 +2,8 @@
 
     compare       compare_arms(a, b, config, design) -> Comparison: verdicts per metric + overall
     abconfig      CompareConfig, Margin
-    histdata      Histogram, ArmWindows, arm_from_samples: the data model (HDR + log grid)
+    histdata      ArmWindows, arm_from_samples: the data model (the one histogram type,
+                  harness.latency.sparse.SparseHist, plus a per-second log grid)
     arms          arms_from_table(windows table, endpoints) -> [ArmWindows]
     ranktests, disttest, bootstrap, proportions, equivalence, latency_ab, metrics_ab: the
                   statistics behind it; synthetic: seeded test data.
@@ -17,7 +18,6 @@ from typing import Any
 
 _EXPORTS = {
     "ArmWindows": "harness.analysis.ab.histdata",
-    "Histogram": "harness.analysis.ab.histdata",
     "arm_from_samples": "harness.analysis.ab.histdata",
     "CompareConfig": "harness.analysis.ab.abconfig",
     "Margin": "harness.analysis.ab.abconfig",

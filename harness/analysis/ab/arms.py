@@ -24,11 +24,10 @@ from hdrh.histogram import HdrHistogram
 from harness.analysis.ab.histdata import (
     DEFAULT_RESOLUTION,
     ArmWindows,
-    HdrLayout,
-    Histogram,
     bin_ids_for,
 )
 from harness.errors import StoreError
+from harness.latency.sparse import SparseHist, slot_values
 
 __all__ = ["ARM_COLUMNS", "arms_from_table", "endpoints_of"]
 
@@ -65,36 +64,31 @@ def arms_from_table(
 
 
 class _Decoder:
-    """Decodes HDR windows into (log-grid bin ids, counts), caching per-layout lookups."""
+    """Decodes HDR windows into (log-grid bin ids, counts) and sums them exactly per slot."""
 
     def __init__(self, resolution: float) -> None:
-        self.resolution = resolution
-        self._luts: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
-        self.merged: dict[tuple[int, int, int], np.ndarray] = {}
+        values = slot_values().high
+        self._bins = bin_ids_for(values, resolution)
+        self.merged = np.zeros(values.size, dtype=np.int64)
 
     def decode(self, blob: bytes) -> tuple[np.ndarray, np.ndarray]:
         h = HdrHistogram.decode(blob)
-        key = (h.lowest_trackable_value, h.highest_trackable_value, h.significant_figures)
-        if key not in self._luts:
-            layout = HdrLayout(*key)
-            values = layout.value_of(np.arange(h.counts_len))
-            self._luts[key] = (values, bin_ids_for(values, self.resolution))
-            self.merged[key] = np.zeros(h.counts_len, dtype=np.int64)
+        if h.counts_len != self.merged.size:
+            layout = (h.lowest_trackable_value, h.highest_trackable_value, h.significant_figures)
+            raise StoreError(
+                f"a window's histogram has layout {layout}, not the project's "
+                "(1 us..60 s, 3 digits): it was not written by this harness"
+            )
         counts = np.ctypeslib.as_array(h.counts)
         nz = np.flatnonzero(counts)
-        self.merged[key][nz] += counts[nz].astype(np.int64)
-        bins = self._luts[key][1][nz]  # non-decreasing: sum the HDR slots of each grid bin
+        self.merged[nz] += counts[nz].astype(np.int64)
+        bins = self._bins[nz]  # non-decreasing: sum the HDR slots of each grid bin
         starts = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]])
         summed = np.add.reduceat(counts[nz], starts) if nz.size else counts[:0]
         return bins[starts].astype(np.int32), summed.astype(np.float32)
 
-    def merged_histogram(self) -> Histogram:
-        parts = [(self._luts[k][0], c) for k, c in self.merged.items()]
-        if not parts:
-            return Histogram(np.zeros(0), np.zeros(0, dtype=np.int64))
-        return Histogram.from_pairs(
-            np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-        )
+    def merged_histogram(self) -> SparseHist:
+        return SparseHist.from_dense(self.merged)
 
 
 def _kept_seconds(table: pa.Table, warmup_end: float | None) -> tuple[np.ndarray, int]:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.analysis.ab.histdata import Histogram
+from harness.latency.sparse import SparseHist
 
 __all__ = ["ADResult", "TwoSampleAD", "anderson_ksamp_hist"]
 
@@ -66,7 +66,7 @@ def _sigma(n_i: np.ndarray, n: int) -> float:
     return math.sqrt(var)
 
 
-def anderson_ksamp_hist(samples: list[Histogram]) -> ADResult:
+def anderson_ksamp_hist(samples: list[SparseHist]) -> ADResult:
     """A2akN (Scholz & Stephens eq. 7, midranks) for k histograms, without expanding them."""
     grid = np.unique(np.concatenate([h.values for h in samples]))
     counts = np.zeros((len(samples), grid.size))

@@ -4,9 +4,9 @@ Why: a one-hour run at 2,000 req/s is 7.2 M requests, stored as one HDR histogra
 (second, endpoint, outcome). The statistics must never expand those into samples. Two views
 of an arm are kept, both with memory bounded by the latency *range*, not the request count:
 
-* `Histogram` — the exact merged histogram at HDR resolution (3 significant digits), as
-  sorted (value, count) pairs. Point estimates (percentiles, Mann-Whitney U, Hodges-Lehmann)
-  come from it, so they agree with `summary.json`.
+* `SparseHist` (the project's one histogram type, `harness.latency.sparse`) — the exact
+  merged histogram at HDR resolution (3 significant digits). Point estimates (percentiles,
+  Mann-Whitney U, Hodges-Lehmann) come from it, so they agree with `summary.json`.
 * `ArmWindows` — one row per second on a shared logarithmic grid of relative width
   `resolution` (default 0.5 %: bin j holds values in [r**j, r**(j+1)), r = 1 + resolution).
   The resampling statistics (moving-block bootstrap, the autocorrelation-robust variance of
@@ -14,9 +14,9 @@ of an arm are kept, both with memory bounded by the latency *range*, not the req
   per batch of replicates. Binning moves a value by at most half a bin (0.25 %), far below
   the sampling noise of any percentile it feeds.
 
-Values are microseconds. HDR buckets are represented by their *highest equivalent value*,
-the convention of `HdrHistogram.get_value_at_percentile`, so percentiles match the load
-engine's summary. Everything here is pure: arrays in, frozen records out.
+Values are microseconds. HDR buckets are represented by their *highest equivalent value*
+(`SparseHist.values`), the convention of `HdrHistogram.get_value_at_percentile`, so
+percentiles match the load engine's summary. Everything here is pure: arrays in, frozen records out.
 """
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ import numpy as np
 
 from harness.errors import AnalysisError
 from harness.latency.hdr import HdrLayout
+from harness.latency.sparse import SparseHist
 
 __all__ = [
     "DEFAULT_RESOLUTION",
     "ArmWindows",
     "HdrLayout",
-    "Histogram",
+    "SparseHist",
     "arm_from_samples",
     "bin_ids_for",
     "bin_values",
@@ -43,41 +44,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_RESOLUTION = 0.005
-
-
-@dataclass(frozen=True, slots=True)
-class Histogram:
-    """Exact merged latency histogram: sorted distinct values (us) and their counts."""
-
-    values: np.ndarray
-    counts: np.ndarray
-
-    @property
-    def total(self) -> int:
-        return int(self.counts.sum())
-
-    @classmethod
-    def from_pairs(cls, values: np.ndarray, counts: np.ndarray) -> Histogram:
-        """Sort, merge duplicate values and drop empty entries."""
-        v = np.asarray(values, dtype=np.float64)
-        c = np.asarray(counts, dtype=np.int64)
-        uniq, inv = np.unique(v, return_inverse=True)
-        merged = np.bincount(inv, weights=c, minlength=uniq.size).astype(np.int64)
-        keep = merged > 0
-        return cls(values=uniq[keep], counts=merged[keep])
-
-    def percentile(self, pct: float) -> float:
-        """Value at a percentile with HdrHistogram's rounding (`get_value_at_percentile`)."""
-        total = self.total
-        if total == 0:
-            return math.nan
-        target = max(int(min(pct, 100.0) * total / 100 + 0.5), 1)
-        cum = np.cumsum(self.counts)
-        return float(self.values[int(np.searchsorted(cum, target, side="left"))])
-
-    def mean(self) -> float:
-        total = self.total
-        return float(self.values @ self.counts / total) if total else math.nan
 
 
 def bin_ids_for(values: np.ndarray, resolution: float = DEFAULT_RESOLUTION) -> np.ndarray:
@@ -104,7 +70,7 @@ class ArmWindows:
     seconds: np.ndarray
     bin_ids: np.ndarray
     counts: np.ndarray
-    merged: Histogram
+    merged: SparseHist
     requests: np.ndarray
     failures: np.ndarray
     checked: int = 0
@@ -147,23 +113,21 @@ def arm_from_samples(
     latencies_us: np.ndarray,
     failed: np.ndarray | None = None,
     resolution: float = DEFAULT_RESOLUTION,
-    layout: HdrLayout | None = None,
 ) -> ArmWindows:
     """Build an arm from raw per-request samples (tests, synthetic data), as the engine would.
 
     Latencies are rounded to whole microseconds and quantised to HDR resolution exactly like
     `HdrHistogram.record_value`; failed requests count as requests but carry no latency.
     """
-    layout = layout or HdrLayout()
     sec = np.asarray(seconds, dtype=np.int64)
-    lat = np.clip(np.rint(np.asarray(latencies_us, dtype=np.float64)), 1, layout.highest)
+    lat = np.clip(np.rint(np.asarray(latencies_us, dtype=np.float64)), 1, HdrLayout().highest)
     bad = np.zeros(sec.shape, dtype=bool) if failed is None else np.asarray(failed, dtype=bool)
     uniq_sec, row = np.unique(sec, return_inverse=True)
     requests = np.bincount(row, minlength=uniq_sec.size).astype(np.int64)
     failures = np.bincount(row, weights=bad, minlength=uniq_sec.size).astype(np.int64)
     ok = ~bad
-    values = layout.value_of(layout.index_of(lat[ok].astype(np.int64)))
-    merged = Histogram.from_pairs(values, np.ones(values.size, dtype=np.int64))
+    merged = SparseHist.from_values(lat[ok].astype(np.int64))
+    values = HdrLayout().value_of(HdrLayout().index_of(lat[ok].astype(np.int64)))
     ids = bin_ids_for(values, resolution)
     bin_ids, col = np.unique(ids, return_inverse=True)
     flat = np.bincount(row[ok] * bin_ids.size + col, minlength=uniq_sec.size * bin_ids.size)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from harness.analysis.ab.histdata import Histogram
+from harness.latency.sparse import SparseHist
 
 __all__ = [
     "MannWhitney",
@@ -73,7 +73,7 @@ class ShiftEstimate:
     level: float
 
 
-def _aligned(a: Histogram, b: Histogram) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _aligned(a: SparseHist, b: SparseHist) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     grid = np.union1d(a.values, b.values)
     ca = np.zeros(grid.size)
     cb = np.zeros(grid.size)
@@ -82,7 +82,7 @@ def _aligned(a: Histogram, b: Histogram) -> tuple[np.ndarray, np.ndarray, np.nda
     return grid, ca, cb
 
 
-def mann_whitney(a: Histogram, b: Histogram, continuity: bool = True) -> MannWhitney:
+def mann_whitney(a: SparseHist, b: SparseHist, continuity: bool = True) -> MannWhitney:
     """Mann-Whitney U of B vs A from two histograms, as `mannwhitneyu(B, A)` would give."""
     _, ca, cb = _aligned(a, b)
     n_a, n_b = float(ca.sum()), float(cb.sum())
@@ -191,39 +191,39 @@ def long_run_variance(x: np.ndarray) -> float:
     return max(_newey_west_prewhitened(x), _arma11(x))
 
 
-def _pair_cdf(a: Histogram, b: Histogram, d: np.ndarray, cum_a: np.ndarray) -> np.ndarray:
-    """P(B - A <= d) over all pairs, for each shift in `d`."""
-    pos = np.searchsorted(a.values, b.values[None, :] - d[:, None], side="left")
+def _pair_cdf(
+    va: np.ndarray, cum_a: np.ndarray, vb: np.ndarray, cb: np.ndarray, d: np.ndarray
+) -> np.ndarray:
+    """P(B - A <= d) over all pairs, for each shift in `d` (values `va`/`vb`, counts)."""
+    pos = np.searchsorted(va, vb[None, :] - d[:, None], side="left")
     a_below = np.where(pos > 0, cum_a[np.maximum(pos - 1, 0)], 0.0)  # A < b - d
-    return ((cum_a[-1] - a_below) @ b.counts) / (cum_a[-1] * b.total)
+    return ((cum_a[-1] - a_below) @ cb) / (cum_a[-1] * cb.sum())
 
 
-def _pair_quantiles(a: Histogram, b: Histogram, ps: np.ndarray) -> np.ndarray:
+def _pair_quantiles(a: SparseHist, b: SparseHist, ps: np.ndarray) -> np.ndarray:
     """Smallest d with P(B - A <= d) >= p, for each p: one vectorised bisection.
 
     HDR values are whole microseconds, so pairwise differences are integers and the
-    bisection stops at a gap of 1; other values stop at 1e-3.
+    bisection stops at a gap of 1.
     """
+    va, vb = a.values, b.values
     cum_a = np.cumsum(a.counts).astype(np.float64)
-    integral = bool(
-        np.all(a.values == np.round(a.values)) and np.all(b.values == np.round(b.values))
-    )
-    tol = 1.0 if integral else 1e-3
-    lo = np.full(ps.size, float(b.values[0] - a.values[-1]) - 1.0)
-    hi = np.full(ps.size, float(b.values[-1] - a.values[0]))
+    cb = b.counts.astype(np.float64)
+    lo = np.full(ps.size, float(vb[0] - va[-1]) - 1.0)
+    hi = np.full(ps.size, float(vb[-1] - va[0]))
     for _ in range(200):
-        if np.all(hi - lo <= tol):
+        if np.all(hi - lo <= 1.0):
             break
-        mid = np.floor((lo + hi) / 2) if integral else (lo + hi) / 2
-        above = _pair_cdf(a, b, mid, cum_a) >= ps
+        mid = np.floor((lo + hi) / 2)
+        above = _pair_cdf(va, cum_a, vb, cb, mid) >= ps
         hi = np.where(above, mid, hi)
         lo = np.where(above, lo, mid)
     return np.where(ps <= 0, lo + 1.0, hi)
 
 
 def hodges_lehmann(
-    a: Histogram,
-    b: Histogram,
+    a: SparseHist,
+    b: SparseHist,
     se_cles: float | None = None,
     level: float = 0.95,
     df: float | None = None,

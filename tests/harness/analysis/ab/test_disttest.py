@@ -10,11 +10,12 @@ import pytest
 from scipy import stats
 
 from harness.analysis.ab.disttest import TwoSampleAD, anderson_ksamp_hist
-from harness.analysis.ab.histdata import Histogram
+from harness.latency.sparse import SparseHist
 
 
-def _hist(x: np.ndarray) -> Histogram:
-    return Histogram.from_pairs(x, np.ones(x.size, dtype=np.int64))
+def _hist(x: np.ndarray) -> SparseHist:
+    """Whole-microsecond samples as the one histogram type (exact below 2048 us)."""
+    return SparseHist.from_values(np.asarray(x, dtype=np.int64))
 
 
 def _scipy(samples: list[np.ndarray]) -> float:

@@ -1,8 +1,9 @@
-"""The histogram data model: merging pairs, HDR percentiles, the log grid, arms from samples."""
+"""The A/B data model: the log grid and arms from samples.
+
+The histogram type itself is harness.latency.sparse.SparseHist (tests/harness/latency).
+"""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
@@ -11,52 +12,12 @@ from hdrh.histogram import HdrHistogram
 from harness.analysis.ab.histdata import (
     DEFAULT_RESOLUTION,
     ArmWindows,
-    Histogram,
     arm_from_samples,
     bin_ids_for,
     bin_values,
 )
 from harness.errors import AnalysisError
-
-
-def test_from_pairs_sorts_merges_and_drops_empty_values() -> None:
-    h = Histogram.from_pairs(np.array([3, 1, 3, 2, 5]), np.array([1, 2, 4, 0, 0]))
-    np.testing.assert_array_equal(h.values, [1.0, 3.0])
-    np.testing.assert_array_equal(h.counts, [2, 5])
-    assert h.values.dtype == np.float64 and h.counts.dtype == np.int64
-    assert h.total == 7
-    assert h.mean() == pytest.approx(17 / 7)  # (1 x 2 + 3 x 5) / 7
-
-
-def test_empty_histogram_has_no_percentile_or_mean() -> None:
-    h = Histogram.from_pairs(np.array([]), np.array([]))
-    assert h.total == 0
-    assert math.isnan(h.percentile(50.0)) and math.isnan(h.mean())
-
-
-@pytest.mark.parametrize("pct", [0.0, 10.0, 25.0, 50.0, 62.4, 62.5, 75.0, 99.0, 100.0, 150.0])
-def test_percentile_rounds_like_hdrhistogram(pct: float) -> None:
-    # 10, 20, 30, 40 us (recorded exactly), twice for 30: request number
-    # max(int(pct / 100 x 5 + 0.5), 1); above 100 % HdrHistogram reads 100 %
-    hdr = HdrHistogram(1, 60_000_000, 3)
-    for v in (10, 20, 30, 30, 40):
-        hdr.record_value(v)
-    h = Histogram.from_pairs(np.array([10, 20, 30, 40]), np.array([1, 1, 2, 1]))
-    assert h.percentile(pct) == hdr.get_value_at_percentile(min(pct, 100.0))
-
-
-def test_percentile_above_100_reads_the_last_value() -> None:
-    # 100 requests: 150 % is read as 100 % -> request 100, never request 150 (out of range)
-    h = Histogram.from_pairs(np.arange(1.0, 101.0), np.ones(100, dtype=np.int64))
-    assert h.percentile(150.0) == 100.0 and h.percentile(100.5) == 100.0
-
-
-def test_percentile_by_hand() -> None:
-    h = Histogram.from_pairs(np.array([10, 20, 30, 40]), np.ones(4, dtype=np.int64))
-    # 4 requests: 50 % -> int(2.5) = request 2; 62.4 % -> int(2.996) = 2; 62.5 % -> 3
-    assert [h.percentile(p) for p in (0.0, 50.0, 62.4, 62.5, 100.0, 1000.0)] == [
-        10.0, 20.0, 20.0, 30.0, 40.0, 40.0,
-    ]
+from harness.latency.sparse import SparseHist
 
 
 def test_log_grid_by_hand() -> None:
@@ -127,7 +88,7 @@ def _arm(counts: np.ndarray, requests: np.ndarray, failures: int = 2) -> ArmWind
         seconds=np.arange(2),
         bin_ids=np.array([1, 2]),
         counts=counts,
-        merged=Histogram.from_pairs(np.array([1.0]), np.array([1])),
+        merged=SparseHist.from_values(np.array([1])),
         requests=requests,
         failures=np.zeros(failures, dtype=np.int64),
     )

@@ -18,9 +18,13 @@ from scipy import stats
 from harness.analysis.ab.abconfig import CompareConfig
 from harness.analysis.ab.compare import compare_arms
 from harness.analysis.ab.equivalence import Verdict
-from harness.analysis.ab.histdata import ArmWindows, Histogram, arm_from_samples
+from harness.analysis.ab.histdata import ArmWindows, arm_from_samples
 from harness.analysis.ab.metrics_ab import Candidate, distribution_decision, error_rate_candidate
 from harness.analysis.ab.proportions import compare_proportions
+from harness.latency.hdr import HdrLayout
+from harness.latency.sparse import SparseHist
+
+SLOT_5MS = HdrLayout().index_of(np.array([5000]))  # one slot: every success at 5 ms
 
 SHIFT_US = 100.0
 
@@ -213,7 +217,7 @@ def _failing(failures: list[int], requests: int = 10) -> ArmWindows:
         seconds=np.arange(n),
         bin_ids=np.array([1000]),
         counts=np.full((n, 1), 1.0, dtype=np.float32),
-        merged=Histogram(np.array([5000.0]), np.array([n])),
+        merged=SparseHist(SLOT_5MS, np.array([n])),
         requests=np.full(n, requests),
         failures=np.array(failures),
     )

@@ -10,9 +10,13 @@ from scipy import stats
 
 from harness.analysis.ab.abconfig import CompareConfig
 from harness.analysis.ab.equivalence import Verdict
-from harness.analysis.ab.histdata import ArmWindows, Histogram
+from harness.analysis.ab.histdata import ArmWindows
 from harness.analysis.ab.metrics_ab import error_rate_candidate
 from harness.analysis.ab.proportions import compare_proportions, dispersion_index, wilson_interval
+from harness.latency.hdr import HdrLayout
+from harness.latency.sparse import SparseHist
+
+SLOT_5MS = HdrLayout().index_of(np.array([5000]))  # one slot: every success at 5 ms
 
 
 def test_zero_failures_in_a_against_some_in_b_is_significant() -> None:
@@ -63,7 +67,7 @@ def _arm(name: str, failures_per_second: int, seconds: int = 100, rate: int = 10
         seconds=np.arange(seconds),
         bin_ids=np.array([1000]),
         counts=np.full((seconds, 1), rate - failures_per_second, dtype=np.float32),
-        merged=Histogram(np.array([5000.0]), np.array([seconds * (rate - failures_per_second)])),
+        merged=SparseHist(SLOT_5MS, np.array([seconds * (rate - failures_per_second)])),
         requests=np.full(seconds, rate),
         failures=np.full(seconds, failures_per_second),
     )

@@ -10,7 +10,7 @@ from hdrh.histogram import HdrHistogram
 from scipy import stats
 
 from harness.analysis.ab.disttest import anderson_ksamp_hist
-from harness.analysis.ab.histdata import HdrLayout, Histogram
+from harness.analysis.ab.histdata import HdrLayout
 from harness.analysis.ab.ranktests import (
     _arma11,
     _newey_west_prewhitened,
@@ -22,10 +22,12 @@ from harness.analysis.ab.ranktests import (
     placement_deviations,
     short_run_variance,
 )
+from harness.latency.sparse import SparseHist
 
 
-def _hist(x: np.ndarray) -> Histogram:
-    return Histogram.from_pairs(x, np.ones(x.size, dtype=np.int64))
+def _hist(x: np.ndarray) -> SparseHist:
+    """Whole-microsecond samples as the one histogram type (exact below 2048 us)."""
+    return SparseHist.from_values(np.asarray(x, dtype=np.int64))
 
 
 def _samples(seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -93,8 +95,7 @@ def test_percentile_matches_hdrhistogram() -> None:
     h = HdrHistogram(1, 60_000_000, 3)
     for v in lat:
         h.record_value(int(v))
-    layout = HdrLayout()
-    ours = Histogram.from_pairs(layout.value_of(layout.index_of(lat)), np.ones(lat.size, int))
+    ours = SparseHist.from_values(lat)
     for pct in (50, 90, 99, 99.9):
         assert ours.percentile(pct) == h.get_value_at_percentile(pct)
 
@@ -105,10 +106,9 @@ def test_placement_deviations_sum_to_zero_and_reproduce_cles() -> None:
     cb = rng.poisson(3.0, (50, 30)).astype(np.float32)
     d_a, d_b, theta = placement_deviations(ca, cb)
     assert abs(d_a.sum()) < 1e-4 and abs(d_b.sum()) < 1e-4
-    grid = np.arange(30.0)
+    grid = np.arange(30)  # slots 0..29 hold 0..29 us exactly
     mw = mann_whitney(
-        Histogram.from_pairs(grid, ca.sum(0).astype(int)),
-        Histogram.from_pairs(grid, cb.sum(0).astype(int)),
+        SparseHist(grid, ca.sum(0).astype(np.int64)), SparseHist(grid, cb.sum(0).astype(np.int64))
     )
     assert theta == pytest.approx(mw.cles)
 
@@ -154,7 +154,7 @@ def test_mann_whitney_by_hand() -> None:
 
 
 def test_mann_whitney_degenerate_inputs() -> None:
-    empty = Histogram(np.array([]), np.array([], dtype=np.int64))
+    empty = SparseHist.empty()
     mw = mann_whitney(empty, _hist(np.array([1.0, 2.0])))
     assert (mw.n_a, mw.n_b, mw.z, mw.p_value) == (0, 2, 0.0, 1.0)
     assert math.isnan(mw.u_b) and math.isnan(mw.cles) and math.isnan(mw.var_u)
@@ -249,19 +249,14 @@ def test_hodges_lehmann_default_se_is_the_textbook_one() -> None:
     # 20 requests at 0 in A: var U = 20 x 100 / 12 x (121 - (20^3 - 20) / (120 x 119))
     # = 166.667 x (121 - 0.558824) = 20073.53; se = 141.681 / 2000 = 0.070841;
     # 1.959964 x 0.070841 = 0.138845 -> p = 0.361155, 0.638845 -> 37, 64
-    a20 = Histogram(np.array([0.0]), np.array([20]))
+    a20 = SparseHist(np.array([0]), np.array([20]))  # slot 0 holds 0 us
     hl = hodges_lehmann(a20, b)
     assert (hl.shift, hl.lo, hl.hi) == (50.0, 37.0, 64.0)
 
 
-def test_hodges_lehmann_on_non_integral_values() -> None:
-    # A = {0.5, 1.5}, B = {1.0, 2.25}: differences -0.5, 0.5, 0.75, 1.75; the median (smallest
-    # d with P(D <= d) >= 1/2) is 0.5, found by bisection to 1e-3
-    hl = hodges_lehmann(_hist(np.array([0.5, 1.5])), _hist(np.array([1.0, 2.25])))
-    assert hl.shift == pytest.approx(0.5, abs=1e-3)
-    assert hl.shift >= 0.5
-    # ties: A = {0, 0}, B = {0, 1}: differences 0, 0, 1, 1 -> median 0
-    hl = hodges_lehmann(Histogram(np.array([0.0]), np.array([2])), _hist(np.array([0.0, 1.0])))
+def test_hodges_lehmann_with_ties_at_zero() -> None:
+    # A = {0, 0}, B = {0, 1}: differences 0, 0, 1, 1 -> median 0
+    hl = hodges_lehmann(SparseHist(np.array([0]), np.array([2])), _hist(np.array([0, 1])))
     assert hl.shift == 0.0
 
 
@@ -378,11 +373,8 @@ def test_long_run_variance_clips_by_hand() -> None:
 
 
 def test_hodges_lehmann_bisection_off_the_first_guess() -> None:
-    # A = {0.5}, B = {1, 2.25, 3.75}: differences 0.5, 1.75, 3.25; the median (the smallest
-    # d with P(D <= d) >= 1/2) is 1.75 -- not the first midpoint the bisection tries
-    hl = hodges_lehmann(_hist(np.array([0.5])), _hist(np.array([1.0, 2.25, 3.75])))
-    assert hl.shift == pytest.approx(1.75, abs=1e-3)
-    # one arm whole microseconds, the other not: still searched on a fine grid;
-    # differences of {1, 2} and {0.5, 1.5}: -0.5, 0.5, 0.5, 1.5 -> 0.5
-    hl = hodges_lehmann(_hist(np.array([0.5, 1.5])), _hist(np.array([1.0, 2.0])))
-    assert hl.shift == pytest.approx(0.5, abs=1e-3)
+    # A = {1}, B = {2, 6, 9} us: differences 1, 5, 8; the median (the smallest d with
+    # P(D <= d) >= 1/2) is 5. The bisection starts at lo = 2 - 1 - 1 = 0, hi = 9 - 1 = 8 and
+    # tries 4 first (P = 1/3: too low), then 6 (2/3), then 5 (2/3): it ends on 5, not 4 or 6
+    hl = hodges_lehmann(_hist(np.array([1])), _hist(np.array([2, 6, 9])))
+    assert hl.shift == 5.0
