@@ -17,8 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.errors import ConfigError
-from harness.files import atomic_write_text
-from harness.stack.local import LocalStack, StackState, stop_state
+from harness.stack.local import LocalStack, StackState, read_state, stop_state
 from harness.stack.server_process import pid_alive
 
 DEFAULT_STATE_DIR = Path(".harness/stack")
@@ -32,6 +31,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     up.add_argument("--model-repository", type=Path, default=None)
     up.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     up.add_argument("--admin-token", default=None, help="enable the fault-injection admin API")
+    up.add_argument(
+        "--fault-proxies",
+        action="store_true",
+        help="a fault proxy (Toxiproxy REST API) in front of every replica and of the stack",
+    )
     up.add_argument("--detach", action="store_true", help="return once ready; stop with `down`")
     up.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     down = actions.add_parser("down", help="stop a stack started with `up`")
@@ -60,12 +64,13 @@ def _up(args: argparse.Namespace, state_file: Path, console: Console) -> int:
         admin_token=args.admin_token,
         workdir=args.state_dir.resolve(),
         detach=args.detach,
+        fault_proxies=args.fault_proxies,
+        state_file=state_file,  # written at start (mode 0600); stop() stops what it names
     )
     stack.start()
     detached = False
     try:  # whatever happens from here on (Ctrl-C included), a foreground stack is stopped
         state = stack.state()
-        _write_state(state_file, state)
         _print_state(state, console)
         if args.detach:
             detached = True
@@ -73,7 +78,7 @@ def _up(args: argparse.Namespace, state_file: Path, console: Console) -> int:
                 f"detached; stop with [bold]harness stack down --state-dir {args.state_dir}"
             )
             return 0
-        by_signal = _serve_until_signal(state, console)
+        by_signal = _serve_until_signal(state_file, console)
     finally:
         if not detached:
             stack.stop()
@@ -85,21 +90,17 @@ def _up(args: argparse.Namespace, state_file: Path, console: Console) -> int:
     return 0
 
 
-def _serve_until_signal(state: StackState, console: Console) -> bool:
-    """Block until SIGINT/SIGTERM (True) or until every replica has exited (False)."""
+def _serve_until_signal(state_file: Path, console: Console) -> bool:
+    """Block until SIGINT/SIGTERM (True) or until every replica has exited (False). The state
+    is read again each time: a chaos actor may have restarted a replica under a new PID."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     console.print("serving; Ctrl-C stops the stack")
     while not stop.wait(0.5):
-        if not _any_alive(state):
+        if not _any_alive(read_state(state_file)):
             return False
     return True
-
-
-def _write_state(path: Path, state: StackState) -> None:
-    """Atomically (temp file + rename): `status`/`down` never read a half-written file."""
-    atomic_write_text(path, state.to_json())
 
 
 def _down(state_file: Path, console: Console) -> int:
@@ -148,6 +149,10 @@ def _print_state(state: StackState, console: Console) -> None:
             _hp(r.metrics_url),
             _yn(pid_alive(r.pid)),
         )
+    if state.fault_proxy:
+        alive = pid_alive(state.fault_proxy.pid)
+        api = _hp(state.fault_proxy.api_url)
+        table.add_row("faultproxy", str(state.fault_proxy.pid), api, "-", "-", _yn(alive))
     console.print(table)
     console.print(f"endpoint: [bold]{state.url}[/] (HTTP)  [bold]{state.grpc_url}[/] (gRPC)")
     console.print(

@@ -1,4 +1,5 @@
-"""One reference-server replica as a child process.
+"""The stack's child processes: a reference-server replica, the fault proxy; and the small
+JSON helper the stack's control calls (admin API, Toxiproxy REST) share.
 
 The server binds port 0 and prints `listening http=P grpc=P metrics=P` once it is ready; we
 redirect its output to a log file and poll that file for the line, so the same code works for
@@ -9,6 +10,7 @@ a foreground stack and for a detached one whose parent has exited. Stopping is b
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -21,8 +23,9 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from harness.errors import TargetUnavailable
+from harness.errors import InfrastructureError, TargetUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -70,21 +73,37 @@ class ServerProcess:
         ready_timeout_s: float = 60.0,
         env: dict[str, str] | None = None,
         detach: bool = False,
+        ports: Ports | None = None,
     ) -> ServerProcess:
-        """Start a replica on ephemeral ports and wait until it is ready to serve.
+        """Start a replica and wait until it is ready to serve.
 
-        `detach` changes nothing here any more (every replica gets its own session); it is
-        kept so callers need not change."""
-        cmd = [sys.executable, "-m", "reference_server", "--host", host]
-        cmd += ["--http-port", "0", "--grpc-port", "0", "--metrics-port", "0", *extra_args]
+        On ephemeral ports unless `ports` is given: a restarted replica takes back the ports
+        it had, so nginx's upstream (or the fault proxy's) stays valid. `detach` changes
+        nothing here any more (every replica gets its own session); it is kept so callers
+        need not change."""
+        cmd = server_argv(host, extra_args, ports)
+        return cls.launch(cmd, log_path, host, ready_timeout_s, env)
+
+    @classmethod
+    def launch(
+        cls,
+        cmd: Sequence[str],
+        log_path: Path,
+        host: str = "127.0.0.1",
+        ready_timeout_s: float = 60.0,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> ServerProcess:
+        """Run a complete replica command line (see `server_argv`); wait until it is ready."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "wb") as log_file:
             popen = subprocess.Popen(
-                cmd,
+                list(cmd),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
+                cwd=cwd or None,
                 # Always its own session: a terminal Ctrl-C (SIGINT to the foreground group)
                 # must reach only the orchestrator, which stops the load first and the stack
                 # after; otherwise the replicas drain mid-load and the run records failures.
@@ -117,6 +136,14 @@ class ServerProcess:
         if self.popen.poll() is None:
             self.popen.kill()
         self.popen.wait(timeout=10)
+
+
+def server_argv(host: str, extra_args: Sequence[str] = (), ports: Ports | None = None) -> list[str]:
+    """The command line of one replica (port 0 = the kernel picks; the server reports it)."""
+    http, grpc, metrics = (ports.http, ports.grpc, ports.metrics) if ports else (0, 0, 0)
+    cmd = [sys.executable, "-m", "reference_server", "--host", host]
+    cmd += ["--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)]
+    return cmd + list(extra_args)
 
 
 def wait_for_listening_line(popen: subprocess.Popen, log_path: Path, timeout_s: float) -> Ports:
@@ -182,3 +209,101 @@ def pid_alive(pid: int) -> bool:
 
 def _tail(text: str, lines: int = 5) -> str:
     return " | ".join(text.strip().splitlines()[-lines:]) or "(no output)"
+
+
+def rest_request(
+    method: str,
+    url: str,
+    body: Any = None,
+    *,
+    token: str | None = None,
+    expect: Sequence[int] = (200,),
+    timeout_s: float = 5.0,
+) -> tuple[int, Any]:
+    """One JSON call to a control API (the server's /admin, the fault proxy's Toxiproxy REST):
+    (status, parsed body or None). A status outside `expect` raises InfrastructureError with
+    the API's own message; no answer at all raises TargetUnavailable."""
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    except OSError as exc:
+        raise TargetUnavailable(f"{method} {url}: no answer ({exc})") from exc
+    if status not in expect:
+        message = raw.decode(errors="replace").strip()[:300]
+        raise InfrastructureError(f"{method} {url}: HTTP {status} {message}")
+    return status, (json.loads(raw) if raw.strip() else None)
+
+
+def rest_call(method: str, url: str, body: Any = None, **kwargs: Any) -> Any:
+    """`rest_request`'s parsed body only."""
+    return rest_request(method, url, body, **kwargs)[1]
+
+
+class FaultProxyProcess:
+    """The fault proxy (`python -m chaos.faultproxy`) as a child process, driven over its
+    Toxiproxy-compatible REST API. Its own session, like the replicas (see ServerProcess)."""
+
+    def __init__(self, popen: subprocess.Popen, api_url: str) -> None:
+        self.popen = popen
+        self.api_url = api_url
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @classmethod
+    def start(cls, log_path: Path, host: str, timeout_s: float = 30.0) -> FaultProxyProcess:
+        cmd = [sys.executable, "-m", "chaos.faultproxy", "--api", f"{host}:0"]
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "wb") as out:
+            popen = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+        try:
+            api_url = _wait_for_api(popen, log_path, timeout_s)
+        except BaseException:
+            terminate_pid(popen.pid, grace_s=2.0)
+            popen.wait(timeout=5)
+            raise
+        log.info("fault proxy pid=%d api %s", popen.pid, api_url)
+        return cls(popen, api_url)
+
+    def create(self, name: str, upstream: str) -> str:
+        """A proxy on an ephemeral loopback port in front of `upstream` (host:port); the
+        address it listens on."""
+        host = upstream.rsplit(":", 1)[0]
+        body = {"name": name, "listen": f"{host}:0", "upstream": upstream, "enabled": True}
+        made = rest_call("POST", f"{self.api_url}/proxies", body, expect=(201,))
+        return str(made["listen"])
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        terminate_pid(self.popen.pid, grace_s=grace_s)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=5)
+
+
+API_LINE_RE = re.compile(r"(?:api|listening)\S*\s.*?(127\.0\.0\.1|localhost|\[::1\]):(\d+)", re.I)
+
+
+def _wait_for_api(popen: subprocess.Popen, log_path: Path, timeout_s: float) -> str:
+    """The API address the fault proxy reports on its first lines (it binds port 0)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        text = log_path.read_text(errors="replace") if log_path.exists() else ""
+        match = API_LINE_RE.search(text)
+        if match:
+            return f"http://{match.group(1)}:{match.group(2)}"
+        if popen.poll() is not None:
+            raise TargetUnavailable(
+                f"fault proxy exited with code {popen.returncode}: {text.strip()[-300:]}"
+            )
+        time.sleep(0.05)
+    raise TargetUnavailable(f"fault proxy did not report its API within {timeout_s:.0f}s")
