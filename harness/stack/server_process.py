@@ -260,7 +260,12 @@ class FaultProxyProcess:
 
     @classmethod
     def start(cls, log_path: Path, host: str, timeout_s: float = 30.0) -> FaultProxyProcess:
+        """Start it on an ephemeral API port; it writes the bound address to a port file
+        (atomically) once listening, which we poll."""
+        port_file = log_path.with_suffix(".port")
+        port_file.unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "chaos.faultproxy", "--api", f"{host}:0"]
+        cmd += ["--port-file", str(port_file)]
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "wb") as out:
             popen = subprocess.Popen(
@@ -268,7 +273,7 @@ class FaultProxyProcess:
                 start_new_session=True,
             )  # fmt: skip
         try:
-            api_url = _wait_for_api(popen, log_path, timeout_s)
+            api_url = _wait_for_port_file(popen, port_file, log_path, timeout_s)
         except BaseException:
             terminate_pid(popen.pid, grace_s=2.0)
             popen.wait(timeout=5)
@@ -290,20 +295,17 @@ class FaultProxyProcess:
             self.popen.wait(timeout=5)
 
 
-API_LINE_RE = re.compile(r"(?:api|listening)\S*\s.*?(127\.0\.0\.1|localhost|\[::1\]):(\d+)", re.I)
-
-
-def _wait_for_api(popen: subprocess.Popen, log_path: Path, timeout_s: float) -> str:
-    """The API address the fault proxy reports on its first lines (it binds port 0)."""
+def _wait_for_port_file(
+    popen: subprocess.Popen, port_file: Path, log_path: Path, timeout_s: float
+) -> str:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        text = log_path.read_text(errors="replace") if log_path.exists() else ""
-        match = API_LINE_RE.search(text)
-        if match:
-            return f"http://{match.group(1)}:{match.group(2)}"
+        address = port_file.read_text().strip() if port_file.exists() else ""
+        if address:
+            return f"http://{address}"
         if popen.poll() is not None:
-            raise TargetUnavailable(
-                f"fault proxy exited with code {popen.returncode}: {text.strip()[-300:]}"
-            )
+            text = log_path.read_text(errors="replace") if log_path.exists() else ""
+            code = popen.returncode
+            raise TargetUnavailable(f"fault proxy exited with code {code}: {_tail(text)}")
         time.sleep(0.05)
     raise TargetUnavailable(f"fault proxy did not report its API within {timeout_s:.0f}s")
