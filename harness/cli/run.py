@@ -18,6 +18,7 @@ from rich.table import Table
 
 from harness.cli.scenario_args import add_scenario_arguments
 from harness.config import load_scenario
+from harness.results.schema import Summary
 
 
 def add_parser(subparsers: Any) -> None:
@@ -47,17 +48,17 @@ def run(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
-def explanation_lines(summary: dict[str, Any], run_dir: Path) -> list[str]:
+def explanation_lines(summary: Summary, run_dir: Path) -> list[str]:
     """Why a run is not valid or not complete, in words (the table alone does not say)."""
     lines = []
-    if summary.get("status") != "complete":
+    if summary["status"] != "complete":
         try:
             reason = json.loads((run_dir / "run.json").read_text()).get("status_reason")
         except (OSError, ValueError):
             reason = None
-        lines.append(f"status {summary.get('status')}: {reason or 'no reason recorded'}")
-    if not summary.get("valid"):
-        reasons = (summary.get("validity") or {}).get("reasons") or ["no reason recorded"]
+        lines.append(f"status {summary['status']}: {reason or 'no reason recorded'}")
+    if not summary["valid"]:
+        reasons = summary["validity"]["reasons"] or ["no reason recorded"]
         lines.append("not valid: " + "; ".join(str(r) for r in reasons))
     return lines
 
@@ -68,13 +69,13 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def summary_table(summary: dict[str, Any]) -> Table:
-    slo = summary.get("slo") or {}
+def summary_table(summary: Summary) -> Table:
+    slo = summary["slo"]
     title = (
-        f"{summary.get('scenario')}  status={summary.get('status')}  "
-        f"valid={summary.get('valid')}  slo={'pass' if slo.get('passed') else 'FAIL'}"
+        f"{summary['scenario']}  status={summary['status']}  "
+        f"valid={summary['valid']}  slo={'pass' if slo['passed'] else 'FAIL'}"
     )
-    table = Table(title=title)
+    table = Table(title=title, caption_justify="left")
     columns = (
         "endpoint",
         "measured",
@@ -87,34 +88,48 @@ def summary_table(summary: dict[str, Any]) -> Table:
     )
     for column in columns:
         table.add_column(column, justify="left" if column == "endpoint" else "right")
-    arms = sorted((summary.get("endpoints") or {}).items())
-    measured = sum(int(stats.get("requests") or 0) for _, stats in arms)
-    rows = [("all", {**summary, "requests": measured, "failures": None}), *arms]
-    for name, stats in rows:
-        latency = stats.get("latency_ms") or {}
-        uncorrected = stats.get("latency_uncorrected_ms") or {}
+    arms = sorted(summary["endpoints"].items())
+    measured = sum(stats["requests"] for _, stats in arms)
+    table.add_row(
+        "all",
+        _fmt(measured),
+        "-",
+        _fmt(summary["throughput_rps"], 1),
+        _fmt(summary["latency_ms"]["p50"]),
+        _fmt(summary["latency_ms"]["p99"]),
+        _fmt(summary["latency_uncorrected_ms"]["p99"]),
+        "-",
+    )
+    for name, stats in arms:
         table.add_row(
             name,
-            _fmt(stats.get("requests")),
-            _fmt(stats.get("failures")),
-            _fmt(stats.get("throughput_rps"), 1),
-            _fmt(latency.get("p50")),
-            _fmt(latency.get("p99")),
-            _fmt(uncorrected.get("p99")),
-            _fmt(stats.get("accuracy"), 4),
+            _fmt(stats["requests"]),
+            _fmt(stats["failures"]),
+            _fmt(stats["throughput_rps"], 1),
+            _fmt(stats["latency_ms"]["p50"]),
+            _fmt(stats["latency_ms"]["p99"]),
+            _fmt(stats["latency_uncorrected_ms"]["p99"]),
+            _fmt(stats["accuracy"], 4),
         )
-    loadgen = summary.get("loadgen") or {}
-    lag = loadgen.get("schedule_lag_ms") or {}
-    lag_text = f", schedule lag p99 {_fmt(lag.get('p99'))} ms" if lag.get("p99") is not None else ""
-    table.caption = (
-        f"{summary.get('requests')} requests in all ({summary.get('failures')} failed), "
-        f"dropped {loadgen.get('dropped', 0)}{lag_text}, unhealthy seconds "
-        f"{len(loadgen.get('unhealthy_seconds', []))}\n"
-    )
-    for check in slo.get("checks", []):
-        mark = "ok" if check.get("passed") else "FAIL"
-        table.caption = (table.caption or "") + (
-            f"{check.get('name')}: {_fmt(check.get('observed'))} vs {check.get('threshold')} "
-            f"\\[{mark}]   "
-        )
+    table.caption = "\n".join(_caption_lines(summary))
     return table
+
+
+def _caption_lines(summary: Summary) -> list[str]:
+    """Short lines under the table (each fits 80 columns, so narrow terminals do not wrap a
+    number onto a line of its own)."""
+    lines = [f"{summary['requests']} requests in all ({summary['failures']} failed)"]
+    loadgen = summary.get("loadgen")  # only runs of the load engine have this section
+    if loadgen is not None:
+        lag_p99 = loadgen["schedule_lag_ms"].get("p99")
+        lag = f"; schedule lag p99 {_fmt(lag_p99)} ms" if lag_p99 is not None else ""
+        lines.append(
+            f"generator: dropped {loadgen['dropped']}{lag}; "
+            f"unhealthy seconds {len(loadgen['unhealthy_seconds'])}"
+        )
+    for check in summary["slo"]["checks"]:
+        mark = "ok" if check["passed"] else "FAIL"
+        lines.append(
+            f"SLO {check['name']}: {_fmt(check['observed'])} vs {check['threshold']} \\[{mark}]"
+        )
+    return lines

@@ -39,6 +39,7 @@ from harness.loadgen import stream
 from harness.loadgen.arrivals import run_length_s
 from harness.loadgen.spec import RunSpec
 from harness.results import RunWriter, append_run, load_run, summarize
+from harness.results.schema import Summary
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ EXIT_OK, EXIT_SLO, EXIT_INFRA, EXIT_INTERRUPTED = 0, 1, 3, 130
 @dataclass(frozen=True, slots=True)
 class RunOutcome:
     run_dir: Path
-    summary: dict[str, Any]
+    summary: Summary
     exit_code: int
     status: str
 
@@ -244,9 +245,9 @@ def execute(
     return RunOutcome(run_dir, summary, _exit_code(verdict, summary), verdict.status)
 
 
-def _exit_code(verdict: _Verdict, summary: dict[str, Any]) -> int:
+def _exit_code(verdict: _Verdict, summary: Summary) -> int:
     if verdict.status == "failed":
         return verdict.error.exit_code if verdict.error is not None else EXIT_INFRA
     if verdict.status == "incomplete":
         return EXIT_INTERRUPTED
-    return EXIT_OK if summary.get("slo", {}).get("passed", False) else EXIT_SLO
+    return EXIT_OK if summary["slo"]["passed"] else EXIT_SLO

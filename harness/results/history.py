@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 
 from harness.errors import SchemaVersionError, StoreError
+from harness.results.schema import Summary
 
 logger = logging.getLogger(__name__)
 
@@ -122,26 +123,25 @@ def _timestamp(text: object) -> datetime | None:
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
-def row_from_summary(summary: Mapping[str, Any], run_dir: str | os.PathLike[str]) -> HistoryRow:
-    latency = summary.get("latency_ms") or {}
-    slo = summary.get("slo") or {}
+def row_from_summary(summary: Summary, run_dir: str | os.PathLike[str]) -> HistoryRow:
+    latency = summary["latency_ms"]
     return HistoryRow(
         run_id=str(summary["run_id"]),
-        scenario=summary.get("scenario"),
-        started_at=_timestamp(summary.get("started_at")),
-        status=summary.get("status"),
-        requests=summary.get("requests"),
-        failures=summary.get("failures"),
-        throughput_rps=summary.get("throughput_rps"),
-        p50_ms=latency.get("p50"),
-        p99_ms=latency.get("p99"),
-        slo_passed=slo.get("passed"),
-        valid=summary.get("valid"),
+        scenario=summary["scenario"],
+        started_at=_timestamp(summary["started_at"]),
+        status=summary["status"],
+        requests=summary["requests"],
+        failures=summary["failures"],
+        throughput_rps=summary["throughput_rps"],
+        p50_ms=latency["p50"],
+        p99_ms=latency["p99"],
+        slo_passed=summary["slo"]["passed"],
+        valid=summary["valid"],
         run_dir=str(run_dir),
-        kind=summary.get("kind", "run"),
-        offered_rps=summary.get("offered_rps"),
-        p95_ms=latency.get("p95"),
-        error_rate=summary.get("error_rate"),
+        kind=summary["kind"],
+        offered_rps=summary["offered_rps"],
+        p95_ms=latency["p95"],
+        error_rate=summary["error_rate"],
     )
 
 
@@ -184,16 +184,22 @@ def list_runs(
 
 
 def rebuild_history(out_dir: str | os.PathLike[str]) -> int:
-    """Re-append every `<out>/*/summary.json`; returns how many runs were added."""
-    from harness.results.store import read_json
+    """Re-append every summarised run `<out>/*/` (read through `load_run`, so unknown schema
+    versions are refused, never guessed at); returns how many runs were added."""
+    from harness.results.store import load_run
 
     added = 0
     for summary_path in sorted(Path(out_dir).glob("*/summary.json")):
         try:
-            summary = read_json(summary_path)
+            summary = load_run(summary_path.parent).summary
+            if summary is None:
+                continue
+            append_run(out_dir, summary, summary_path.parent)
         except StoreError as exc:
-            logger.warning("history: skipping %s (%s)", summary_path, exc)
+            logger.warning("history: skipping %s (%s)", summary_path.parent, exc)
             continue
-        append_run(out_dir, summary, summary_path.parent)
+        except KeyError as exc:
+            logger.warning("history: skipping %s (summary.json lacks %s)", summary_path, exc)
+            continue
         added += 1
     return added

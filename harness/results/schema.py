@@ -7,7 +7,15 @@ been summarised). Keys marked NotRequired appear only when they apply.
 # No `from __future__ import annotations` here: TypedDict must see NotRequired at runtime.
 from typing import Any, NotRequired, TypedDict
 
-__all__ = ["EndpointSummary", "LatencyMs", "LoadgenSummary", "Summary", "ValiditySummary"]
+__all__ = [
+    "EndpointSummary",
+    "LatencyMs",
+    "LoadgenSummary",
+    "SloCheckSummary",
+    "SloSummary",
+    "Summary",
+    "ValiditySummary",
+]
 
 
 class LatencyMs(TypedDict):
@@ -36,11 +44,25 @@ class ValiditySummary(TypedDict):
     more_requests_needed_for_p999: int | None
 
 
+class SloCheckSummary(TypedDict):
+    name: str
+    threshold: float
+    observed: float | None
+    passed: bool
+    conclusive: bool | None
+
+
+class SloSummary(TypedDict):
+    passed: bool
+    checks: list[SloCheckSummary]
+
+
 class EndpointSummary(TypedDict):
     requests: int
     failures: int
     throughput_rps: float | None
     latency_ms: LatencyMs
+    latency_uncorrected_ms: LatencyMs
     accuracy: float | None
 
 
@@ -83,7 +105,7 @@ class Summary(TypedDict):
     latency_uncorrected_ms: LatencyMs
     latency_ci_ms: dict[str, list[float | None]]
     confidence: float
-    slo: dict[str, Any]
+    slo: SloSummary
     valid: bool
     validity: ValiditySummary
     endpoints: dict[str, EndpointSummary]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
@@ -338,9 +337,9 @@ class Run:
     def measured_from_s(self) -> float | None:
         """First measured second: the summary's validity verdict (after warm-up, and within
         the last stage of a staged load), else a `warmup_end` event, else None."""
-        validity = (self.summary or {}).get("validity") or {}
-        if validity.get("warmup_s") is not None:
-            return float(validity.get("analysed_from_s") or 0) + float(validity["warmup_s"])
+        if self.summary is not None and self.summary["validity"]["warmup_s"] is not None:
+            validity = self.summary["validity"]
+            return float(validity["analysed_from_s"]) + float(validity["warmup_s"])
         for event in self.events:
             if event.get("type") == "warmup_end":
                 return float(event["ts"])

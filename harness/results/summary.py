@@ -24,13 +24,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from harness.config.scenario import Scenario, SloConfig, ValidityConfig
+from harness.latency.sparse import SparseHist
 from harness.results.history import append_run
 from harness.results.loadgen import loadgen_section
-from harness.results.schema import Summary
+from harness.results.schema import EndpointSummary, LatencyMs, Summary
 from harness.results.slo import evaluate_slo
 from harness.results.store import SCHEMA_VERSION, Run, atomic_write_json, load_run
 from harness.results.validity import Validity, assess, percentile_ci
-from harness.latency.sparse import SparseHist
 from harness.results.windows import Window, decode_windows, latency_hist, per_second, select
 
 logger = logging.getLogger(__name__)
@@ -42,12 +42,12 @@ def _ms(us: float | None) -> float | None:
     return None if us is None else round(us / 1000, 4)
 
 
-def latency_stats_ms(hist: SparseHist) -> dict[str, float | None]:
-    out = {name: _ms(hist.percentile(p)) for name, p in PERCENTILES.items()}
-    out["max"] = _ms(hist.max())
-    mean = hist.mean()
-    out["mean"] = None if mean is None else round(mean / 1000, 4)
-    return out
+def latency_stats_ms(hist: SparseHist) -> LatencyMs:
+    at = {name: _ms(hist.percentile(p)) for name, p in PERCENTILES.items()}
+    return LatencyMs(
+        p50=at["p50"], p90=at["p90"], p95=at["p95"], p99=at["p99"], p999=at["p999"],
+        max=_ms(hist.max()), mean=_ms(hist.mean()),
+    )
 
 
 def latency_ci_ms(hist: SparseHist, confidence: float) -> dict[str, list[float | None]]:
@@ -95,7 +95,7 @@ def _duration_s(run: dict[str, Any], span_s: int) -> float:
         return float(span_s)
 
 
-def endpoint_stats(windows: Sequence[Window], seconds: int) -> dict[str, Any]:
+def endpoint_stats(windows: Sequence[Window], seconds: int) -> EndpointSummary:
     requests = sum(w.count for w in windows)
     failures = sum(w.count for w in windows if not w.ok)
     checked = sum(w.checked for w in windows)
@@ -105,6 +105,7 @@ def endpoint_stats(windows: Sequence[Window], seconds: int) -> dict[str, Any]:
         "failures": failures,
         "throughput_rps": round(hist.total / seconds, 3) if seconds else None,
         "latency_ms": latency_stats_ms(hist),
+        "latency_uncorrected_ms": latency_stats_ms(latency_hist(windows, corrected=False)),
         "accuracy": round(sum(w.correct for w in windows) / checked, 6) if checked else None,
     }
 

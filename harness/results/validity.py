@@ -37,8 +37,8 @@ import numpy as np
 from scipy import stats
 
 from harness.config.scenario import ValidityConfig
-from harness.results.windows import SecondStats
 from harness.latency.sparse import SparseHist, merge
+from harness.results.windows import SecondStats
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,12 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
-import numpy as np
-from hdrh.histogram import HdrHistogram
-
-from harness.latency.hdr import HIGHEST_US, HdrLayout, decode_histogram, new_histogram
 from harness.latency.sparse import SparseHist, merge
 from harness.latency.windows import SUCCESS, WindowRecord
 

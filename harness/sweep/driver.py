@@ -34,6 +34,7 @@ from harness.analysis.capacity.sweep_search import (
 from harness.config import Scenario, validate_scenario
 from harness.errors import ConfigError
 from harness.load.api import RunOutcome
+from harness.results.schema import Summary
 from harness.results.store import RunWriter
 from harness.results.sweeps import write_sweep
 
@@ -191,37 +192,35 @@ def shared_stack(scenario: Scenario, run_dir: Path) -> Iterator[Scenario]:
         yield validate_scenario(data, f"{scenario.name} (sweep on the shared stack)")
 
 
-def step_from_summary(load: float, summary: dict[str, Any], run_id: str) -> StepResult:
-    lat = summary.get("latency_ms") or {}
-    requests = int(summary.get("requests") or 0)
-    failures = int(summary.get("failures") or 0)
-    stable = bool((summary.get("validity") or {}).get("stable", False))
-    stable = stable and summary.get("status") == "complete"
+def step_from_summary(load: float, summary: Summary, run_id: str) -> StepResult:
+    lat = summary["latency_ms"]
+    requests, failures = summary["requests"], summary["failures"]
+    stable = summary["validity"]["stable"] and summary["status"] == "complete"
 
-    def num(v: Any) -> float:
+    def num(v: float | None) -> float:
         return float(v) if v is not None else float("nan")
 
     return StepResult(
         load=load,
-        throughput=num(summary.get("throughput_rps")),
-        p99_ms=num(lat.get("p99")),
+        throughput=num(summary["throughput_rps"]),
+        p99_ms=num(lat["p99"]),
         error_rate=failures / requests if requests else 1.0,
         stable=stable,
-        mean_ms=num(lat.get("mean")),
-        p50_ms=num(lat.get("p50")),
+        mean_ms=num(lat["mean"]),
+        p50_ms=num(lat["p50"]),
         run_id=run_id,
     )
 
 
-def unmeasured(summary: dict[str, Any]) -> bool:
+def unmeasured(summary: Summary) -> bool:
     """Requests were sent but no second was measured: the load generator, not the target,
     failed (CPU-starved, behind its schedule). Such a step says nothing about the SLO."""
-    validity = summary.get("validity") or {}
-    loadgen = summary.get("loadgen") or {}
+    loadgen = summary.get("loadgen")  # only runs of the load engine have this section
     return (
-        int(summary.get("requests") or 0) > 0
-        and validity.get("measured_s") == 0
-        and bool(loadgen.get("unhealthy_seconds"))
+        summary["requests"] > 0
+        and summary["validity"]["measured_s"] == 0
+        and loadgen is not None
+        and bool(loadgen["unhealthy_seconds"])
     )
 
 

@@ -13,6 +13,7 @@ from harness.cli.main import main
 from harness.compare import read_arms
 from harness.latency.windows import WindowRecord
 from harness.results import write_synthetic_run
+from tests.harness.summary_shape import full_summary
 
 SECONDS = 60
 
@@ -156,7 +157,7 @@ def test_measured_span_comes_from_the_summary_when_present(tmp_path: Path) -> No
         window_rows("m/1", s.seconds, s.latency_us, s.failed),
         events=[{"ts": 2.0, "type": "warmup_end"}],
     )
-    summary = {"schema_version": 1, "validity": {"analysed_from_s": 10, "warmup_s": 4}}
+    summary = full_summary(validity={"analysed_from_s": 10, "warmup_s": 4})
     (run / "summary.json").write_text(json.dumps(summary))
     (arm,) = read_arms(run, ["m/1"])
     assert arm.seconds[0] == 14 and arm.excluded_windows == 14

@@ -20,6 +20,7 @@ from harness.config import Scenario
 from harness.load.api import RunOutcome
 from harness.results.sweeps import read_sweep
 from tests.harness.analysis.capacity.usl_truth import usl_x
+from tests.harness.summary_shape import full_summary
 
 
 def test_plan_by_hand_worked_example(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -179,16 +180,12 @@ def fake_run_scenario(scenario: Scenario, out_dir: Path, run_id=None, show_progr
     mean_ms = n / x * 1000
     run_dir = Path(out_dir) / run_id
     run_dir.mkdir(parents=True)
-    summary = {
-        "schema_version": 1,
-        "run_id": run_id,
-        "status": "complete",
-        "requests": int(x * 10),
-        "failures": 0,
-        "throughput_rps": x,
-        "latency_ms": {"p50": mean_ms, "p99": 2.5 * mean_ms, "mean": mean_ms},
-        "validity": {"stable": True},
-    }
+    summary = full_summary(
+        run_id=run_id,
+        requests=int(x * 10),
+        throughput_rps=x,
+        latency_ms={"p50": mean_ms, "p99": 2.5 * mean_ms, "mean": mean_ms},
+    )
     (run_dir / "summary.json").write_text(json.dumps(summary))
     return RunOutcome(run_dir, summary, 0, "complete")
 
@@ -270,15 +267,11 @@ def fake_open_loop(scenario: Scenario, out_dir: Path, run_id=None, show_progress
     mean = 4.0 / (1 - u)
     run_dir = Path(out_dir) / run_id
     run_dir.mkdir(parents=True)
-    summary = {
-        "schema_version": 1,
-        "status": "complete",
-        "requests": 1000,
-        "failures": 0,
-        "throughput_rps": min(rate, 1000.0),
-        "latency_ms": {"p50": mean * 0.7, "p99": mean * 4.6, "mean": mean},
-        "validity": {"stable": True},
-    }
+    summary = full_summary(
+        requests=1000,
+        throughput_rps=min(rate, 1000.0),
+        latency_ms={"p50": mean * 0.7, "p99": mean * 4.6, "mean": mean},
+    )
     (run_dir / "summary.json").write_text(json.dumps(summary))
     return RunOutcome(run_dir, summary, 0, "complete")
 
@@ -328,7 +321,8 @@ def test_unstable_steps_rerun_longer_up_to_the_cap(
     def slow_to_settle(scenario: Scenario, out_dir: Path, run_id=None, show_progress=True):
         durations.append(scenario.load.duration)
         outcome = fake_run_scenario(scenario, out_dir, run_id, show_progress)
-        summary = {**outcome.summary, "validity": {"stable": scenario.load.duration >= 20}}
+        stable = scenario.load.duration >= 20
+        summary = {**outcome.summary, "validity": {**outcome.summary["validity"], "stable": stable}}
         return dataclasses.replace(outcome, summary=summary)
 
     monkeypatch.setattr(harness.load.api, "run_scenario", slow_to_settle)
@@ -376,16 +370,13 @@ def starved_generator(scenario: Scenario, out_dir: Path, run_id=None, show_progr
     run_dir = Path(out_dir) / run_id
     run_dir.mkdir(parents=True)
     starved = rate > 400
-    summary = {
-        "schema_version": 1,
-        "status": "complete",
-        "requests": int(rate * 10),
-        "failures": 0,
-        "throughput_rps": None if starved else rate,
-        "latency_ms": {} if starved else {"p50": 2.0, "p99": 8.0, "mean": 2.5},
-        "validity": {"stable": not starved, "measured_s": 0 if starved else 10},
-        "loadgen": {"unhealthy_seconds": list(range(10)) if starved else []},
-    }
+    summary = full_summary(
+        requests=int(rate * 10),
+        throughput_rps=None if starved else rate,
+        latency_ms={} if starved else {"p50": 2.0, "p99": 8.0, "mean": 2.5},
+        validity={"stable": not starved, "measured_s": 0 if starved else 10},
+        loadgen={"unhealthy_seconds": list(range(10)) if starved else []},
+    )
     (run_dir / "summary.json").write_text(json.dumps(summary))
     return RunOutcome(run_dir, summary, 0, "complete")
 

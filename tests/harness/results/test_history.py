@@ -19,12 +19,14 @@ def summary(run_id: str, started: str, p99: float = 9.5, passed: bool = True) ->
         "schema_version": 1,
         "run_id": run_id,
         "scenario": "steady-digits",
+        "kind": "run",
         "status": "complete",
         "started_at": started,
         "requests": 6000,
         "failures": 3,
         "throughput_rps": 199.5,
         "offered_rps": 200.0,
+        "error_rate": 0.0005,
         "latency_ms": {"p50": 4.9, "p95": 8.1, "p99": p99},
         "slo": {"passed": passed, "checks": []},
         "valid": True,
@@ -70,8 +72,18 @@ def test_unknown_history_version_is_refused(tmp_path):
 def test_rebuild_from_run_directories(tmp_path):
     for run_id, started in (("r1", "2026-11-23T10:00:00Z"), ("r2", "2026-11-23T11:00:00Z")):
         atomic_write_json(tmp_path / run_id / "summary.json", summary(run_id, started))
+        atomic_write_json(tmp_path / run_id / "run.json", {"schema_version": 1, "run_id": run_id})
+    # read through load_run: a run of an unknown schema version and a summary missing a
+    # column are skipped (with a warning), not guessed at
+    atomic_write_json(tmp_path / "future" / "summary.json", summary("future", "2026-11-23T12:00Z"))
+    atomic_write_json(tmp_path / "future" / "run.json", {"schema_version": 99})
+    partial = summary("partial", "2026-11-23T13:00:00Z")
+    del partial["error_rate"]
+    atomic_write_json(tmp_path / "partial" / "summary.json", partial)
+    atomic_write_json(tmp_path / "partial" / "run.json", {"schema_version": 1})
     assert rebuild_history(tmp_path) == 2
     assert [r.run_id for r in list_runs(tmp_path)] == ["r2", "r1"]
+    assert list_runs(tmp_path)[0].error_rate == 0.0005
 
 
 def test_cli_prints_a_table(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 from harness.config import validate_scenario
 from harness.errors import SchemaVersionError, StoreError
 from harness.latency.hdr import new_histogram
-from harness.latency.sparse import SparseHist
+from harness.latency.sparse import SparseHist, merge
 from harness.loadgen.recorder import LatencyRecorder
 from harness.loadgen.spec import RunSpec
 from harness.loadgen.stream import write_json_atomic
@@ -22,15 +22,14 @@ from harness.results import (
     atomic_write_json,
     finalize_run,
     list_runs,
-    read_json,
     load_run,
+    read_json,
     summarize,
 )
 from harness.results.store import atomic_write_table
 from harness.results.windows import SecondStats, Window, per_second, select, timeline
-from harness.latency.sparse import SparseHist, merge
-from tests.torn_writes import failing_replace, listing, torn_writes
 from tests.ports import kernel_picked_port
+from tests.torn_writes import failing_replace, listing, torn_writes
 
 SCENARIO = {
     "name": "steady-digits",
@@ -133,6 +132,9 @@ def test_slo_failure_and_uncorrected_latency(tmp_path):
     summary = summarize(load_run(writer.run_dir))
     assert summary["latency_ms"]["p99"] == pytest.approx(32, rel=0.01)
     assert summary["latency_uncorrected_ms"]["p99"] == pytest.approx(2, rel=0.01)
+    (arm,) = summary["endpoints"].values()  # per endpoint too: the table shows both
+    assert arm["latency_ms"]["p99"] == pytest.approx(32, rel=0.01)
+    assert arm["latency_uncorrected_ms"]["p99"] == pytest.approx(2, rel=0.01)
     checks = {c["name"]: c for c in summary["slo"]["checks"]}
     assert checks["p99_ms"]["passed"] is False and checks["p99_ms"]["conclusive"] is True
     assert checks["min_throughput_rps"]["observed"] == pytest.approx(200)

@@ -8,15 +8,19 @@ import numpy as np
 
 from harness.analysis.ab.synthetic import window_rows
 from harness.config import validate_scenario
+from harness.config.scenario import SloConfig
 from harness.latency.windows import WindowRecord
 from harness.results import load_run, summarize, write_synthetic_run
 from harness.results.schema import (
     EndpointSummary,
     LatencyMs,
     LoadgenSummary,
+    SloCheckSummary,
+    SloSummary,
     Summary,
     ValiditySummary,
 )
+from tests.harness.summary_shape import full_summary
 
 SCENARIO = {
     "name": "schema",
@@ -52,3 +56,20 @@ def test_a_load_engine_run_adds_the_loadgen_section(tmp_path: Path) -> None:
     assert set(summary["loadgen"]) == set(LoadgenSummary.__annotations__)
     assert summary["loadgen"]["planned_requests"] == 1000.0
     assert summary["loadgen"]["planned_rps"] == 50.0
+
+
+def test_slo_section_and_the_stand_in_summary_have_the_declared_keys(tmp_path: Path) -> None:
+    """The slo section is declared too, and the stand-in summary the fake engines of the sweep
+    tests return (tests/harness/summary_shape.py) matches a real one key for key."""
+    real = summarize(load_run(_run(tmp_path, with_stream=False)))
+    assert set(real["slo"]) == set(SloSummary.__annotations__)
+    real_slo = summarize(
+        load_run(_run(tmp_path / "slo", with_stream=False)),
+        slo=SloConfig(p99_ms=1.0),
+    )
+    assert set(real_slo["slo"]["checks"][0]) == set(SloCheckSummary.__annotations__)
+    stand_in = full_summary(requests=10, latency_ms={"p99": 1.0}, validity={"stable": False})
+    assert set(stand_in) == set(real)
+    for section in ("latency_ms", "latency_uncorrected_ms", "validity", "slo"):
+        assert set(stand_in[section]) == set(real[section]), section
+    assert stand_in["latency_ms"]["p99"] == 1.0 and stand_in["validity"]["stable"] is False

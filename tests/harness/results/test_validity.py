@@ -9,8 +9,9 @@ import pytest
 from scipy import stats
 
 from harness.config import ValidityConfig
-from harness.loadgen.recorder import LatencyRecorder
 from harness.latency.hdr import new_histogram
+from harness.latency.sparse import SparseHist
+from harness.loadgen.recorder import LatencyRecorder
 from harness.results.validity import (
     Block,
     PercentileCI,
@@ -27,7 +28,6 @@ from harness.results.validity import (
     requests_needed,
 )
 from harness.results.windows import SecondStats, decode_windows, per_second
-from harness.latency.sparse import SparseHist
 
 MU, SIGMA = math.log(4000.0), 0.6  # lognormal latency in microseconds, median 4 ms
 

@@ -17,6 +17,7 @@ from harness.errors import ConfigError
 from harness.load.api import RunOutcome
 from harness.results.sweeps import read_sweep
 from harness.sweep import SweepInterrupted, run_sweep, step_scenario, sweep_settings
+from tests.harness.summary_shape import full_summary
 
 
 def scenario(load: dict, p99_ms: float = 40.0) -> Scenario:
@@ -34,11 +35,10 @@ def usl_system(calls: list[tuple[float, float]]):
         calls.append((n, step.load.duration))
         x = 100.0 * n / (1 + 0.05 * (n - 1) + 0.0005 * n * (n - 1))
         mean_ms = n / x * 1000.0
-        summary = {
-            "status": "complete", "requests": int(x * 10), "failures": 0, "throughput_rps": x,
-            "latency_ms": {"p50": mean_ms, "p99": 2 * mean_ms, "mean": mean_ms},
-            "validity": {"stable": True, "measured_s": 10},
-        }
+        summary = full_summary(
+            requests=int(x * 10), throughput_rps=x,
+            latency_ms={"p50": mean_ms, "p99": 2 * mean_ms, "mean": mean_ms},
+        )  # fmt: skip
         (steps_dir / run_id).mkdir(parents=True)
         return RunOutcome(steps_dir / run_id, summary, 0, "complete")
 
@@ -70,7 +70,9 @@ def test_an_interrupted_step_stops_the_sweep_and_keeps_it_incomplete(tmp_path: P
 
     def interrupted_second(step: Scenario, steps_dir: Path, run_id: str) -> RunOutcome:
         outcome = engine(step, steps_dir, run_id)
-        return outcome if len(calls) < 2 else RunOutcome(outcome.run_dir, {}, 130, "incomplete")
+        return outcome if len(calls) < 2 else RunOutcome(
+            outcome.run_dir, full_summary(status="incomplete"), 130, "incomplete"
+        )
 
     closed = scenario({"mode": "closed", "users": 1, "duration": "5s"})
     with pytest.raises(SweepInterrupted, match=r"^interrupted during step 1 "):
