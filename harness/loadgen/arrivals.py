@@ -28,6 +28,20 @@ from harness.traces import load_arrivals
 __all__ = ["closed_tick", "offered_total", "rate_profile", "stage_at", "worker_schedule"]
 
 
+def _open(scenario: Scenario, caller: str) -> OpenLoad:
+    """The scenario's load, which `caller` needs to be open (a precondition, not a switch:
+    what differs between load kinds is asked of the load itself -- level, is_trace, held_at)."""
+    if not isinstance(scenario.load, OpenLoad):
+        raise TypeError(f"{caller} needs an open load, not {scenario.load.mode!r}")
+    return scenario.load
+
+
+def _closed(scenario: Scenario, caller: str) -> ClosedLoad:
+    if not isinstance(scenario.load, ClosedLoad):
+        raise TypeError(f"{caller} needs a closed load, not {scenario.load.mode!r}")
+    return scenario.load
+
+
 def rate_profile(load: OpenLoad) -> RateProfile:
     """The open load's rate over time (stages ramp from the previous level, 0 before the first)."""
     if load.stages:
@@ -53,10 +67,8 @@ def worker_schedule(
     trace_path: str | Path | None = None,
 ) -> Iterator[np.ndarray]:
     """This worker's arrival times (s since the run origin), in sorted chunks."""
-    load = scenario.load
-    if not isinstance(load, OpenLoad):
-        raise TypeError("worker_schedule needs an open load")
-    if load.arrival == "trace":
+    load = _open(scenario, "worker_schedule")
+    if load.is_trace():
         if trace_path is None:
             raise ValueError("trace arrival needs the trace path")
         return trace_arrivals(trace_offsets(load, trace_path), 1.0, worker, n_workers)
@@ -68,10 +80,8 @@ def worker_schedule(
 
 def offered_total(scenario: Scenario, trace_path: str | Path | None = None) -> float:
     """Requests the schedule asks for over the whole run (expected value for Poisson)."""
-    load = scenario.load
-    if not isinstance(load, OpenLoad):
-        raise TypeError("offered_total needs an open load")
-    if load.arrival == "trace":
+    load = _open(scenario, "offered_total")
+    if load.is_trace():
         assert trace_path is not None
         return float(trace_offsets(load, trace_path).size)
     return rate_profile(load).total
@@ -79,19 +89,16 @@ def offered_total(scenario: Scenario, trace_path: str | Path | None = None) -> f
 
 def run_length_s(scenario: Scenario, trace_path: str | Path | None = None) -> float:
     """Planned length of the load: the duration/stages, or the (scaled) trace's span."""
-    load = scenario.load
-    if isinstance(load, OpenLoad) and load.arrival == "trace" and load.duration is None:
+    if scenario.load.is_trace() and scenario.load.duration is None:
         assert trace_path is not None
-        offsets = trace_offsets(load, trace_path)
+        offsets = trace_offsets(_open(scenario, "run_length_s"), trace_path)
         return float(offsets[-1]) + 1e-6 if offsets.size else 0.0
     return scenario.total_duration_s()
 
 
 def closed_tick(scenario: Scenario, elapsed_s: float) -> tuple[int, float] | None:
     """Closed loop: (users, spawn rate) at `elapsed_s`; None once the load is over."""
-    load = scenario.load
-    if not isinstance(load, ClosedLoad):
-        raise TypeError("closed_tick needs a closed load")
+    load = _closed(scenario, "closed_tick")
     users = scenario.users_at(max(elapsed_s, 0.0))
     if users is None:
         return None

@@ -159,11 +159,11 @@ def test_run_length_is_the_duration_or_the_stages_without_a_trace() -> None:
 def test_plan_functions_name_the_load_they_need(tmp_path: Path) -> None:
     closed = _scenario({"mode": "closed", "users": 2, "duration": 3})
     opened = _scenario({"mode": "open", "rate": 5, "duration": 1})
-    with pytest.raises(TypeError, match=r"^worker_schedule needs an open load$"):
+    with pytest.raises(TypeError, match=r"^worker_schedule needs an open load, not 'closed'$"):
         worker_schedule(closed, 0, 1, seed=0)
-    with pytest.raises(TypeError, match=r"^offered_total needs an open load$"):
+    with pytest.raises(TypeError, match=r"^offered_total needs an open load, not 'closed'$"):
         offered_total(closed)
-    with pytest.raises(TypeError, match=r"^closed_tick needs a closed load$"):
+    with pytest.raises(TypeError, match=r"^closed_tick needs a closed load, not 'open'$"):
         closed_tick(opened, 0.0)
     trace = {"path": str(_trace_file(tmp_path, [0, 1])), "speedup": 1}
     replay = _scenario({"mode": "open", "arrival": "trace", "trace": trace})
