@@ -31,7 +31,7 @@ from typing import Any
 
 from harness.errors import ConfigError, InfrastructureError, TargetUnavailable
 from harness.stack.local import ReplicaState, StackState, is_ours
-from harness.stack.server_process import ServerProcess, pid_alive, rest_call, rest_request
+from harness.stack.server_process import launch_orphan, pid_alive, rest_call, rest_request
 
 __all__ = [
     "ReplicaHealth",
@@ -99,12 +99,12 @@ def restart_replica(state: StackState, index: int, ready_timeout_s: float = 60.0
     if state.admin_token:
         env["HARNESS_ADMIN_TOKEN"] = state.admin_token
     host = replica.http_url.split("://", 1)[-1].rsplit(":", 1)[0]
-    server = ServerProcess.launch(
-        replica.argv, log_path, host, ready_timeout_s, env, cwd=replica.cwd or None
-    )
-    log.warning("replica %d restarted as pid %d on %s", index, server.pid, server.http_url)
+    pid, ports = launch_orphan(replica.argv, log_path, host, ready_timeout_s, env, replica.cwd)
+    if replica.http_url != f"http://{host}:{ports.http}":  # nginx would point at nothing
+        raise InfrastructureError(f"replica {index} came back on other ports: {ports}")
+    log.warning("replica %d restarted as pid %d on %s", index, pid, replica.http_url)
     replicas = list(state.replicas)
-    replicas[index] = replace(replica, pid=server.pid)
+    replicas[index] = replace(replica, pid=pid)
     return replace(state, replicas=tuple(replicas))
 
 

@@ -146,22 +146,56 @@ def server_argv(host: str, extra_args: Sequence[str] = (), ports: Ports | None =
     return cmd + list(extra_args)
 
 
-def wait_for_listening_line(popen: subprocess.Popen, log_path: Path, timeout_s: float) -> Ports:
+def wait_for_listening_line(
+    popen: subprocess.Popen | int, log_path: Path, timeout_s: float
+) -> Ports:
+    """The ports the server reports in its log; `popen` may be a bare PID (an orphan)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         text = log_path.read_text(errors="replace") if log_path.exists() else ""
         match = LISTENING_RE.search(text)
         if match:
             return Ports(*(int(g) for g in match.groups()))
-        if popen.poll() is not None:
+        exited = not pid_alive(popen) if isinstance(popen, int) else popen.poll() is not None
+        if exited:
+            code = "?" if isinstance(popen, int) else popen.returncode
             raise TargetUnavailable(
-                f"reference server exited with code {popen.returncode} before listening: "
-                f"{_tail(text)}"
+                f"reference server exited with code {code} before listening: {_tail(text)}"
             )
         time.sleep(0.05)
     raise TargetUnavailable(
         f"reference server did not report its ports within {timeout_s:.0f}s (log: {log_path})"
     )
+
+
+def launch_orphan(
+    cmd: Sequence[str],
+    log_path: Path,
+    host: str = "127.0.0.1",
+    ready_timeout_s: float = 60.0,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+) -> tuple[int, Ports]:
+    """Start a replica that is nobody's child (a shell starts it in the background and exits
+    at once), wait until it is ready; (pid, ports).
+
+    Why: a replica restarted by a chaos actor must outlive the actor (the `chaos` CLI exits
+    after the experiment) and must not sit as an unreaped `Popen` in a long-lived caller. It
+    is stopped later by PID, from the state file, like every process of a detached stack."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    script = '"$@" </dev/null >"$0" 2>&1 & echo $!'
+    shell = subprocess.run(
+        ["/bin/sh", "-c", script, str(log_path), *cmd], env=env, cwd=cwd or None,
+        capture_output=True, text=True, timeout=10, start_new_session=True, check=True,
+    )  # fmt: skip
+    pid = int(shell.stdout.strip())
+    try:
+        ports = wait_for_listening_line(pid, log_path, ready_timeout_s)
+        wait_until_ready(f"http://{host}:{ports.http}", ready_timeout_s)
+    except BaseException:
+        terminate_pid(pid, grace_s=2.0)
+        raise
+    return pid, ports
 
 
 def wait_until_ready(base_url: str, timeout_s: float, path: str = "/v2/health/ready") -> None:
