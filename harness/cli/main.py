@@ -30,6 +30,7 @@ SUBCOMMANDS: dict[str, str] = {
     "plan": "harness.cli.plan",
     "compare": "harness.cli.compare",
     "simulate-hpa": "harness.cli.simulate_hpa",
+    "gameday": "harness.cli.gameday",
     "faultproxy": "harness.cli.faultproxy",
 }
 
