@@ -32,6 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="override an experiment configuration key, e.g. fault_s=5")  # fmt: skip
     p.add_argument("--dry-run", action="store_true", help="print the plan; start nothing")
     p.add_argument("--k", type=int, default=3, help="consecutive windows: steady, recovered")
+    p.add_argument("--baseline-s", type=int, default=10, help="steady seconds before the fault")
     p.add_argument("--max-fault-s", type=float, default=120.0, help="longest method allowed")
     p.add_argument("--concurrency-per-replica", type=int, default=1,
                    help="requests one replica serves at once (capacity check)")  # fmt: skip
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(args.scenario, overrides=args.overrides)
     settings = GamedaySettings(
-        k=args.k, max_fault_s=args.max_fault_s,
+        k=args.k, baseline_s=args.baseline_s, max_fault_s=args.max_fault_s,
         concurrency_per_replica=args.concurrency_per_replica,
         capacity_gate=not args.no_capacity_gate, steady_timeout_s=args.steady_timeout_s,
         stack_state=args.stack_state, config=_config(args.config),

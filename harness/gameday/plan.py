@@ -39,6 +39,7 @@ class GamedaySettings:
     """What the user chose besides the scenario and the experiment (CLI flags)."""
 
     k: int = 3
+    baseline_s: int = 10  # steady seconds measured before the fault (at least k)
     max_fault_s: float = 120.0
     concurrency_per_replica: int = 1
     capacity_gate: bool = True
@@ -92,7 +93,7 @@ class GamedayPlan:
             f"(scenario {sc.name})",
             f"SLO: p99 <= {self.slo_p99_ms:g} ms, error rate <= {self.slo_error_rate:g}",
             f"steady: {st.k} consecutive windows within the SLO (wait <= "
-            f"{self.steady_timeout_s:g} s)",
+            f"{self.steady_timeout_s:g} s), then a baseline of {max(st.k, st.baseline_s)} s",
             f"capacity check: {self.replicas_lost} replica(s) lost -> "
             + ("refuse if the rest cannot carry the load" if st.capacity_gate else "record only"),
             f"fault: method pauses {pauses} = {self.method_s:g} s (max {st.max_fault_s:g} s)",
@@ -102,9 +103,9 @@ class GamedayPlan:
         ]
 
     def arithmetic(self) -> str:
-        k = self.settings.k
+        k, base = self.settings.k, max(self.settings.k, self.settings.baseline_s)
         return (
-            f"{self.warmup_s:g} (warm-up) + {k} (steady windows) + {self.method_s:g} (method) "
+            f"{self.warmup_s:g} (warm-up) + {base} (baseline) + {self.method_s:g} (method) "
             f"+ {k} (recovery windows) + {MARGIN_S:g} (margin) = {self.needed_s:g} s "
             f"<= load {self.load_s:g} s"
         )
@@ -128,7 +129,7 @@ def make_plan(scenario: Scenario, experiment_path: Path, settings: GamedaySettin
         )
     warmup = scenario.load.warmup
     warmup_s = AUTO_WARMUP_S if warmup == "auto" else float(warmup)
-    needed = warmup_s + 2 * settings.k + method_s + MARGIN_S
+    needed = warmup_s + max(settings.k, settings.baseline_s) + method_s + settings.k + MARGIN_S
     plan = GamedayPlan(
         scenario, experiment, experiment_path, settings, configuration, method_s, pauses,
         warmup_s, scenario.total_duration_s(), needed, replicas_lost(experiment, configuration),

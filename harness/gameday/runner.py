@@ -196,10 +196,21 @@ class _Gameday:
             k, self.slo, self.plan.steady_timeout_s, self.load.alive, self.plan.warmup_s
         )
         log.info("steady: %s", self.rec.steady)
+        self._collect_baseline(live)
         if self._refused_by_capacity(live):
             return
         self._experiment(live.epoch or 0.0)
         self._wait_load_end()
+
+    def _collect_baseline(self, live: LiveLoad) -> None:
+        """Keep the load steady until the baseline holds `baseline_s` seconds (a k-window
+        baseline's p99 is little more than its maximum)."""
+        steady = self.rec.steady
+        if steady is None or steady.from_second is None or self.load is None:
+            return
+        until = steady.from_second + max(self.plan.settings.k, self.plan.settings.baseline_s)
+        while self.load.alive() and (live.now_s() or 0.0) < until:
+            time.sleep(0.1)
 
     def _refused_by_capacity(self, live: LiveLoad) -> bool:
         steady = self.rec.steady

@@ -9,6 +9,9 @@ R = fault end, i.e. the rollback; times in seconds on the load's clock):
   F when the fault lasted no time); the whole windows from R on (s >= ceil(R));
 - over the SLO: a window with requests whose error rate exceeds the SLO's, or whose p99
   exceeds the SLO's p99;
+- a second where the load generator was unhealthy (CPU lag, drops: `healthy` false) is no
+  evidence either way: never "over the SLO", and transparent to a recovery run (it neither
+  counts nor breaks it; a missing second breaks it);
 - within tolerance: see `RecoveryTolerance` (relative to the baseline, not to the SLO);
 - recovered_at_s: the first s >= ceil(R) that opens `k` consecutive windows within tolerance;
   time_to_recover_s = recovered_at_s - R (window precision: 1 s; 0 <= it < 1 when the
@@ -116,7 +119,7 @@ def slow_count(hist: SparseHist, bound_ms: float) -> int:
 
 
 def _over_slo(w: SecondLike, slo: Slo) -> bool:
-    if w.requests == 0:
+    if w.requests == 0 or not w.healthy:
         return False  # nothing measured in that second: no evidence either way
     if w.failures / w.requests > slo.error_rate:
         return True
@@ -140,19 +143,22 @@ def _within(w: SecondLike, base: PhaseStats, tol: RecoveryTolerance) -> bool:
 
 
 def _recovery(after: Sequence[SecondLike], base: PhaseStats, tol: RecoveryTolerance) -> int | None:
-    """First second opening `k` consecutive (no gap) windows within tolerance."""
+    """First second opening `k` windows within tolerance, with no second missing between
+    them (unhealthy seconds skipped)."""
     run_start, run_len, previous = None, 0, None
     for w in after:
-        contiguous = previous is not None and w.second == previous + 1
-        if _within(w, base, tol):
-            run_start, run_len = (
-                (run_start, run_len + 1) if contiguous and run_len else (w.second, 1)
-            )
-            if run_len >= tol.k:
-                return run_start
-        else:
-            run_start, run_len = None, 0
+        if previous is not None and w.second != previous + 1:
+            run_start, run_len = None, 0  # a missing second breaks a run
         previous = w.second
+        if not w.healthy:
+            continue
+        if not _within(w, base, tol):
+            run_start, run_len = None, 0
+            continue
+        run_start = w.second if run_len == 0 else run_start
+        run_len += 1
+        if run_len >= tol.k:
+            return run_start
     return None
 
 

@@ -26,7 +26,9 @@ __all__ = [
 
 
 class SecondLike(Protocol):
-    """One second of the load: every request, the failed ones, the successes' latencies."""
+    """One second of the load: every request, the failed ones, the successes' latencies, and
+    whether the load generator was healthy then (an unhealthy second's latency holds the
+    generator's own lag, so it is no evidence about the target either way)."""
 
     @property
     def second(self) -> int: ...
@@ -36,6 +38,8 @@ class SecondLike(Protocol):
     def failures(self) -> int: ...
     @property
     def hist(self) -> SparseHist: ...
+    @property
+    def healthy(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,11 +32,12 @@ class Sec:
     requests: int
     failures: int
     hist: SparseHist
+    healthy: bool = True
 
 
-def sec(second: int, ms: float, n: int = 100, failures: int = 0) -> Sec:
+def sec(second: int, ms: float, n: int = 100, failures: int = 0, healthy: bool = True) -> Sec:
     values = np.full(n - failures, int(ms * 1000), dtype=np.int64)
-    return Sec(second, n, failures, SparseHist.from_values(values))
+    return Sec(second, n, failures, SparseHist.from_values(values), healthy)
 
 
 def _day(slow_until: int = 33, end: int = 50, errors: tuple[int, ...] = (20, 21, 22)) -> list:
@@ -186,3 +187,14 @@ def test_timeline_and_slo_are_checked() -> None:
         FaultTimeline(30.0, 20.0)
     with pytest.raises(ValueError, match=r"^Slo: "):
         Slo(p99_ms=0, error_rate=0.01)
+
+
+def test_unhealthy_seconds_are_no_evidence_either_way() -> None:
+    # second 21 is the only one over the SLO, but the generator was unhealthy then
+    windows = [sec(s, 100.0 if s == 21 else 5.0, healthy=s != 21) for s in range(40)]
+    assert analyse_impact(windows, FaultTimeline(20.0, 30.0), SLO).time_to_detect_s is None
+    # recovery: 30 ok, 31 unhealthy (and slow), 32 ok, 33 ok -> a run of 3 opened at 30
+    after = [sec(s, 100.0 if 20 <= s < 30 or s == 31 else 5.0, healthy=s != 31) for s in range(40)]
+    assert analyse_impact(after, FaultTimeline(20.0, 30.0), SLO).recovered_at_s == 30
+    healthy_slow = [sec(s, 100.0 if 20 <= s < 30 or s == 31 else 5.0) for s in range(40)]
+    assert analyse_impact(healthy_slow, FaultTimeline(20.0, 30.0), SLO).recovered_at_s == 32
