@@ -179,8 +179,9 @@ class USLModel:
 
     def fit(self, concurrency: np.ndarray, throughput: np.ndarray) -> USLModel:
         n, x = _clean(concurrency, throughput, "USL fit", need=4)
-        if np.any(n < 1) or np.any(x < 0):
-            raise AnalysisError("USL fit needs concurrency >= 1 and throughput >= 0")
+        # N is an average (the server's in-flight requests, X x R): below 1 at light load
+        if np.any(n <= 0) or np.any(x < 0):
+            raise AnalysisError("USL fit needs concurrency > 0 and throughput >= 0")
         scale = float(x.max()) or 1.0
         y = x / scale
         lam0 = float(np.max(y / n))

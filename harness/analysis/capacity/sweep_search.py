@@ -9,6 +9,14 @@ steps a linear sweep of the same resolution would have needed.
 Pure: the caller supplies `measure(load) -> StepResult` (the CLI runs a real load step; tests
 use a synthetic system). A step passes when it is stable, its p99 and error rate meet the
 SLO and, optionally, the achieved throughput keeps up with the offered load (open loop).
+
+A step can also be *unmeasured*: the caller could not measure the target there (the load
+generator was the limit, or the step gathered too little data to judge). Such a step is
+neither a pass nor a failure: the search stops on it and says why, and no fit uses it.
+
+The curves are fitted against the server's concurrency (requests in flight at the server,
+X x mean latency by Little's law, when the caller measured it), not the user count: with
+think time, users are not what the server sees.
 """
 
 from __future__ import annotations
@@ -44,6 +52,19 @@ class StepResult:
     mean_ms: float | None = None
     p50_ms: float | None = None
     run_id: str | None = None
+    unmeasured: str | None = None  # why the target was not measured here (None: measured)
+    concurrency: float | None = None  # requests in flight at the server (Little: X x R)
+    workers: int | None = None  # load-generator processes that ran the step
+
+    @property
+    def measured(self) -> bool:
+        return self.unmeasured is None
+
+    @property
+    def server_concurrency(self) -> float:
+        """N for the fits: the server's in-flight requests when known, else the load."""
+        c = self.concurrency
+        return float(c) if c is not None and math.isfinite(c) and c > 0 else self.load
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +89,13 @@ class SweepCriteria:
         return why
 
     def passes(self, step: StepResult) -> bool:
-        return not self.failures(step)
+        return step.measured and not self.failures(step)
+
+    def verdict(self, step: StepResult) -> str:
+        """"pass", "fail" or "unmeasured" (neither: nothing was learnt about the target)."""
+        if not step.measured:
+            return "unmeasured"
+        return "pass" if self.passes(step) else "fail"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +107,8 @@ class SearchResult:
     resolution: float
     linear_steps: int  # steps a linear sweep from `start` at `resolution` would take
     reason: str
+    verdicts: tuple[str, ...] = ()  # "pass" | "fail" | "unmeasured", one per step
+    advice: str | None = None  # what to do next, from the reason the search stopped
 
     @property
     def best_load(self) -> float | None:
@@ -109,6 +138,8 @@ def _grow(
     load = start
     while n_done() < max_steps:
         step = record(load)
+        if not step.measured:
+            return lo, None  # nothing learnt here: the search stops (the caller says why)
         if not criteria.passes(step):
             return lo, step
         lo = step
@@ -141,12 +172,8 @@ def search_max_load(
         ok = criteria.passes(step)
         steps.append(step)
         passed.append(ok)
-        log.info(
-            "sweep step %d: load %g -> %s",
-            len(steps),
-            load,
-            "pass" if ok else "; ".join(criteria.failures(step)),
-        )
+        why = step.unmeasured or "; ".join(criteria.failures(step))
+        log.info("sweep step %d: load %g -> %s", len(steps), load, "pass" if ok else why)
         return step
 
     lo, hi = _grow(
@@ -159,8 +186,10 @@ def search_max_load(
         if mid <= lo.load or mid >= hi.load:
             break
         step = record(mid)
+        if not step.measured:
+            break
         lo, hi = (step, hi) if criteria.passes(step) else (lo, step)
-    return _finish(steps, passed, lo, hi, start, resolution, max_steps, max_load)
+    return _finish(steps, passed, lo, hi, start, resolution, max_steps, max_load, criteria)
 
 
 def _finish(
@@ -172,23 +201,9 @@ def _finish(
     resolution: float,
     max_steps: int,
     max_load: float | None,
+    criteria: SweepCriteria,
 ) -> SearchResult:
-    if lo is None:
-        reason = "the starting load already fails the SLO; start lower"
-    elif hi is None:
-        reason = (
-            "never failed up to the maximum load"
-            if max_load is not None and lo.load >= max_load
-            else "step budget exhausted while growing"
-        )
-    elif hi.load - lo.load > resolution:
-        reason = (
-            "step budget exhausted before reaching the resolution"
-            if len(steps) >= max_steps
-            else f"no integer load between {lo.load:g} and {hi.load:g} to try"
-        )
-    else:
-        reason = f"bracketed within {hi.load - lo.load:g} <= resolution {resolution:g}"
+    reason, advice = _stop_reason(steps, lo, hi, resolution, max_steps, max_load, criteria)
     edge = hi.load if hi is not None else (lo.load if lo is not None else start)
     linear = math.ceil(round((edge - start) / resolution, 9)) + 1
     return SearchResult(
@@ -199,7 +214,50 @@ def _finish(
         resolution=resolution,
         linear_steps=max(linear, 1),
         reason=reason,
+        verdicts=tuple(criteria.verdict(s) for s in steps),
+        advice=advice,
     )
+
+
+def _stop_reason(
+    steps: list[StepResult],
+    lo: StepResult | None,
+    hi: StepResult | None,
+    resolution: float,
+    max_steps: int,
+    max_load: float | None,
+    criteria: SweepCriteria,
+) -> tuple[str, str | None]:
+    """Why the search stopped, and the advice that follows from the real reason."""
+    if not steps:
+        return "no step was run (the step budget is 0)", "allow at least one step"
+    last = steps[-1]
+    if not last.measured:
+        return f"stopped unmeasured at load {last.load:g}: {last.unmeasured}", None
+    if lo is None:
+        return _start_fails(steps[0], criteria)
+    if hi is None:
+        if max_load is not None and lo.load >= max_load:
+            return "never failed up to the maximum load", None
+        return "step budget exhausted while growing", "raise --max-steps or --start"
+    if hi.load - lo.load > resolution:
+        if len(steps) >= max_steps:
+            return "step budget exhausted before reaching the resolution", "raise --max-steps"
+        return f"no integer load between {lo.load:g} and {hi.load:g} to try", None
+    return f"bracketed within {hi.load - lo.load:g} <= resolution {resolution:g}", None
+
+
+def _start_fails(first: StepResult, criteria: SweepCriteria) -> tuple[str, str | None]:
+    """The starting load failed: on the target's numbers (start lower), or only because it
+    never settled (longer steps, not a lower load)."""
+    why = criteria.failures(first)
+    reason = f"the starting load {first.load:g} already fails: {'; '.join(why)}"
+    if why == ["not stable"]:
+        return reason, (
+            "its p99 and errors meet the SLO but it never became stable: use longer steps "
+            "(--step-duration / --max-step-duration) or --allow-unstable"
+        )
+    return reason, "start lower (--start)"
 
 
 def _finite_or_none(x: float | None) -> float | None:
@@ -217,13 +275,21 @@ def _usl(n: np.ndarray, x: np.ndarray) -> dict[str, Any]:
 
 
 def _latency(
-    load: np.ndarray, x: np.ndarray, p99: np.ndarray, err: np.ndarray, criteria: SweepCriteria
+    load: np.ndarray,
+    x: np.ndarray,
+    p99: np.ndarray,
+    err: np.ndarray,
+    passed: np.ndarray,
+    criteria: SweepCriteria,
 ) -> dict[str, Any]:
     model = LatencyModel().fit(x, p99)
     grid = np.linspace(float(x.min()), float(x.max()), 200)
     knee = find_knee(grid, model.predict(grid), curve="convex")
+    # a step that failed the sweep's criteria (unstable, fell behind the offered rate) counts
+    # as failing here too, so this line can never name a load the step table calls a failure
+    err_judged = np.where(passed, err, np.inf)
     best = max_throughput_under_slo(
-        load, x, p99, criteria.p99_ms, model, err, criteria.max_error_rate
+        load, x, p99, criteria.p99_ms, model, err_judged, criteria.max_error_rate
     )
     return {
         "fit": {
@@ -246,25 +312,39 @@ def _latency(
 def analyse_sweep(
     steps: tuple[StepResult, ...] | list[StepResult], mode: str, criteria: SweepCriteria
 ) -> dict[str, Any]:
-    """Curve fits over every measured step: the USL (closed loop), the p99-vs-throughput fit,
-    its knee and the highest throughput whose fitted AND measured p99 meet the SLO. A fit that
-    cannot be made (too few distinct loads) is reported as {"error": ...}."""
-    load = np.array([s.load for s in steps], dtype=np.float64)
-    x = np.array([s.throughput for s in steps], dtype=np.float64)
-    p99 = np.array([s.p99_ms for s in steps], dtype=np.float64)
-    err = np.array([s.error_rate for s in steps], dtype=np.float64)
-    out: dict[str, Any] = {"usl": None, "latency": None}
+    """Curve fits over the MEASURED steps (an unmeasured step never enters a fit): the USL
+    of throughput against the server's concurrency (`StepResult.server_concurrency`), the
+    p99-vs-throughput fit, its knee and the highest throughput whose fitted AND measured
+    p99 meet the SLO among the steps that passed. A fit that cannot be made (too few
+    distinct levels) is reported as {"error": ...}. The USL is fitted for open loops too
+    when every step knows its server concurrency."""
+    measured = [s for s in steps if s.measured]
+    load = np.array([s.load for s in measured], dtype=np.float64)
+    n = np.array([s.server_concurrency for s in measured], dtype=np.float64)
+    x = np.array([s.throughput for s in measured], dtype=np.float64)
+    p99 = np.array([s.p99_ms for s in measured], dtype=np.float64)
+    err = np.array([s.error_rate for s in measured], dtype=np.float64)
+    passed = np.array([criteria.passes(s) for s in measured], dtype=bool)
+    known = all(s.concurrency is not None and math.isfinite(s.concurrency) for s in measured)
+    out: dict[str, Any] = {
+        "usl": None,
+        "latency": None,
+        "concurrency": "server" if known and measured else "load",
+        "fitted_steps": [s.run_id for s in measured],
+    }
     keep = np.ones(load.size, dtype=bool)
-    if mode == "closed":
+    if mode == "closed" or (known and measured):
         try:
-            out["usl"] = _usl(load, x)
+            out["usl"] = _usl(n, x)
         except AnalysisError as exc:
             out["usl"] = {"error": str(exc)}
         n_star = (out["usl"] or {}).get("n_star")
-        if n_star is not None:  # past N* throughput falls: p99 vs X is not a function
-            keep = load <= max(n_star, float(load.min()))
+        if n_star is not None and n.size:  # past N* throughput falls: p99 vs X is not a function
+            keep = n <= max(n_star, float(n.min()))
     try:
-        out["latency"] = _latency(load[keep], x[keep], p99[keep], err[keep], criteria)
+        out["latency"] = _latency(
+            load[keep], x[keep], p99[keep], err[keep], passed[keep], criteria
+        )
     except AnalysisError as exc:
         out["latency"] = {"error": str(exc)}
     return out

@@ -305,16 +305,20 @@ def test_max_under_slo_fits_its_own_model_when_none_is_given() -> None:
 
 
 def test_usl_fit_domain() -> None:
-    """Concurrency below 1 or negative throughput is refused; a step that completed nothing
-    (X = 0) and a slow system (X < 1 request/s) are fine."""
+    """Zero concurrency or negative throughput is refused; a step that completed nothing
+    (X = 0), a slow system (X < 1 request/s) and an average concurrency below 1 (the server's
+    in-flight requests at light load) are fine."""
     from harness.errors import AnalysisError
 
     n = np.array([1, 2, 4, 8, 16], dtype=float)
-    for bad_n, bad_x in ((np.array([0.5, 2, 4, 8, 16]), usl_x(n, 100, 0.1, 0.01)),
+    for bad_n, bad_x in ((np.array([0.0, 2, 4, 8, 16]), usl_x(n, 100, 0.1, 0.01)),
                          (n, np.array([100.0, 190.0, -1.0, 500.0, 600.0]))):
         with pytest.raises(AnalysisError) as info:
             USLModel().fit(bad_n, bad_x)
-        assert str(info.value) == "USL fit needs concurrency >= 1 and throughput >= 0"
+        assert str(info.value) == "USL fit needs concurrency > 0 and throughput >= 0"
+    light = np.array([0.1, 0.25, 0.5, 1, 2, 4, 8, 16])
+    fit = USLModel().fit(light, usl_x(light, 100, 0.1, 0.01))
+    assert fit.lambda_ == pytest.approx(100, rel=1e-4) and fit.kappa_ == pytest.approx(0.01, 1e-3)
     slow = USLModel().fit(n, usl_x(n, 0.1, 0.1, 0.01))  # requests/s per unit of N: 0.1
     assert slow.lambda_ == pytest.approx(0.1, rel=1e-4)
     assert slow.kappa_ == pytest.approx(0.01, rel=1e-3)

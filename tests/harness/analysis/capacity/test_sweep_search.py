@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -81,7 +82,9 @@ def test_error_rate_stability_and_throughput_criteria() -> None:
 
 def test_start_fails_and_max_load_cap() -> None:
     r = search_max_load(synthetic, start=500, criteria=SweepCriteria(p99_ms=50), resolution=5)
-    assert r.best is None and "start lower" in r.reason and r.n_steps == 1
+    assert r.best is None and r.n_steps == 1
+    assert r.reason == "the starting load 500 already fails: p99 110.00 ms > 50 ms"
+    assert r.advice == "start lower (--start)" and r.verdicts == ("fail",)
     capped = search_max_load(
         synthetic,
         start=10,
@@ -196,7 +199,7 @@ def test_budget_and_maximum_load_reasons() -> None:
     # a failing start: one step, and a linear sweep would have needed just that one
     first = search_max_load(synthetic, start=500, criteria=SweepCriteria(p99_ms=50), resolution=5)
     assert first.linear_steps == 1
-    assert first.reason == "the starting load already fails the SLO; start lower"
+    assert first.reason == "the starting load 500 already fails: p99 110.00 ms > 50 ms"
 
 
 @pytest.mark.parametrize(
@@ -311,6 +314,8 @@ def test_analyse_sweep_errors_are_reported_whole() -> None:
     assert few == {
         "usl": {"error": "USL fit needs at least 4 distinct load levels, got 2"},
         "latency": {"error": "latency fit needs at least 4 distinct load levels, got 2"},
+        "concurrency": "load",  # no step knew its server concurrency: N is the user count
+        "fitted_steps": [None, None],
     }
     # every load past the peak (N* = 43.6 < 48): only the lowest is kept for the latency fit
     past = [StepResult(n, float(usl_x(n, 100.0, 0.05, 0.0005)), 50.0, 0.0, True)
@@ -339,3 +344,98 @@ def test_non_finite_values_are_written_as_none() -> None:
     assert [_finite_or_none(v) for v in (math.inf, -math.inf, math.nan, None, 2.5)] == [
         None, None, None, None, 2.5
     ]
+
+
+# --- unmeasured steps, real reasons, server concurrency (issue 14) --------------------------
+
+
+def test_an_unmeasured_step_stops_the_search_and_is_neither_pass_nor_fail() -> None:
+    """Growing 100 200 400: the generator gives out at 400 (say): the search stops there with
+    the step's own reason, 200 stays the answer and nothing counts 400 as the target's limit."""
+
+    def generator_limited(load: float) -> StepResult:
+        if load >= 400:
+            return StepResult(load, 150.0, 9.0, 0.0, False, unmeasured="generator saturated")
+        return synthetic(load)
+
+    r = search_max_load(generator_limited, 100, SweepCriteria(p99_ms=50), resolution=5)
+    assert [s.load for s in r.steps] == [100, 200, 400]
+    assert r.verdicts == ("pass", "pass", "unmeasured") and r.passed == (True, True, False)
+    assert r.best_load == 200 and r.first_failure is None
+    assert r.reason == "stopped unmeasured at load 400: generator saturated"
+
+
+def test_an_unmeasured_step_while_bisecting_stops_there() -> None:
+    def flaky(load: float) -> StepResult:
+        if load == 300:  # the bisection's first probe, between 200 and 400
+            return replace(synthetic(load), unmeasured="too few requests")
+        return synthetic(load)
+
+    r = search_max_load(flaky, 100, SweepCriteria(p99_ms=50), resolution=5)
+    assert r.verdicts[-1] == "unmeasured" and r.best_load == 200 and r.first_failure.load == 400
+    assert r.reason.startswith("stopped unmeasured at load 300: too few requests")
+
+
+def test_a_start_that_only_never_settled_asks_for_longer_steps_not_a_lower_load() -> None:
+    unstable = search_max_load(
+        lambda load: replace(synthetic(load), stable=False), 100, SweepCriteria(p99_ms=50), 5
+    )
+    assert unstable.reason == "the starting load 100 already fails: not stable"
+    assert "longer steps" in unstable.advice and "start lower" not in unstable.advice
+
+
+def test_unmeasured_steps_never_enter_a_fit() -> None:
+    """The USL of the measured steps alone; an unmeasured step with absurd numbers (the
+    generator's, not the target's) changes nothing and is not listed as fitted."""
+    steps = [replace(s, run_id=f"s{i}") for i, s in enumerate(_usl_steps())]
+    junk = StepResult(
+        128, 5.0, 9999.0, 0.0, False, run_id="junk", unmeasured="generator unhealthy"
+    )
+    with_junk = analyse_sweep([*steps, junk], "closed", SweepCriteria(p99_ms=100))
+    alone = analyse_sweep(steps, "closed", SweepCriteria(p99_ms=100))
+    assert with_junk["usl"] == alone["usl"] and with_junk["latency"] == alone["latency"]
+    assert "junk" not in with_junk["fitted_steps"] and len(with_junk["fitted_steps"]) == 10
+
+
+def test_max_under_slo_never_names_a_step_that_failed_the_sweep() -> None:
+    """A step can meet p99 and errors but fail the sweep (here: unstable at N = 24): the
+    'max throughput meeting the SLO' line must not name it or anything above it."""
+    steps = [replace(s, stable=s.load != 24) for s in _usl_steps()]
+    out = analyse_sweep(steps, "closed", SweepCriteria(p99_ms=100))
+    assert out["latency"]["max_under_slo"]["load"] == 16
+
+
+def test_usl_is_fitted_against_the_server_concurrency_not_the_users() -> None:
+    """Closed loop with think time Z = 0.1 s: users N_u = X (R + Z), the server sees
+    X R. The server is a USL system in its own concurrency (lambda 100, sigma .05, kappa
+    .0005): fitted on the server's concurrency the parameters come back; on users they
+    would not."""
+    think_s, steps = 0.1, []
+    for c in (0.5, 1, 2, 4, 8, 16, 24, 32, 40):
+        x = float(usl_x(c, 100.0, 0.05, 0.0005))
+        r_s = c / x  # Little at the server
+        users = x * (r_s + think_s)
+        steps.append(StepResult(users, x, 5.0 + 1000 * r_s, 0.0, True, concurrency=c))
+    out = analyse_sweep(steps, "closed", SweepCriteria(p99_ms=1000))
+    assert out["concurrency"] == "server"
+    assert out["usl"]["lambda"]["value"] == pytest.approx(100.0, rel=1e-3)
+    assert out["usl"]["sigma"]["value"] == pytest.approx(0.05, rel=1e-2)
+    assert out["usl"]["n_star"] == pytest.approx(math.sqrt(0.95 / 0.0005), rel=1e-2)
+    # the same steps fitted on users give a very different "lambda" (X per user ~ 1/Z)
+    by_users = analyse_sweep(
+        [replace(s, concurrency=None) for s in steps], "closed", SweepCriteria(p99_ms=1000)
+    )
+    assert by_users["concurrency"] == "load"
+    assert by_users["usl"]["lambda"]["value"] < 20
+
+
+def test_open_loop_sweeps_get_a_usl_fit_when_the_server_concurrency_is_known() -> None:
+    steps = []
+    for c in (1, 2, 4, 8, 16, 24, 32):
+        x = float(usl_x(c, 100.0, 0.05, 0.0005))
+        steps.append(StepResult(x, x, 5.0 + 1000 * c / x, 0.0, True, concurrency=c))
+    out = analyse_sweep(steps, "open", SweepCriteria(p99_ms=1000))
+    assert out["usl"]["kappa"]["value"] == pytest.approx(0.0005, rel=2e-2)
+    without = analyse_sweep([replace(s, concurrency=None) for s in steps], "open",
+                            SweepCriteria(p99_ms=1000))
+    assert without["usl"] is None  # rates are not a concurrency: no USL
