@@ -35,6 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write the bound API address (HOST:PORT) to FILE once listening",
     )
     parser.add_argument("--seed", type=int, help="seed for toxicity and jitter draws")
+    parser.add_argument(
+        "--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+        help="event loop: uvloop when installed (auto, about 2x the relay throughput), "
+        "or the standard library's",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(_serve(server, args.port_file))
+        _loop_runner(args.loop)(_serve(server, args.port_file))
     except OSError as exc:
         print(f"error: cannot listen on {args.api}: {exc}", file=sys.stderr)
         return 3
@@ -63,6 +68,19 @@ async def _serve(server: FaultProxyServer, port_file: Path | None) -> None:
         print(f"listening api={address}", flush=True)
 
     await server.serve(on_ready=announce)
+
+
+def _loop_runner(choice: str):
+    """`asyncio.run`, or uvloop's when asked (or `auto` and it is installed)."""
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise
+        else:
+            return uvloop.run
+    return asyncio.run
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -73,6 +73,8 @@ class Pipe:
             while data := await self.source.read(READ_SIZE):
                 exchange = self.link.note_data(self.stream)
                 if not self.busy and self.queue.empty() and not self.chain():
+                    if self.dest.is_closing():
+                        break
                     self.dest.write(data)
                     await self.dest.drain()
                     continue
@@ -104,6 +106,8 @@ class Pipe:
 
     async def _through(self, chain: tuple[Toxic, ...], index: int, chunk: Chunk) -> None:
         if index == len(chain):
+            if self.dest.is_closing():  # the peer left while the chunk was held
+                raise ConnectionResetError("destination closed")
             self.dest.write(chunk.data)
             await self.dest.drain()
             return
