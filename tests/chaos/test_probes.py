@@ -106,3 +106,26 @@ def test_the_tail_of_a_long_stream_is_read_not_the_whole_file(tmp_path: Path):
     # seconds 395..399 record 1 + s % 7 ms: 4, 5, 6, 7, 1 ms x 20 and one 3 ms:
     # p99 rank round(99.99) = 100 of 101 -> 7 ms
     assert result["p99_ms"] == pytest.approx(7.0, rel=1e-3)
+
+
+def test_p99_and_p50_of_one_to_a_hundred_ms(tmp_path: Path):
+    # values 1..100 ms: p99 rank round(99.0) = 99 -> 99 ms, p50 rank 50 -> 50 ms
+    write_windows(tmp_path, [record(1, [float(v) for v in range(1, 101)])])
+    result = probes.live_slo(str(tmp_path), windows=1, max_p99_ms=1000)
+    assert result["p99_ms"] == pytest.approx(99.0, rel=1e-3)
+    assert result["p50_ms"] == pytest.approx(50.0, rel=1e-3)
+
+
+def test_a_read_that_cuts_a_second_in_half_widens(tmp_path: Path):
+    # Two lines a second (success, failure) and, last, a late copy of an older second (55):
+    # a tail that starts between second 57's two lines sees 5 seconds (55, 57..60) for a
+    # 4-second look; only the LATE_MARGIN_S rule makes it read on and keep 57 whole.
+    lines = []
+    for second in range(61):
+        lines += [record(second, [5.0] * 3), record(second, [1.0], FAILURE)]
+    write_windows(tmp_path, [*lines, record(55, [9.0])])
+    path = tmp_path / "stream" / stream.WINDOWS
+    whole = probes._last_seconds(path, 4, tail_bytes=10**9)
+    assert sum(int(i["count"]) for i in whole) == 4 * 4
+    for tail_bytes in range(64, 4096, 37):
+        assert probes._last_seconds(path, 4, tail_bytes=tail_bytes) == whole, tail_bytes
