@@ -55,6 +55,11 @@ class LoadProcess:
         log.info("load pid %d -> %s", self.proc.pid, self.run_dir)
         return self
 
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 

@@ -56,7 +56,7 @@ from harness.gameday.live import LiveLoad, SteadyResult
 from harness.gameday.load_process import LoadProcess
 from harness.gameday.plan import GamedayPlan, GamedaySettings, make_plan
 from harness.gameday.stack import force_rollback, load_scenario_for, snapshot, started_stack
-from harness.results import load_run, new_run_id
+from harness.results import load_run, new_run_id, read_events
 from harness.stack.local import read_state
 
 __all__ = ["GamedayOutcome", "run_gameday"]
@@ -89,6 +89,7 @@ class _Record:
     forced_rollback: str | None = None  # None: not needed; "ok" or the error
     errors: list[str] = field(default_factory=list)
     load_exit: int | None = None
+    pids: set[int] = field(default_factory=set)  # every process the game day started
 
 
 def run_gameday(
@@ -152,6 +153,7 @@ class _Gameday:
     def run(self) -> None:
         try:
             with self._stack():
+                self._note_pids()
                 self.rec.before = snapshot(self.state_file)
                 try:
                     self._with_load()
@@ -188,6 +190,7 @@ class _Gameday:
     def _with_load(self) -> None:
         scenario = load_scenario_for(self.plan.scenario, read_state(self.state_file))
         self.load = LoadProcess(scenario, self.out_dir, self.run_id, self.workdir).start()
+        self.rec.pids.add(self.load.pid)
         live = LiveLoad(self.run_dir)
         if live.wait_epoch(LOAD_EPOCH_TIMEOUT_S, self.load.alive) is None:
             raise InfrastructureError(f"the load never started (see {self.load.log_path})")
@@ -200,7 +203,12 @@ class _Gameday:
         if self._refused_by_capacity(live):
             return
         self._experiment(live.epoch or 0.0)
+        if "fault_start" not in self._fault_events():
+            return  # nothing was injected (the hypothesis failed before): no recovery to watch
         self._wait_load_end()
+
+    def _fault_events(self) -> set[str]:
+        return {str(e.get("type")) for e in read_events(self.run_dir / "events.jsonl")}
 
     def _collect_baseline(self, live: LiveLoad) -> None:
         """Keep the load steady until the baseline holds `baseline_s` seconds (a k-window
@@ -222,7 +230,8 @@ class _Gameday:
             concurrency_per_replica=self.plan.settings.concurrency_per_replica,
         )  # fmt: skip
         log.info("capacity check: %s", self.rec.prediction.reason)
-        if self.plan.settings.capacity_gate and self.rec.prediction.carries is False:
+        steady_now = bool(steady and steady.steady)  # not steady: chaoslib's gate refuses
+        if self.plan.settings.capacity_gate and steady_now and self.rec.prediction.carries is False:
             self.rec.status = "refused"
             return True
         return False
@@ -260,9 +269,20 @@ class _Gameday:
             self.rec.forced_rollback = error or "ok"
             after = self._safe_snapshot()
         self.rec.after = after
+        self._note_pids()
         if self.load is not None:
             code = self.load.stop()
             self.rec.load_exit = code if self.rec.load_exit is None else self.rec.load_exit
+
+    def _note_pids(self) -> None:
+        scenario_stack = self.plan.scenario.stack
+        if scenario_stack is None or not scenario_stack.local:
+            return  # a running stack the user started is not ours to list
+        with contextlib.suppress(HarnessError):
+            state = read_state(self.state_file)
+            self.rec.pids.update(r.pid for r in state.replicas)
+            self.rec.pids.update(p for p in (state.nginx_pid,) if p)
+            self.rec.pids.update([state.fault_proxy.pid] if state.fault_proxy else [])
 
     def _safe_snapshot(self) -> dict[str, Any]:
         try:
@@ -316,6 +336,7 @@ class _Gameday:
                 "load_status": run.status,
                 "load_exit": self.rec.load_exit,
             },
+            "processes": sorted(self.rec.pids),
             "hypothesis": hypothesis.to_dict(),
             "impact": report.impact_dict(impact),
             "capacity_check": report.capacity_section(

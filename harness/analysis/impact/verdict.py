@@ -74,7 +74,7 @@ def judge(
     if overran_s is not None:
         reasons.append(f"the fault overran its maximum duration ({overran_s:g} s): aborted")
     if impact is None:
-        reasons.append("no impact analysis (no windows measured)")
+        reasons.append("no impact measured (no fault was injected, or no windows)")
     elif impact.recovered_at_s is None:
         reasons.append("the load never recovered to within tolerance of its baseline")
     if not rollback.equal:

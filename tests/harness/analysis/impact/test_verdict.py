@@ -129,7 +129,7 @@ def test_unrecovered_overrun_and_failed_activities_fail() -> None:
         "the load never recovered to within tolerance of its baseline",
     )
     nothing = judge(judge_hypothesis(_journal()), None, compare_states(STATE, STATE))
-    assert nothing.reasons == ("no impact analysis (no windows measured)",)
+    assert nothing.reasons == ("no impact measured (no fault was injected, or no windows)",)
 
 
 def test_activity_failures_from_the_journal() -> None:

@@ -1,0 +1,205 @@
+"""`harness gameday` end to end: a real local stack (2 replicas, nginx, fault proxies), a
+small open-loop load on 127.0.0.1, Chaos Toolkit's node-kill experiment run in-process.
+
+Each test runs the CLI as a user would and reads what it wrote; every process the game day
+started is listed in gameday.json and checked gone. Bounded: ~30 s of load at 40 req/s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from harness.results import load_run
+from harness.results.windows import decode_windows, per_second
+from tests.integration.cli_helpers import REPO, cli_env, harness_cmd, reaped, wait_for
+
+pytestmark = pytest.mark.timeout(240)
+
+FAST = ["--config", "fault_s=5", "--config", "recover_s=3", "--k", "3", "--baseline-s", "6"]
+# 3 (warm-up) + 6 (baseline) + 8 (method pauses) + 3 (recovery) + 5 (margin) = 25 s of load
+
+
+def _scenario(tmp: Path, duration: str = "32s", p99_ms: float = 250, **load: Any) -> Path:
+    data = {
+        "name": "gameday-itest",
+        "target": {"url": "http://127.0.0.1:8000", "protocol": "kserve-http", "model": "digits",
+                   "inputs": {"source": "dataset", "dataset": "digits"}},
+        "stack": {"local": True, "replicas": 2, "device": "cpu"},
+        "load": {"mode": "open", "arrival": "constant", "rate": 40, "duration": duration,
+                 "warmup": "3s", **load},
+        "slo": {"p99_ms": p99_ms, "error_rate": 0.05},
+        "validity": {"min_duration_s": 0, "min_requests": 0},
+    }  # fmt: skip
+    path = tmp / "scenario.yaml"
+    path.write_text(json.dumps(data))  # JSON is YAML
+    return path
+
+
+def _gameday(*args: object, timeout: float = 200) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(harness_cmd("gameday", *args), cwd=REPO, env=cli_env(),
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+
+def _doc(run_dir: Path) -> dict[str, Any]:
+    return json.loads((run_dir / "gameday.json").read_text())
+
+
+def _events(run_dir: Path) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for line in (run_dir / "events.jsonl").read_text().splitlines():
+        event = json.loads(line)
+        found.setdefault(event["type"], float(event["ts"]))
+    return found
+
+
+def _assert_all_stopped(doc: dict[str, Any]) -> None:
+    assert len(doc["processes"]) >= 4  # 2 replicas (+ a restarted one), nginx, proxy, load
+    alive = [p for p in doc["processes"] if psutil.pid_exists(p)
+             and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]  # fmt: skip
+    assert alive == [], "every process the game day started must be stopped"
+
+
+def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path: Path) -> None:
+    scenario, out, tmpdir = _scenario(tmp_path), tmp_path / "out", tmp_path / "tmp"
+    tmpdir.mkdir()
+    cmd = harness_cmd("gameday", "node-kill", "--scenario", scenario, "--out", out, "--dry-run",
+                      *FAST)  # fmt: skip
+    env = {**cli_env(), "TMPDIR": str(tmpdir)}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+    children: set[int] = set()
+
+    def watch() -> None:  # every child the CLI ever has, polled while it runs
+        with pytest.raises(psutil.NoSuchProcess):
+            parent = psutil.Process(proc.pid)
+            while True:
+                children.update(c.pid for c in parent.children(recursive=True))
+                time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    with reaped(proc):
+        output, _ = proc.communicate(timeout=60)
+    watcher.join(timeout=5)
+    assert proc.returncode == 0, output
+    assert children == set(), "a dry run starts no process"
+    assert not out.exists() and list(tmpdir.iterdir()) == [], "a dry run writes nothing"
+    lines = [line.strip() for line in output.splitlines()]
+    assert lines[0] == "game-day plan (dry run: nothing started, nothing written)"
+    assert "stack: local stack: 2 replica(s), fault proxies, device cpu" in lines
+    assert (
+        "durations: 3 (warm-up) + 6 (baseline) + 8 (method) + 3 (recovery windows) + 5 "
+        "(margin) = 25 s <= load 32 s" in lines
+    )
+    assert any(line.startswith("fault: method pauses kill-replica (after) 5, restart-replica "
+                               "(after) 3 = 8 s (max 120 s)") for line in lines)  # fmt: skip
+
+
+def test_a_load_too_short_is_refused_with_the_arithmetic(tmp_path: Path) -> None:
+    result = _gameday("node-kill", "--scenario", _scenario(tmp_path, duration="20s"), "--out",
+                      tmp_path / "out", *FAST)  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: gameday-itest: the load is too short for this game day: 3 (warm-up) + 6 "
+        "(baseline) + 8 (method) + 3 (recovery windows) + 5 (margin) = 25 s <= load 20 s "
+        "does not hold; lengthen load.duration"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_node_kill_fails_over_recovers_and_rolls_back(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = _gameday("node-kill", "--scenario", _scenario(tmp_path), "--out", out,
+                      "--run-id", "kill", *FAST)  # fmt: skip
+    run_dir = out / "kill"
+    doc = _doc(run_dir)
+    print(json.dumps(doc["impact"], indent=1), json.dumps(doc["timeline"], indent=1))
+    assert result.returncode == 0 == doc["verdict"]["exit_code"], result.stdout + result.stderr
+    assert doc["verdict"] == {"result": "pass", "reasons": [], "exit_code": 0}
+    assert doc["hypothesis"]["before"]["met"] is True and doc["hypothesis"]["after"]["met"]
+    # the fault's moments, on the windows' clock: kill, 5 s, restart
+    events = _events(run_dir)
+    assert events["fault_end"] - events["fault_start"] == pytest.approx(5.0, abs=0.5)
+    assert events["rollback_start"] > events["method_end"] >= events["fault_end"]
+    windows = per_second(decode_windows(load_run(run_dir).windows))
+    assert windows[0].second <= events["fault_start"] <= windows[-1].second
+    # failed requests: counted from the windows independently, and bounded (nginx fails over)
+    impact = doc["impact"]
+    first, last = impact["impact_seconds"]
+    assert first == int(events["fault_start"])
+    assert impact["failed_requests"] == sum(w.failures for w in windows if first <= w.second
+                                            <= last)  # fmt: skip
+    assert impact["failed_requests"] <= 0.05 * impact["during"]["requests"]
+    # recovery measured and plausible: back within a few seconds of the restart
+    assert impact["time_to_recover_s"] is not None and 0 <= impact["time_to_recover_s"] <= 15
+    assert impact["before"]["requests"] >= 6 * 40 * 0.9
+    # the replica came back: the same stack shape before and after
+    assert doc["rollback"]["equal"] is True and doc["rollback"]["differences"] == []
+    assert doc["rollback"]["after"]["replicas_up"] == [True, True]
+    assert doc["capacity_check"]["predicted"]["carries"] is True
+    assert doc["capacity_check"]["observed"]["carried"] is True
+    journal = json.loads((run_dir / "journal.json").read_text())
+    assert journal["status"] == "completed" and [r["activity"]["name"] for r in journal["run"]][
+        :2] == ["kill-replica", "restart-replica"]  # fmt: skip
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
+    _assert_all_stopped(doc)
+
+
+def test_a_steady_state_failing_before_the_method_fails_the_game_day(tmp_path: Path) -> None:
+    """chaoslib says completed / not deviated and skips the method; for us that is a FAIL."""
+    out = tmp_path / "out"
+    result = _gameday("node-kill", "--scenario", _scenario(tmp_path, p99_ms=0.05), "--out", out,
+                      "--run-id", "unsteady", "--steady-timeout-s", "3", *FAST)  # fmt: skip
+    run_dir = out / "unsteady"
+    journal = json.loads((run_dir / "journal.json").read_text())
+    assert journal["status"] == "completed" and journal["deviated"] is False
+    assert journal["steady_states"]["before"]["steady_state_met"] is False
+    doc = _doc(run_dir)
+    assert result.returncode == 1 == doc["verdict"]["exit_code"], result.stderr
+    assert doc["verdict"]["reasons"] == [
+        "the steady state did not hold before the method (the method was skipped)",
+        "no impact measured (no fault was injected, or no windows)",
+    ]
+    assert "fault_start" not in _events(run_dir)  # nothing was injected
+    assert doc["rollback"]["equal"] is True
+    _assert_all_stopped(doc)
+
+
+def test_sigint_mid_experiment_rolls_back_and_keeps_the_data(tmp_path: Path) -> None:
+    out, run_dir = tmp_path / "out", tmp_path / "out" / "interrupted"
+    cmd = harness_cmd("gameday", "node-kill", "--scenario", _scenario(tmp_path, duration="45s"),
+                      "--out", out, "--run-id", "interrupted", "--config", "fault_s=20",
+                      "--config", "recover_s=3", "--baseline-s", "4")  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    with reaped(proc):
+        events = run_dir / "events.jsonl"
+        wait_for(lambda: events.exists() and "fault_start" in events.read_text(), 120, "fault")
+        os.kill(proc.pid, signal.SIGINT)  # the game day alone, mid-method (replica dead)
+        output, _ = proc.communicate(timeout=120)
+    doc = _doc(run_dir)
+    assert proc.returncode == 130 == doc["verdict"]["exit_code"], output[-3000:]
+    assert doc["status"] == "interrupted"
+    assert doc["verdict"]["reasons"][0] == (
+        "interrupted (Ctrl-C / SIGTERM): rolled back and stopped"
+    )
+    after = doc["rollback"]["after"]
+    assert after["replicas_up"] == [True, True]  # the killed replica was restarted
+    assert all(f == [] for f in after["server_faults"].values())
+    assert all(t == [] for t in after["proxy_toxics"].values())
+    assert doc["rollback"]["equal"] is True
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "incomplete"
+    assert (run_dir / "windows.parquet").exists() and len(load_run(run_dir).windows) > 0
+    _assert_all_stopped(doc)
