@@ -77,8 +77,12 @@ class _Listeners:
     def __init__(self, core: InferenceCore, config: ServerConfig) -> None:
         self.core = core
         self.config = config
+        admission = Router()
+        kserve.add_admission(admission, core)
         self.http = HttpServer(
-            build_http_router(core, config), max_body_bytes=config.max_body_bytes
+            build_http_router(core, config),
+            max_body_bytes=config.max_body_bytes,
+            admission=admission,
         )
         self.metrics = HttpServer(
             build_metrics_router(core), max_body_bytes=_METRICS_BODY_LIMIT, name="metrics"

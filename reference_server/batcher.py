@@ -18,8 +18,14 @@ batch runs on the loop's own thread, and the batcher yields to the loop once aft
 batch, so the requests that arrived meanwhile are queued before the next batch forms.
 
 Triton's queue policy bounds the queue: past `max_queue_size` a request is refused at once,
-and one that waited longer than the queue timeout is rejected instead of run (both answer
-Unavailable, so an overloaded server sheds load instead of queueing without limit).
+and one that waited longer than the queue timeout is rejected instead of run (both raise
+`Rejected`, an Unavailable: an overloaded server sheds load instead of queueing without
+limit, and answers the requests it accepts within the bound).
+
+Cancellation: a caller that stops waiting (its task cancelled because the HTTP client closed
+the connection or the gRPC call was cancelled / passed its deadline) cancels its future;
+`withdraw` marks the queue, and the cancelled requests are taken out before the next batch
+forms, so no batch slot and no inference is spent on them.
 
 Adaptive eager dispatch: an idle instance dispatches whatever is queued at once, so a lone
 request never pays the queue delay, unless the process is saturated: when it used at least
@@ -38,19 +44,19 @@ injected (`clock_ns`, `cpu_clock_ns`).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from reference_server.errors import ServerError, Unavailable
+from reference_server.errors import BackendFailure, Rejected, ServerError, Unavailable
 from reference_server.stats import VersionStats
 
 logger = logging.getLogger(__name__)
@@ -159,6 +165,7 @@ class Batcher:
         self._clock = clock_ns
         self._pending: deque[_Pending] = deque()
         self._pending_rows = 0
+        self._withdrawn = False  # a queued caller cancelled: purge before the next batch
         self._free: list[int] = list(range(self.instances))
         self._queue_waker: asyncio.Future | None = None
         self._instance_waker: asyncio.Future | None = None
@@ -166,7 +173,7 @@ class Batcher:
         self._wake_rows = min(policy.preferred) if policy.preferred else policy.max_batch_size
         self._task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self.running_batches = 0
         self.inline = (self.instances == 1 and single_cpu()) if inline is None else inline
         self._cpu_clock = cpu_clock_ns
@@ -182,7 +189,9 @@ class Batcher:
     def start(self) -> None:
         """Start the batching task on the running event loop."""
         self._loop = asyncio.get_running_loop()
-        self._executor = ThreadPoolExecutor(self.instances, thread_name_prefix=f"ort-{self.name}")
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            self.instances, thread_name_prefix=f"ort-{self.name}"
+        )
         self._task = self._loop.create_task(self._run(), name=f"batcher-{self.name}")
 
     async def stop(self) -> None:
@@ -201,9 +210,8 @@ class Batcher:
         """Queue one request of `rows` rows; the future resolves to its outputs."""
         if self._loop is None or self._task is None:
             raise Unavailable(f"{self.name}: batcher is not running")
-        limit = self.policy.max_queue_size
-        if limit and len(self._pending) >= limit:
-            raise Unavailable(f"{self.name}: exceeds maximum queue size ({limit})")
+        if self.full():
+            raise self.refusal()
         future = self._loop.create_future()
         self._pending.append(_Pending(inputs, rows, future, self._clock()))
         self._pending_rows += rows
@@ -215,6 +223,30 @@ class Batcher:
         ):
             waker.set_result(None)
         return future
+
+    def full(self) -> bool:
+        """True when the queue policy's `max_queue_size` requests are waiting."""
+        limit = self.policy.max_queue_size
+        if not limit or len(self._pending) < limit:
+            return False
+        if self._withdrawn:
+            self._purge_cancelled()
+        return len(self._pending) >= limit
+
+    def refusal(self) -> Rejected:
+        """The error a request gets when the queue is full (Triton's wording)."""
+        return Rejected(f"{self.name}: exceeds maximum queue size ({self.policy.max_queue_size})")
+
+    def withdraw(self) -> None:
+        """A caller cancelled its future: drop it (and any other cancelled) before it runs."""
+        self._withdrawn = True
+
+    def _purge_cancelled(self) -> None:
+        self._withdrawn = False
+        kept = [item for item in self._pending if not item.future.cancelled()]
+        if len(kept) != len(self._pending):
+            self._pending = deque(kept)
+            self._pending_rows = sum(item.rows for item in kept)
 
     async def _wait_queue(self, timeout_ns: int) -> None:
         """Sleep until a submit that matters, or `timeout_ns` (< 0: no timeout)."""
@@ -250,31 +282,34 @@ class Batcher:
 
     async def _next_batch(self) -> None:
         """Wait for a free instance and a batch worth dispatching, then dispatch it."""
-        while not self._free:
-            await self._wait_instance()
-        take = 0
-        while not take:
-            pending = self._pending
-            if pending and self.policy.queue_timeout_ns:
-                self._reject_timed_out()
-            if not pending:
-                await self._wait_queue(-1)
-                continue
-            rows = [p.rows for p in pending]
-            idle = self.running_batches == 0
-            take, wait_ns = self.policy.plan(
-                rows,
-                self._pending_rows,
-                pending[0].arrival_ns,
-                self._clock(),
-                idle,
-                self.saturated,
-            )
-            if not take:
-                await self._wait_queue(wait_ns)
+        while True:
+            while not self._free:
+                await self._wait_instance()
+            take, wait_ns = self._plan_now()
+            if take:
+                break
+            await self._wait_queue(wait_ns)
         self._dispatch(take)
         if self.inline:
             await asyncio.sleep(0)  # let answered callers go and new requests queue up
+
+    def _plan_now(self) -> tuple[int, int]:
+        """Drop cancelled and timed-out requests, then ask the policy (see BatchPolicy.plan)."""
+        if self._withdrawn:
+            self._purge_cancelled()
+        pending = self._pending
+        if pending and self.policy.queue_timeout_ns:
+            self._reject_timed_out()
+        if not pending:
+            return 0, -1
+        return self.policy.plan(
+            [p.rows for p in pending],
+            self._pending_rows,
+            pending[0].arrival_ns,
+            self._clock(),
+            self.running_batches == 0,
+            self.saturated,
+        )
 
     def _reject_timed_out(self) -> None:
         """Fail the requests at the head of the queue that waited past the queue timeout."""
@@ -284,9 +319,7 @@ class Batcher:
             item = pending.popleft()
             self._pending_rows -= item.rows
             if not item.future.done():
-                item.future.set_exception(
-                    Unavailable(f"{self.name}: request timed out in the queue")
-                )
+                item.future.set_exception(Rejected(f"{self.name}: request timed out in the queue"))
 
     def _fail_pending(self, exc: BaseException) -> None:
         while self._pending:
@@ -315,8 +348,15 @@ class Batcher:
                 future.set_exception(exc)
             self._deliver(future, instance, batch, rows, queue_ns)
             return
-        future = self._loop.run_in_executor(self._executor, self._execute, instance, batch)
-        future.add_done_callback(lambda f: self._deliver(f, instance, batch, rows, queue_ns))
+        assert self._executor is not None
+        work = self._executor.submit(self._execute, instance, batch)
+        loop = self._loop
+
+        def done(finished: concurrent.futures.Future) -> None:  # on the worker thread
+            with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
+                loop.call_soon_threadsafe(self._deliver, finished, instance, batch, rows, queue_ns)
+
+        work.add_done_callback(done)
 
     def _execute(self, instance: int, batch: list[_Pending]) -> tuple[list[Outputs], int, int, int]:
         """Worker thread: concatenate, run, split. Returns per-request outputs and timings."""
@@ -355,14 +395,36 @@ class Batcher:
         self._load_at = (now, cpu)
 
     def _deliver(
-        self, done: asyncio.Future, instance: int, batch: list[_Pending], rows: int, queue_ns: int
+        self,
+        done: asyncio.Future | concurrent.futures.Future,
+        instance: int,
+        batch: list[_Pending],
+        rows: int,
+        queue_ns: int,
     ) -> None:
         self._free.append(instance)
         self.running_batches -= 1
         self._measure_load()
+        self._answer(done, batch, rows, queue_ns)
+        if not self.inline and self._task is not None:
+            # The next batch goes out now, not after a hop through the batcher task: under
+            # overload each loop iteration is long (every socket has data), and an instance
+            # that waits two or three iterations for its next batch is capacity lost.
+            take, _ = self._plan_now()
+            if take:
+                self._dispatch(take)
         for waker in (self._instance_waker, self._queue_waker):  # re-plan: now idle/free
             if waker is not None and not waker.done():
                 waker.set_result(None)
+
+    def _answer(
+        self,
+        done: asyncio.Future | concurrent.futures.Future,
+        batch: list[_Pending],
+        rows: int,
+        queue_ns: int,
+    ) -> None:
+        """Resolve each caller's future with its rows of the outputs, or the exception."""
         if done.cancelled():
             exc: BaseException = Unavailable(f"{self.name}: execution cancelled")
         else:
@@ -370,7 +432,7 @@ class Batcher:
         if exc is not None:
             if not isinstance(exc, ServerError):
                 logger.warning("%s: batch of %d rows failed: %s", self.name, rows, exc)
-                exc = ServerError(f"{self.name}: inference failed: {exc}")
+                exc = BackendFailure(f"{self.name}: inference failed: {exc}")
             for item in batch:  # one exception object per caller: tracebacks stay separate
                 if not item.future.done():
                     item.future.set_exception(type(exc)(*exc.args))

@@ -176,6 +176,7 @@ class InferenceCore:
       degraded: bool and provider: str ("CUDAExecutionProvider" | "CPUExecutionProvider")
       faults: reference_server.faults.FaultState (admin API manipulates it)
       in_flight: int
+      admit(model, version, protocol) raises Rejected when that model's queue is full
       server_metadata() -> {"name", "version", "extensions": [...], "provider", "degraded"}
       model_metadata(model, version=None) -> KServe v2 metadata dict
       model_config(model, version=None) -> tritonclient ModelConfig protobuf message
@@ -184,7 +185,9 @@ class InferenceCore:
       model_statistics(model=None, version=None) -> Triton statistics-extension dict
       metrics_text() -> bytes (Prometheus text exposition of this core's registry)
       async infer(request: InferRequest) -> InferResponse
-          raises InvalidInput, NotFound, Unavailable, InjectedFailure
+          raises InvalidInput, NotFound, Unavailable (Rejected when the queue policy sheds
+          it), BackendFailure, InjectedFailure; cancelling the awaiting task (the client
+          left) takes the request out of the queue and counts it as CANCELED
     """
 
     def __init__(
@@ -382,6 +385,25 @@ class InferenceCore:
         return self._version(model, version).batcher.queue_depth
 
     # -- inference -------------------------------------------------------------------------------
+    def admit(self, model: str, version: str | None, protocol: str = "http") -> None:
+        """Refuse (Rejected) a request for a model whose queue is full, before it is decoded.
+
+        What `infer` would do after decoding, done first, so shedding load costs little CPU.
+        Unknown models and versions pass: `infer` answers them with the right error.
+        """
+        loaded = self.models.get(model)
+        batcher = None
+        if loaded is not None:
+            target = loaded.versions.get(version) if version else loaded.latest
+            batcher = target.batcher if target is not None else None
+        if batcher is None or not batcher.full():
+            return
+        by_protocol = self.requests_by_protocol
+        by_protocol[protocol] = by_protocol.get(protocol, 0) + 1
+        exc = batcher.refusal()
+        batcher.stats.record_failure(0, exc.failure_reason)
+        raise exc
+
     async def infer(self, request: InferRequest) -> InferResponse:
         """Validate, apply faults, batch, run; raises a ServerError subclass on failure."""
         if self._shutting_down or not self._started:
@@ -400,8 +422,12 @@ class InferenceCore:
             wanted = loaded.check_outputs(request.requested_outputs)
             outputs = await loaded.batcher.submit(feeds, rows)
             result = loaded.finish(outputs, rows, wanted)
-        except ServerError:
-            loaded.stats.record_failure(time.perf_counter_ns() - start)
+        except ServerError as exc:
+            loaded.stats.record_failure(time.perf_counter_ns() - start, exc.failure_reason)
+            raise
+        except asyncio.CancelledError:  # the client left: its queued request must not run
+            loaded.batcher.withdraw()
+            loaded.stats.record_failure(time.perf_counter_ns() - start, "CANCELED")
             raise
         finally:
             self.in_flight -= 1

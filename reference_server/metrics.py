@@ -8,7 +8,10 @@ several cores in one test process do not collide.
 Triton's counters carry no `_total` suffix (`nv_inference_request_success`), which
 prometheus_client's exposition would add, so `render` writes the text format itself.
 
-  nv_inference_request_success / _failure         counter  requests  {model, version}
+  nv_inference_request_success                    counter  requests  {model, version}
+  nv_inference_request_failure                    counter  requests  {model, version, reason}
+      reason as Triton's: REJECTED (queue full / queue timeout), CANCELED (client left),
+      BACKEND (model execution failed), OTHER; every reason is always present
   nv_inference_count / nv_inference_exec_count    counter  rows / batches
   nv_inference_request_duration_us               counter  end-to-end, success + failure
   nv_inference_queue_duration_us                 counter  waiting in the batcher queue
@@ -48,7 +51,6 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 # name, help, VersionStats -> value
 _COUNTERS = (
     ("nv_inference_request_success", "Number of successful inference requests", "success"),
-    ("nv_inference_request_failure", "Number of failed inference requests", "failure"),
     ("nv_inference_count", "Number of inferences performed (batch rows)", "rows"),
     ("nv_inference_exec_count", "Number of model executions performed (batches)", "execs"),
     ("nv_inference_request_duration_us", "Cumulative inference request duration", "request"),
@@ -62,7 +64,6 @@ _COUNTERS = (
 def _values(s) -> dict[str, float]:  # s: VersionStats
     return {
         "success": s.success_count,
-        "failure": s.fail_count,
         "rows": s.inference_count,
         "execs": s.execution_count,
         "request": (s.success_ns + s.fail_ns) // 1000,
@@ -161,6 +162,7 @@ class _CoreCollector(Collector):
                 labels = {"model": v.spec.name, "version": v.version}
                 metric.add_sample(name, labels, vals[key])
             yield metric
+        yield self._failures(versions)
         pending = GaugeMetricFamily(
             "nv_inference_pending_request_count",
             "Instantaneous number of pending requests awaiting execution",
@@ -173,6 +175,16 @@ class _CoreCollector(Collector):
         yield from self._server_gauges()
         if core.provider == CUDA:
             yield from self._gpu_gauges()
+
+    @staticmethod
+    def _failures(versions: list) -> Metric:
+        name = "nv_inference_request_failure"
+        metric = Metric(name, "Number of failed inference requests, by reason", "counter")
+        for v in versions:
+            for reason, count in v.stats.failures_by_reason.items():
+                labels = {"model": v.spec.name, "version": v.version, "reason": reason}
+                metric.add_sample(name, labels, count)
+        return metric
 
     @staticmethod
     def _batch_histogram(versions: list) -> Metric:

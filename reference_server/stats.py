@@ -5,7 +5,9 @@ Why Triton's exact field names: perf_analyzer and model_analyzer read
 compute_output, and the harness reads the same numbers from Triton or from this server.
 As in Triton, queue and compute durations are counted per *request* (each request of a
 batch is charged the batch's compute time), `batch_stats` per batch size counts executions,
-`inference_count` counts rows (samples) and `execution_count` counts batches.
+`inference_count` counts rows (samples) and `execution_count` counts batches. Failures are
+also counted by Triton's reason (REJECTED by the queue policy, CANCELED because the client
+left, BACKEND, OTHER) for `nv_inference_request_failure{reason}`.
 
 This is also the single source of truth for the Prometheus counters (metrics.py reads it
 at scrape time), so the hot path pays a few integer additions per batch and per request and
@@ -15,6 +17,8 @@ nothing more. Updated only on the event-loop thread.
 from __future__ import annotations
 
 import time
+
+from reference_server.errors import FAILURE_REASONS
 
 DURATION_FIELDS = (
     "success",
@@ -51,6 +55,7 @@ class VersionStats:
         "execution_count",
         "fail_count",
         "fail_ns",
+        "failures_by_reason",
         "inference_count",
         "last_inference_ms",
         "model",
@@ -66,6 +71,7 @@ class VersionStats:
         self.version = version
         self.success_count = self.success_ns = 0
         self.fail_count = self.fail_ns = 0
+        self.failures_by_reason = dict.fromkeys(FAILURE_REASONS, 0)
         self.queue_count = self.queue_ns = 0
         self.compute_input_ns = self.compute_infer_ns = self.compute_output_ns = 0
         self.inference_count = self.execution_count = 0
@@ -96,9 +102,11 @@ class VersionStats:
         self.success_count += 1
         self.success_ns += duration_ns
 
-    def record_failure(self, duration_ns: int) -> None:
+    def record_failure(self, duration_ns: int, reason: str = "OTHER") -> None:
+        """A failed request; `reason` is one of Triton's FAILURE_REASONS."""
         self.fail_count += 1
         self.fail_ns += duration_ns
+        self.failures_by_reason[reason] += 1
 
     @property
     def compute_count(self) -> int:

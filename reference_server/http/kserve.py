@@ -292,7 +292,18 @@ class KServeRoutes:
         request, plan = parse_infer(
             req.body, req.headers.get(HEADER_LENGTH), params["model"], params.get("version")
         )
+        req.body = b""  # JSON text is garbage once decoded (binary tensors keep their views)
         return encode_infer(await self.core.infer(request), plan)
+
+
+def add_admission(admission: Router, core: InferenceCore) -> None:
+    """Refuse inference for a model whose queue is full as soon as the headers are in."""
+
+    def admit_infer(headers: dict[str, str], params: dict[str, str]) -> None:
+        core.admit(params["model"], params.get("version"))
+
+    for base in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
+        admission.add("POST", base + "/infer", admit_infer)  # type: ignore[arg-type]
 
 
 def add_routes(router: Router, core: InferenceCore) -> KServeRoutes:

@@ -19,7 +19,13 @@ from urllib.parse import unquote
 
 import rapidjson
 
-from reference_server.errors import InvalidInput, NotFound, PayloadTooLarge, ServerError
+from reference_server.errors import (
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    Rejected,
+    ServerError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +46,7 @@ class Request:
     body: bytes
     keep_alive: bool = True
     http_version: str = "1.1"
+    refusal: ServerError | None = None  # refused at its headers: the body was not kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +85,11 @@ def error_response(status: int, message: str) -> Response:
 def response_for_exception(exc: BaseException) -> Response:
     """The JSON error answer for an exception raised while handling a request."""
     if isinstance(exc, ServerError):
-        headers = (("WWW-Authenticate", "Bearer"),) if exc.http_status == 401 else ()
+        headers: tuple[tuple[str, str], ...] = ()
+        if exc.http_status == 401:
+            headers = (("WWW-Authenticate", "Bearer"),)
+        elif isinstance(exc, Rejected):
+            headers = (("Retry-After", str(exc.retry_after_s)),)
         return json_response({"error": str(exc) or type(exc).__name__}, exc.http_status, headers)
     logger.exception("unhandled error while handling a request", exc_info=exc)
     return error_response(500, f"internal error: {type(exc).__name__}")

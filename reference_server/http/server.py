@@ -13,7 +13,14 @@ models. This module does only what the KServe v2 / TF-Serving / admin / metrics 
   exceed it, followed by a lingering close so the client still reads the answer;
 - every error is JSON `{"error": "..."}` with the status of the ServerError raised; a
   malformed request gets 400 and its connection closed, never an exception in the loop;
-- graceful shutdown: stop accepting, close idle connections, let busy ones finish.
+- admission before the body: an optional second router maps a method and path to a check
+  run when the headers are complete (the KServe infer route asks whether the model's queue
+  is full); a refused request's body is skipped, not buffered, and it is answered (503 and
+  Retry-After) in its turn, so shedding costs little of the CPU the accepted requests need;
+- graceful shutdown: stop accepting, close idle connections, let busy ones finish;
+- a client that leaves is not served: when its connection closes (or, as nginx judges it,
+  sends EOF) while a request is being handled, that request's task is cancelled (the core
+  takes it out of the batch queue before it runs) and its pipelined successors are dropped.
 
 Handlers are `handler(request, params) -> Response` or `async def ... -> Response`; sync
 handlers run inline in the protocol callback (no task per request).
@@ -61,8 +68,12 @@ class HttpServer:
         max_body_bytes: int,
         idle_timeout_s: float = 75.0,
         name: str = "http",
+        admission: Router | None = None,
     ) -> None:
+        """`admission`: handlers `check(headers, params)` that raise a ServerError to refuse
+        a request as soon as its headers are in (unknown paths are admitted)."""
         self.router = router
+        self.admission = admission
         self.max_body_bytes = max_body_bytes
         self.idle_timeout_s = idle_timeout_s  # idle keep-alive or stalled partial request
         self.name = name
@@ -92,8 +103,24 @@ class HttpServer:
             interval = min(5.0, self.idle_timeout_s / 2)
             self._sweeper = loop.call_later(interval, self._sweep)
 
+    def admit(self, method: str, path: str, headers: dict[str, str]) -> ServerError | None:
+        """The refusal of a request by its headers alone, or None to read and handle it."""
+        if self.admission is None:
+            return None
+        try:
+            check, params = self.admission.resolve(method, path)
+        except ServerError:  # no admission check for this route
+            return None
+        try:
+            check(headers, params)
+        except ServerError as exc:
+            return exc
+        return None
+
     def dispatch(self, req: Request) -> Response | Awaitable[Response]:
         """Route and run a request; errors become JSON responses, never exceptions."""
+        if req.refusal is not None:
+            return response_for_exception(req.refusal)
         try:
             encoding = req.headers.get("content-encoding")
             if encoding:
@@ -158,15 +185,16 @@ class HttpProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._pending: deque[Request | ServerError] = deque()  # errors: answered in order
         self._busy = False
+        self._task: asyncio.Task | None = None  # the request being handled, if async
         self._closed = False
         self._discarding = False
-        self._eof = False
         self._read_paused = False
         self._write_paused = False
         self._url = b""
         self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
         self._body_size = 0
+        self._refusal: ServerError | None = None
         self.last_activity = self._loop.time()
 
     # -- asyncio.Protocol -------------------------------------------------------------
@@ -179,11 +207,24 @@ class HttpProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self._drop_pending()
+        self._cancel_task()
         self._server._unregister(self)
 
     def eof_received(self) -> bool:
-        self._eof = True
-        return self._busy or bool(self._pending)  # keep the write side open to answer
+        """The client closed (or half-closed) its side: the requests it sent are abandoned.
+
+        As nginx judges an EOF while a request is processed ("client prematurely closed
+        connection"): the work is cancelled rather than run for nobody. Returning False lets
+        the transport close.
+        """
+        self._closed = True
+        self._drop_pending()
+        self._cancel_task()
+        return False
+
+    def _cancel_task(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -216,6 +257,7 @@ class HttpProtocol(asyncio.Protocol):
         self._headers = {}
         self._body = []
         self._body_size = 0
+        self._refusal = None
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -229,10 +271,21 @@ class HttpProtocol(asyncio.Protocol):
         if length is not None and length.isdigit() and int(length) > limit:
             raise _BodyTooLarge(f"request body of {length} bytes exceeds the limit of {limit}")
         expect = self._headers.get("expect")
+        if self._server.admission is not None:
+            method = self._parser.get_method().decode("latin-1")
+            self._refusal = self._server.admit(method, self._path(), self._headers)
+            if self._refusal is not None:
+                return  # answered in its turn; no 100 Continue: the body is not wanted
         if expect and expect.lower() == "100-continue" and self._transport is not None:
             self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # curl waits 1 s otherwise
 
+    def _path(self) -> str:
+        path = self._url.decode("latin-1").partition("?")[0]
+        return unquote(path) if "%" in path else path
+
     def on_body(self, body: bytes) -> None:
+        if self._refusal is not None:
+            return  # refused at its headers: skip the bytes
         self._body_size += len(body)
         if self._body_size > self._server.max_body_bytes:
             raise _BodyTooLarge(
@@ -254,6 +307,7 @@ class HttpProtocol(asyncio.Protocol):
             body,
             self._parser.should_keep_alive(),
             self._parser.get_http_version(),
+            self._refusal,
         )
         self._server.in_flight += 1
         if self._busy:
@@ -273,19 +327,20 @@ class HttpProtocol(asyncio.Protocol):
             self._write(req, result)
         else:
             self._busy = True
-            self._loop.create_task(self._finish(req, result))
+            self._task = self._loop.create_task(self._finish(req, result))
 
     async def _finish(self, req: Request, pending: Awaitable[Response]) -> None:
-        resp = await pending
-        self._server.in_flight -= 1
-        self._busy = False
+        try:
+            resp = await pending
+        finally:  # also when cancelled: the client left
+            self._server.in_flight -= 1
+            self._busy = False
+            self._task = None
         if self._closed:
             return
         self._write(req, resp)
         while self._pending and not self._busy and not self._closed:
             self._start(self._pending.popleft())
-        if self._eof and not self._busy and not self._pending:
-            self._close()
         self._update_reading()
 
     def _write(self, req: Request, resp: Response) -> None:

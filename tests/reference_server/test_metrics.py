@@ -20,7 +20,6 @@ from reference_server.runtime import CUDA
 
 TRITON_COUNTERS = (
     "nv_inference_request_success",
-    "nv_inference_request_failure",
     "nv_inference_count",
     "nv_inference_exec_count",
     "nv_inference_request_duration_us",
@@ -64,7 +63,14 @@ def test_triton_counters_match_statistics(config: object) -> None:
     mlp = (("model", "mlp"), ("version", "1"))
     inference = stats["inference_stats"]
     assert samples[("nv_inference_request_success", mlp)] == inference["success"]["count"] == 30
-    assert samples[("nv_inference_request_failure", mlp)] == 1
+    # Triton's failure counter carries a reason; every reason is present, an injected fault
+    # is OTHER (not the queue's REJECTED, not a client's CANCELED, not the model's BACKEND)
+    failures = {
+        reason: samples[("nv_inference_request_failure", (*mlp[:1], ("reason", reason), mlp[1]))]
+        for reason in ("REJECTED", "CANCELED", "BACKEND", "OTHER")
+    }
+    assert failures == {"REJECTED": 0, "CANCELED": 0, "BACKEND": 0, "OTHER": 1}
+    assert inference["fail"]["count"] == 1
     assert samples[("nv_inference_count", mlp)] == stats["inference_count"] == 50
     assert samples[("nv_inference_exec_count", mlp)] == stats["execution_count"]
     assert samples[("nv_inference_queue_duration_us", mlp)] == inference["queue"]["ns"] // 1000
