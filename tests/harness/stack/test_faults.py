@@ -84,10 +84,8 @@ def test_state_file_is_private_and_says_how_to_restart(state_file: Path):
         f"{t}-{proto}" for t in ("client", "replica-0", "replica-1") for proto in ("http", "grpc")
     )
     # the client-facing URL is the client proxy, which reaches nginx
-    assert (
-        state.url
-        == f"http://{dict((p.name, p.listen) for p in state.fault_proxy.proxies)['client-http']}"
-    )  # type: ignore[union-attr]  # noqa: E501
+    listen = {p.name: p.listen for p in state.fault_proxy.proxies}  # type: ignore[union-attr]
+    assert state.url == f"http://{listen['client-http']}"
     assert get(state.url + "/v2/health/ready") == 200
 
 
