@@ -32,6 +32,7 @@ SUBCOMMANDS: dict[str, str] = {
     "simulate-hpa": "harness.cli.simulate_hpa",
     "gameday": "harness.cli.gameday",
     "faultproxy": "harness.cli.faultproxy",
+    "report": "harness.cli.report",
 }
 
 
