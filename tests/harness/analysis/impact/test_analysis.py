@@ -198,3 +198,11 @@ def test_unhealthy_seconds_are_no_evidence_either_way() -> None:
     assert analyse_impact(after, FaultTimeline(20.0, 30.0), SLO).recovered_at_s == 30
     healthy_slow = [sec(s, 100.0 if 20 <= s < 30 or s == 31 else 5.0) for s in range(40)]
     assert analyse_impact(healthy_slow, FaultTimeline(20.0, 30.0), SLO).recovered_at_s == 32
+
+
+def test_excess_latency_is_signed_so_noise_cancels() -> None:
+    # during the fault: 5 s at 15 ms and 5 s at 2 ms (faster than the 5 ms baseline)
+    windows = [sec(s, 15.0 if 20 <= s < 25 else 2.0 if 25 <= s < 30 else 5.0) for s in range(40)]
+    impact = analyse_impact(windows, FaultTimeline(20.0, 30.0), SLO)
+    # 500 x (15 - 5) ms + 500 x (2 - 5) ms = 5 s - 1.5 s
+    assert impact.excess_latency_s == pytest.approx(3.5, rel=HIST_REL)
