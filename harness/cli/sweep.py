@@ -42,8 +42,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--max-step-duration",
-        help="re-run an unstable step at twice the duration up to this cap, e.g. 2m "
-        "(default: no re-runs)",
+        help="re-run a step that was unstable or short of data at twice the duration up to "
+        "this cap, e.g. 2m (default: no re-runs)",
+    )
+    p.add_argument(
+        "--max-workers",
+        type=int,
+        help="when the load generator is the limit, re-run the step with more Locust workers "
+        "up to this many (default: half the machine's cores, at least the scenario's workers)",
     )
     p.add_argument("--slo-p99-ms", type=float, help="p99 SLO (default: the scenario's slo)")
     p.add_argument("--max-error-rate", type=float, help="default: scenario slo or 0.01")
@@ -81,11 +87,16 @@ def run(args: argparse.Namespace) -> int:
         allow_unstable=args.allow_unstable,
         step_duration_s=duration,
         max_step_duration_s=max_duration,
+        max_workers=args.max_workers,
     )
     outcome = run_sweep(scenario, args.out, settings, progress=not args.no_progress)
     console = Console()
+    if not console.is_terminal:  # piped / CI logs: do not squeeze the table into 80 columns
+        console = Console(width=120)
     print_result(console, outcome.run_dir, outcome.result, outcome.mode)
     print_curves(console, outcome.meta)
+    for note in outcome.meta.get("notes", []):
+        console.print(f"note: {note}", highlight=False)
     if outcome.unmeasured_loads:
         loads = ", ".join(f"{x:g}" for x in outcome.unmeasured_loads)
         console.print(f"[yellow]warning:[/] {UNMEASURED_NOTE.format(loads=loads)}")
@@ -96,28 +107,49 @@ def _num(x: float, digits: int) -> str:
     return f"{x:.{digits}f}" if math.isfinite(x) else "-"  # "-": nothing measured
 
 
+VERDICT_STYLE = {
+    "pass": "[green]pass[/]",
+    "fail": "[red]fail[/]",
+    "unmeasured": "[yellow]unmeasured[/]",
+}
+
+
 def print_result(console: Console, run_dir: Path, result: SearchResult, mode: str) -> None:
+    """The step table (a failed step says why, an unmeasured one too), then one verdict
+    line that agrees with it and with sweep.json, and the advice that follows."""
     unit = "users" if mode == "closed" else "req/s offered"
     table = Table(title=f"sweep ({mode} loop) — {run_dir}")
-    for col in ("step", f"load ({unit})", "throughput rps", "p99 ms", "errors", "stable", "SLO"):
+    columns = ("step", f"load ({unit})", "workers", "throughput rps", "in flight", "p99 ms",
+               "errors", "stable", "verdict")  # fmt: skip
+    for col in columns:
         table.add_column(col, justify="right")
-    for i, (s, ok) in enumerate(zip(result.steps, result.passed, strict=True)):
+    whys = []
+    for i, (s, verdict) in enumerate(zip(result.steps, result.verdicts, strict=True)):
         table.add_row(
             str(i),
             f"{s.load:g}",
+            "-" if not s.workers else str(s.workers),
             _num(s.throughput, 1),
+            "-" if s.concurrency is None else _num(s.concurrency, 2),
             _num(s.p99_ms, 2),
             f"{s.error_rate:.2%}",
             "yes" if s.stable else "no",
-            "[green]pass[/]" if ok else "[red]fail[/]",
+            VERDICT_STYLE[verdict],
         )
+        if verdict == "unmeasured":
+            whys.append(f"step {i} unmeasured: {s.unmeasured}")
     console.print(table)
+    for why in whys:
+        console.print(why, highlight=False, markup=False)
     best = "none" if result.best is None else f"{result.best.load:g} {unit}"
     console.print(
         f"highest passing load: [bold]{best}[/] ({result.reason}); "
         f"{result.n_steps} steps vs {result.linear_steps} for a linear sweep at "
-        f"resolution {result.resolution:g}"
+        f"resolution {result.resolution:g}",
+        highlight=False,
     )
+    if result.advice:
+        console.print(f"advice: {result.advice}", highlight=False)
 
 
 def print_curves(console: Console, meta: dict[str, Any]) -> None:
@@ -126,10 +158,16 @@ def print_curves(console: Console, meta: dict[str, Any]) -> None:
     if usl and "error" not in usl:
         n_star = usl["n_star"]
         peak = "unbounded" if n_star is None or n_star > 1e6 else f"{n_star:.1f}"
+        n_is = (
+            "N = requests in flight at the server (X x mean latency)"
+            if meta.get("concurrency") == "server"
+            else "N = users"
+        )
         console.print(
-            f"USL: lambda {usl['lambda']['value']:.1f} req/s, sigma "
+            f"USL ({n_is}): lambda {usl['lambda']['value']:.1f} req/s, sigma "
             f"{usl['sigma']['value']:.4f}, kappa {usl['kappa']['value']:.2e}, R^2 "
-            f"{usl['r2']:.3f}; N* = {peak}"
+            f"{usl['r2']:.3f}; N* = {peak}",
+            highlight=False,
         )
         if usl["r2"] < 0.9:
             console.print(

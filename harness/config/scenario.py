@@ -134,6 +134,11 @@ class _LoadBase(StrictModel):
         """True for a trace replay (its level is the trace's, not a number)."""
         return False
 
+    def thinks(self) -> bool:
+        """True when users wait between requests (their count is then not the server's
+        concurrency)."""
+        return False
+
     def held_at(self, level: float, duration_s: float) -> _LoadBase:
         """This load held flat at `level` for `duration_s` (stages dropped), validated."""
         raise NotImplementedError
@@ -221,6 +226,10 @@ class ClosedLoad(_LoadBase):
 
     def level(self) -> float | None:
         return None if self.users is None else float(self.users)
+
+    def thinks(self) -> bool:
+        wait = self.wait_time
+        return (wait[1] if isinstance(wait, tuple) else wait) > 0
 
     def held_at(self, level: float, duration_s: float) -> ClosedLoad:
         users = int(level)

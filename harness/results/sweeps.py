@@ -34,9 +34,15 @@ SWEEP_SCHEMA = pa.schema(
         ("stable", pa.bool_()),
         ("passed", pa.bool_()),
         ("run_id", pa.string()),
+        ("verdict", pa.string()),  # pass | fail | unmeasured
+        ("unmeasured_reason", pa.string()),  # "" when measured
+        ("concurrency", pa.float64()),  # in flight at the server (X x mean R); NaN: unknown
+        ("workers", pa.int64()),  # Locust workers that ran the step; 0: unknown
     ]
 )
 SWEEP_COLUMNS = tuple(SWEEP_SCHEMA.names)
+# Columns sweeps written before they existed lack: read as these (steps were all judged).
+_LATER_COLUMNS = {"verdict": None, "unmeasured_reason": "", "concurrency": np.nan, "workers": 0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +76,18 @@ def read_sweep(run_dir: str | Path) -> SweepData:
         table = pq.read_table(run_dir / "sweep.parquet")
     except (OSError, pa.ArrowInvalid) as exc:
         raise StoreError(f"{run_dir / 'sweep.parquet'}: unreadable ({exc})") from exc
-    missing = [c for c in SWEEP_COLUMNS if c not in table.column_names]
+    missing = [
+        c for c in SWEEP_COLUMNS if c not in table.column_names and c not in _LATER_COLUMNS
+    ]
     if missing:
         raise StoreError(f"{run_dir / 'sweep.parquet'}: missing columns {missing}")
-    cols = {c: table.column(c).to_numpy(zero_copy_only=False) for c in SWEEP_COLUMNS}
+    cols = {
+        c: table.column(c).to_numpy(zero_copy_only=False)
+        for c in SWEEP_COLUMNS
+        if c in table.column_names
+    }
+    for name, default in _LATER_COLUMNS.items():
+        if name not in cols:
+            fill = np.where(cols["passed"], "pass", "fail") if name == "verdict" else default
+            cols[name] = np.broadcast_to(np.asarray(fill), cols["passed"].shape).copy()
     return SweepData(run_dir=run_dir, mode=str(meta["mode"]), columns=cols, meta=meta)

@@ -11,16 +11,26 @@ scenario asks for one, is started once and kept warm across steps. Writes
                    events.jsonl  "sweep_step" / "sweep_step_end" per step
                    sweep.parquet, sweep.json   (harness.results.sweeps)
 
-and fits the Universal Scalability Law on closed-loop sweeps. The CLI parses and prints.
+and fits the curves over the measured steps. The CLI parses and prints.
+
+A step is judged on the target only when it was measured. `classify` says when it was not:
+the run did not complete, the load generator was the limit (unhealthy: CPU, schedule lag),
+or the step gathered too little data for the validity rules. Too little data or no stable
+stretch: the step is run again at twice the length, up to `--max-step-duration` (as
+perf_analyzer extends its windows). The generator as the limit: the step is run again with
+more Locust workers, up to `--max-workers`; past that the sweep stops and says so.
+A step length the validity rules can never accept is refused before anything starts.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +67,11 @@ RunStep = Callable[[Scenario, Path, str], RunOutcome]
 EXIT_INTERRUPTED = 130  # what the load engine's run_scenario returns when interrupted
 
 UNMEASURED_NOTE = (
-    "the load generator was unhealthy in every second at load {loads} (schedule lag / CPU), "
-    "so those steps measured nothing and counted as failures: the highest passing load is a "
-    "floor set by the generator, not the target's limit; re-run with more workers "
-    "(`workers: N`) or on a quieter host"
+    "the target was not measured at load {loads} (see the step table for why): the highest "
+    "passing load is a floor set by the measurement, not the target's limit; re-run with more "
+    "workers (--max-workers), longer steps (--max-step-duration) or on a quieter host"
 )
+GENERATOR = "the load generator"  # how an unmeasured reason blaming the generator begins
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -80,7 +90,8 @@ class SweepSettings:
     max_steps: int = 16
     integer: bool = False  # closed loop: whole users
     step_duration_s: float | None = None  # None: the scenario's own duration
-    max_step_duration_s: float | None = None  # re-run unstable steps longer, up to this
+    max_step_duration_s: float | None = None  # re-run unstable/short steps longer, up to this
+    max_workers: int = 1  # add Locust workers when the generator is the limit, up to this
 
     def search_options(self) -> dict[str, Any]:
         return {
@@ -107,9 +118,12 @@ def sweep_settings(
     allow_unstable: bool = False,
     step_duration_s: float | None = None,
     max_step_duration_s: float | None = None,
+    max_workers: int | None = None,
 ) -> SweepSettings:
     """Settings with the defaults a user expects: the scenario's SLO and level, 1 user or
-    5 % of the start rate (at least 1 req/s) as resolution. Raises ConfigError."""
+    5 % of the start rate (at least 1 req/s) as resolution, up to half the machine's cores
+    as Locust workers (the other half for a local target). Raises ConfigError, also for a
+    step length the validity rules could never accept."""
     p99 = slo_p99_ms or scenario.slo.p99_ms
     if p99 is None:
         raise ConfigError(
@@ -129,6 +143,14 @@ def sweep_settings(
     resolution = resolution or (1.0 if closed else max(1.0, 0.05 * start))
     if growth <= 1 or start <= 0 or resolution <= 0:
         raise ConfigError("--growth must be > 1, --start and --resolution > 0")
+    step_s = step_duration_s or scenario.total_duration_s()
+    check_step_length(scenario, step_s, start, allow_unstable)
+    if max_workers is None:
+        max_workers = max(scenario.workers, (os.cpu_count() or 2) // 2)
+    if max_workers < scenario.workers:
+        raise ConfigError(
+            f"--max-workers {max_workers} is below the scenario's workers: {scenario.workers}"
+        )
     return SweepSettings(
         criteria=criteria,
         start=start,
@@ -139,7 +161,45 @@ def sweep_settings(
         integer=closed,
         step_duration_s=step_duration_s,
         max_step_duration_s=max_step_duration_s,
+        max_workers=max_workers,
     )
+
+
+def check_step_length(
+    scenario: Scenario, step_s: float, start: float, allow_unstable: bool
+) -> None:
+    """Refuse, with the arithmetic, a step length the validity rules can never accept."""
+    validity, load = scenario.validity, scenario.load
+    stability = validity.stability
+    window_s = max(1, round(stability.window_s))
+    auto = load.warmup == "auto"
+    warmup_s = float(window_s if auto else load.warmup)  # auto: allow one window for it
+    after = "after warm-up (auto-detected: allow one window)" if auto else (
+        f"after the {warmup_s:g} s warm-up"
+    )
+    stable_s = 0.0 if allow_unstable else float(stability.windows * window_s)
+    need_s = max(stable_s, validity.min_duration_s)
+    if step_s < warmup_s + need_s:
+        what = (
+            f"stability needs {stability.windows} x {window_s} s"
+            if stable_s >= validity.min_duration_s
+            else f"min_duration_s needs {validity.min_duration_s:g} s"
+        )
+        hint = "" if allow_unstable or stable_s < validity.min_duration_s else (
+            " or --allow-unstable"
+        )
+        raise ConfigError(
+            f"a {step_s:g} s step can never be valid: {what} {after}: use --step-duration "
+            f">= {math.ceil(warmup_s + need_s)}s{hint}"
+        )
+    if load.mode == "open" and validity.min_requests > 0:
+        request_s = validity.min_requests / start
+        if step_s < warmup_s + request_s:
+            raise ConfigError(
+                f"a {step_s:g} s step at the start rate {start:g} req/s can never be valid: "
+                f"min_requests {validity.min_requests} needs {request_s:g} s {after}: use "
+                f"--step-duration >= {math.ceil(warmup_s + request_s)}s or a higher --start"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +216,9 @@ class SweepOutcome:
         return 0 if self.result.best is not None else 1
 
 
-def step_scenario(scenario: Scenario, load: float, duration_s: float | None) -> Scenario:
+def step_scenario(
+    scenario: Scenario, load: float, duration_s: float | None, workers: int | None = None
+) -> Scenario:
     """The scenario held at one load level (stages dropped), validated like a file."""
     if scenario.load.is_trace():
         raise ConfigError(
@@ -165,6 +227,8 @@ def step_scenario(scenario: Scenario, load: float, duration_s: float | None) -> 
     held = scenario.load.held_at(load, duration_s or scenario.total_duration_s())
     data = scenario.model_dump(mode="json")
     data["load"] = held.model_dump(mode="json")
+    if workers is not None:
+        data["workers"] = workers
     return validate_scenario(data, f"{scenario.name} (sweep step at load {load:g})")
 
 
@@ -192,7 +256,12 @@ def shared_stack(scenario: Scenario, run_dir: Path) -> Iterator[Scenario]:
         yield validate_scenario(data, f"{scenario.name} (sweep on the shared stack)")
 
 
-def step_from_summary(load: float, summary: Summary, run_id: str) -> StepResult:
+def step_from_summary(
+    load: float, summary: Summary, run_id: str, workers: int | None = None
+) -> StepResult:
+    """The step's numbers; `concurrency` is the server's in-flight requests by Little's law:
+    throughput x mean latency from the actual send (what the server saw, without the
+    generator's own lateness)."""
     lat = summary["latency_ms"]
     requests, failures = summary["requests"], summary["failures"]
     stable = summary["validity"]["stable"] and summary["status"] == "complete"
@@ -200,21 +269,49 @@ def step_from_summary(load: float, summary: Summary, run_id: str) -> StepResult:
     def num(v: float | None) -> float:
         return float(v) if v is not None else float("nan")
 
+    sent_mean = summary["latency_uncorrected_ms"]["mean"]
+    x = summary["throughput_rps"]
     return StepResult(
         load=load,
-        throughput=num(summary["throughput_rps"]),
+        throughput=num(x),
         p99_ms=num(lat["p99"]),
         error_rate=failures / requests if requests else 1.0,
         stable=stable,
         mean_ms=num(lat["mean"]),
         p50_ms=num(lat["p50"]),
         run_id=run_id,
+        concurrency=None if x is None or sent_mean is None else x * sent_mean / 1000.0,
+        workers=workers,
     )
 
 
+SHORT_OF_DATA = ("< min_duration_s", "< min_requests", "p99 unbounded", "blocks measured")
+
+
+def classify(summary: Summary, step: StepResult, criteria: SweepCriteria) -> str | None:
+    """Why this step says nothing about the target (None: it was measured).
+
+    The generator is to blame when it was unhealthy in most seconds, or in some and the
+    step fails (the failure may be the generator's: a starved generator falls behind its
+    schedule and looks like a slow target). Too little data: the validity rules could not
+    judge (too short, too few requests, too few stability blocks)."""
+    if summary["status"] != "complete":
+        return f"the run is {summary['status']}"
+    loadgen = summary.get("loadgen")  # only runs of the load engine have this section
+    unhealthy = len(loadgen["unhealthy_seconds"]) if loadgen is not None else 0
+    if unhealthy:
+        total = unhealthy + summary["validity"]["measured_s"]
+        why = "; ".join(loadgen["unhealthy_reasons"][:2]) if loadgen else ""
+        if 2 * unhealthy >= total or not criteria.passes(step):
+            return f"{GENERATOR} was unhealthy in {unhealthy} of {total} s ({why})"
+    short = [r for r in summary["validity"]["reasons"] if any(k in r for k in SHORT_OF_DATA)]
+    if short:
+        return "too little data: " + "; ".join(short)
+    return None
+
+
 def unmeasured(summary: Summary) -> bool:
-    """Requests were sent but no second was measured: the load generator, not the target,
-    failed (CPU-starved, behind its schedule). Such a step says nothing about the SLO."""
+    """Requests were sent but no second was measured (kept for callers of the old rule)."""
     loadgen = summary.get("loadgen")  # only runs of the load engine have this section
     return (
         summary["requests"] > 0
@@ -227,8 +324,9 @@ def unmeasured(summary: Summary) -> bool:
 class StepRunner:
     """`measure(load)` for the search: one run per step, under `<sweep>/steps/`.
 
-    An unstable step is re-run at twice the duration until it is stable or the next run
-    would exceed the cap on time per step.
+    An unstable or short-of-data step is re-run at twice the duration while that stays
+    within the cap on time per step. A step whose generator was the limit is re-run with
+    twice the workers (up to `max_workers`), and later steps keep that many.
     """
 
     def __init__(
@@ -237,39 +335,65 @@ class StepRunner:
         self.scenario = scenario
         self.writer = writer
         self.run_step = run_step
+        self.criteria = settings.criteria
         self.base_s = settings.step_duration_s or scenario.total_duration_s()
         self.cap_s = settings.max_step_duration_s or self.base_s
+        self.workers = scenario.workers
+        self.max_workers = max(settings.max_workers, scenario.workers)
         self.count = 0
         self.t0 = time.monotonic()
         self.unmeasured: list[float] = []
-        """Loads at which the load generator was unhealthy in every second (nothing measured)."""
-        self._last_unmeasured = False
+        """Loads at which the target was not measured (the step table says why)."""
 
     def __call__(self, load: float) -> StepResult:
         seconds = self.base_s
         step = self._attempt(load, seconds)
-        while not step.stable and seconds * 2 <= self.cap_s:
-            seconds *= 2
-            log.info("step at load %g not stable: again for %gs", load, seconds)
+        while True:
+            if self._generator_limited(step) and self.workers < self.max_workers:
+                self.workers = min(self.max_workers, 2 * self.workers)
+                log.info("load %g: the generator was the limit; again with %d workers",
+                         load, self.workers)
+            elif (not step.stable or not step.measured) and seconds * 2 <= self.cap_s and not (
+                self._generator_limited(step)
+            ):
+                seconds *= 2
+                log.info("step at load %g not judged (%s): again for %gs",
+                         load, step.unmeasured or "not stable", seconds)
+            else:
+                break
             step = self._attempt(load, seconds)
-        if self._last_unmeasured:  # judged on no data: say so (sweep.json, plan notes)
+        if not step.measured:
             self.unmeasured.append(load)
-            log.warning("load %g: the load generator was unhealthy in every second", load)
+            log.warning("load %g: not measured: %s", load, step.unmeasured)
         return step
+
+    @staticmethod
+    def _generator_limited(step: StepResult) -> bool:
+        return step.unmeasured is not None and step.unmeasured.startswith(GENERATOR)
 
     def _attempt(self, load: float, seconds: float) -> StepResult:
         k, self.count = self.count, self.count + 1
         run_id = f"step{k:02d}-load{load:g}"
-        self._event("sweep_step", index=k, load=load, run_id=run_id, duration_s=seconds)
-        outcome = self.run_step(
-            step_scenario(self.scenario, load, seconds), self.writer.run_dir / "steps", run_id
-        )
+        self._event("sweep_step", index=k, load=load, run_id=run_id, duration_s=seconds,
+                    workers=self.workers)
+        scenario = step_scenario(self.scenario, load, seconds, self.workers)
+        outcome = self.run_step(scenario, self.writer.run_dir / "steps", run_id)
         if outcome.exit_code == EXIT_INTERRUPTED:
             # Ctrl-C/SIGTERM reached the step's load engine, which kept what it measured and
             # returned: the user asked the sweep to stop, not to judge a truncated step.
             raise SweepInterrupted(f"interrupted during step {k} (load {load:g}, {run_id})")
-        step = step_from_summary(load, outcome.summary, run_id)
-        self._last_unmeasured = unmeasured(outcome.summary)
+        step = step_from_summary(load, outcome.summary, run_id, self.workers)
+        why = classify(outcome.summary, step, self.criteria)
+        if why is not None and why.startswith(GENERATOR) and self.workers >= self.max_workers:
+            achieved = "nothing" if math.isnan(step.throughput) else (
+                f"{step.throughput:.0f} req/s"
+            )
+            why += (
+                f": it saturated at load {load:g} ({achieved} achieved) with {self.workers} "
+                f"worker{'s' if self.workers > 1 else ''}: add workers (--max-workers, "
+                "within the machine's cores) or generate load from more machines"
+            )
+        step = replace(step, unmeasured=why)
         self._event(
             "sweep_step_end",
             index=k,
@@ -277,6 +401,7 @@ class StepRunner:
             p99_ms=step.p99_ms,
             throughput_rps=step.throughput,
             stable=step.stable,
+            unmeasured=why,
         )
         return step
 
@@ -326,7 +451,7 @@ def run_sweep(
     except BaseException as exc:
         writer.finish("failed", reason=f"{type(exc).__name__}: {exc}")
         raise
-    meta = sweep_meta(writer.run_id, result, mode, settings, measure.unmeasured)
+    meta = sweep_meta(writer.run_id, result, mode, settings, measure.unmeasured, scenario)
     write_sweep(writer.run_dir, step_rows(result, mode), meta)
     writer.finish("complete", reason=result.reason)
     return SweepOutcome(writer.run_dir, mode, result, meta, tuple(measure.unmeasured))
@@ -347,8 +472,14 @@ def step_rows(result: SearchResult, mode: str) -> list[dict[str, Any]]:
             "stable": s.stable,
             "passed": ok,
             "run_id": s.run_id or "",
+            "verdict": verdict,
+            "unmeasured_reason": s.unmeasured or "",
+            "concurrency": s.concurrency if s.concurrency is not None else math.nan,
+            "workers": s.workers if s.workers is not None else 0,
         }
-        for i, (s, ok) in enumerate(zip(result.steps, result.passed, strict=True))
+        for i, (s, ok, verdict) in enumerate(
+            zip(result.steps, result.passed, result.verdicts, strict=True)
+        )
     ]
 
 
@@ -358,9 +489,20 @@ def sweep_meta(
     mode: str,
     settings: SweepSettings,
     unmeasured_loads: list[float],
+    scenario: Scenario | None = None,
 ) -> dict[str, Any]:
     """What sweep.json holds: criteria, the search, its outcome and the curve fits."""
     criteria = settings.criteria
+    analysis = analyse_sweep(result.steps, mode, criteria)
+    notes = []
+    if scenario is not None and scenario.load.thinks():
+        notes.append(
+            "closed loop with think time: users are not the server's concurrency; the curves "
+            "use the requests in flight at the server (throughput x mean latency, Little's law)"
+            if analysis["concurrency"] == "server"
+            else "closed loop with think time, and the server's concurrency is unknown: the "
+            "USL below is in users, which says little about how the server scales"
+        )
     return {
         "schema_version": 1,
         "run_id": run_id,
@@ -369,16 +511,26 @@ def sweep_meta(
             "p99_ms": criteria.p99_ms,
             "max_error_rate": criteria.max_error_rate,
             "min_throughput_ratio": criteria.min_throughput_ratio,
+            "require_stable": criteria.require_stable,
         },
         "search": {
             **settings.search_options(),
+            "max_workers": settings.max_workers,
             "steps": result.n_steps,
             "linear_steps": result.linear_steps,
             "reason": result.reason,
+            "advice": result.advice,
         },
         "best_load": result.best_load,
         "best_throughput_rps": None if result.best is None else result.best.throughput,
         "first_failing_load": None if result.first_failure is None else result.first_failure.load,
         "unmeasured_loads": list(unmeasured_loads),
-        **analyse_sweep(result.steps, mode, criteria),
+        "unmeasured": [
+            {"load": s.load, "run_id": s.run_id, "reason": s.unmeasured}
+            for s in result.steps
+            if not s.measured
+        ],
+        "notes": notes,
+        **analysis,
     }
+

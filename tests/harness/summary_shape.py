@@ -48,8 +48,15 @@ def full_summary(**fields: Any) -> Summary:
         },
         "endpoints": {},
     }
+    if "loadgen" in fields:  # a run of the load engine: its section, complete
+        base["loadgen"] = {
+            "mode": "open", "workers_expected": 1, "workers_finished": 1, "workers_lost": [],
+            "sent": requests, "dropped": 0, "abandoned": 0, "rejected": 0,
+            "schedule_lag_ms": {"p50": 0.1, "p99": 1.0}, "worker_cpu_s": 1.0,
+            "max_cpu_percent": 20.0, "unhealthy_seconds": [], "unhealthy_reasons": [],
+        }  # fmt: skip
     for key, value in fields.items():
-        if key == "latency_ms":
+        if key in ("latency_ms", "latency_uncorrected_ms"):
             base[key] = _latency(**value)
         elif isinstance(value, dict) and isinstance(base.get(key), dict):
             base[key] = {**base[key], **value}

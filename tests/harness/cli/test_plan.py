@@ -22,6 +22,8 @@ from harness.results.sweeps import read_sweep
 from tests.harness.analysis.capacity.usl_truth import usl_x
 from tests.harness.summary_shape import full_summary
 
+# short stand-in steps: validity rules a 5 s step can meet (a real sweep keeps the defaults)
+SHORT_STEPS = {"min_duration_s": 2, "min_requests": 0, "stability": {"windows": 2, "window_s": 1}}
 
 def test_plan_by_hand_worked_example(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "plan"
@@ -206,6 +208,7 @@ def test_sweep_cli_then_plan_from_it(tmp_path: Path, monkeypatch: pytest.MonkeyP
                 },
                 "load": {"mode": "closed", "users": 1, "duration": "10s"},
                 "slo": {"p99_ms": 100},
+                "validity": SHORT_STEPS,
             }
         )
     )
@@ -255,7 +258,8 @@ def write_open_scenario(tmp_path: Path, name: str, rate: float) -> Path:
     path = tmp_path / "open.yaml"
     target = {"url": "http://127.0.0.1:9", "protocol": "kserve-http", "model": "digits"}
     load = {"mode": "open", "arrival": "poisson", "rate": rate, "duration": "10s"}
-    scenario = {"name": name, "target": target, "load": load, "slo": {"p99_ms": 50}}
+    scenario = {"name": name, "target": target, "load": load, "slo": {"p99_ms": 50},
+                "validity": SHORT_STEPS}
     path.write_text(yaml.safe_dump(scenario))
     return path
 
@@ -338,6 +342,7 @@ def test_unstable_steps_rerun_longer_up_to_the_cap(
                 },
                 "load": {"mode": "closed", "users": 1, "duration": "5s"},
                 "slo": {"p99_ms": 100},
+                "validity": SHORT_STEPS,
             }
         )
     )
@@ -395,11 +400,18 @@ def test_steps_the_generator_could_not_measure_are_flagged_not_hidden(
     (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
     meta = json.loads((run_dir / "sweep.json").read_text())
     assert meta["unmeasured_loads"] == [800.0]  # 100, 200, 400 pass; 800 measured nothing
-    assert "unhealthy in every second at load 800" in printed and "nan" not in printed
+    assert "step 3 unmeasured: the load generator was unhealthy in 10 of 10 s" in printed
+    assert "saturated at load 800 (nothing achieved) with 1 worker: add workers" in printed
+    assert "highest passing load: 400 req/s offered (stopped unmeasured at load 800" in printed
+    assert "nan" not in printed
+    (unmeasured,) = meta["unmeasured"]
+    assert unmeasured["load"] == 800 and unmeasured["reason"].startswith("the load generator")
+    assert read_sweep(run_dir).columns["verdict"].tolist() == ["pass"] * 3 + ["unmeasured"]
+    assert meta["fitted_steps"] == [f"step{i:02d}-load{x}" for i, x in enumerate((100, 200, 400))]
     plan_dir = tmp_path / "plan"
     assert main(["plan", "--peak-qps", "1000", "--from", str(run_dir), "--out", str(plan_dir)]) == 0
     notes = json.loads((plan_dir / "plan.json").read_text())["notes"]
-    assert any("floor set by the generator" in n for n in notes)
+    assert any("floor set by the measurement" in n for n in notes)
 
 
 def test_ctrl_c_in_a_step_stops_the_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
