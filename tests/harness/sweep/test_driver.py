@@ -17,6 +17,7 @@ from harness.errors import ConfigError
 from harness.load.api import RunOutcome
 from harness.results.sweeps import read_sweep
 from harness.sweep import SweepInterrupted, run_sweep, step_scenario, sweep_settings
+from harness.sweep.driver import RunStep
 from tests.harness.summary_shape import full_summary
 
 
@@ -102,3 +103,153 @@ def test_a_trace_replay_cannot_be_swept() -> None:
                       "duration": "5s"})
     with pytest.raises(ConfigError, match=r"^driver: sweep a constant/poisson or closed load"):
         step_scenario(trace, 10, 5.0)
+
+
+# --- what limited a step, and what a step length can ever show (issue 14) ------------------
+
+
+def _open(duration: str, validity: dict | None = None, warmup: str = "auto") -> Scenario:
+    data = scenario({"mode": "open", "rate": 20, "duration": duration, "warmup": warmup})
+    raw = data.model_dump(mode="json")
+    raw["validity"] = validity or {}  # the defaults: 3 x 5 s stability, 10 s, 500 requests
+    return validate_scenario(raw)
+
+
+def test_a_step_length_that_can_never_be_valid_is_refused_with_the_arithmetic() -> None:
+    # default stability: 3 blocks of 5 s after warm-up; auto warm-up: allow one more window
+    with pytest.raises(ConfigError) as err:
+        sweep_settings(_open("10s"), start=1000)
+    assert str(err.value) == (
+        "a 10 s step can never be valid: stability needs 3 x 5 s after warm-up "
+        "(auto-detected: allow one window): use --step-duration >= 20s or --allow-unstable"
+    )
+    sweep_settings(_open("20s"), start=1000)  # 5 + 15: just enough
+    # an explicit warm-up is counted as given
+    with pytest.raises(ConfigError, match=r"after the 8 s warm-up: use --step-duration >= 23s"):
+        sweep_settings(_open("20s", warmup="8s"), start=1000)
+    # unstable steps allowed: only min_duration_s (10 s) is left to meet
+    sweep_settings(_open("15s"), start=1000, allow_unstable=True)
+    with pytest.raises(ConfigError, match=r"min_duration_s needs 10 s .*>= 15s$"):
+        sweep_settings(_open("14s"), start=1000, allow_unstable=True)
+
+
+def test_too_few_requests_at_the_start_rate_is_refused_not_blamed_on_the_target() -> None:
+    """20 req/s for 20 s is ~400 requests < min_requests 500: 'start lower' would make it
+    worse; the refusal says how long a step must be at that rate, or to start higher."""
+    with pytest.raises(ConfigError) as err:
+        sweep_settings(_open("20s"))
+    assert str(err.value) == (
+        "a 20 s step at the start rate 20 req/s can never be valid: min_requests 500 needs "
+        "25 s after warm-up (auto-detected: allow one window): use --step-duration >= 30s "
+        "or a higher --start"
+    )
+    sweep_settings(_open("30s"))
+
+
+def _engine(calls: list, verdict) -> RunStep:
+    """A stand-in engine: `verdict(load, duration, workers)` -> summary fields."""
+
+    def run(step: Scenario, steps_dir: Path, run_id: str) -> RunOutcome:
+        load, seconds, workers = float(step.load.level()), step.load.duration, step.workers
+        calls.append((load, seconds, workers))
+        (steps_dir / run_id).mkdir(parents=True)
+        fields = {"requests": int(load * seconds), "throughput_rps": load,
+                  "latency_ms": {"p50": 2.0, "p99": 5.0, "mean": 2.5},
+                  "latency_uncorrected_ms": {"mean": 2.0},
+                  **verdict(load, seconds, workers)}  # fmt: skip
+        summary = full_summary(**fields)
+        return RunOutcome(steps_dir / run_id, summary, 0, "complete")
+
+    return run
+
+
+def test_a_step_short_of_data_is_extended_then_judged(tmp_path: Path) -> None:
+    """Too few requests in 5 s: run again at 10 s, where the rules can judge it."""
+    calls: list = []
+
+    def verdict(load, seconds, workers):
+        if seconds < 10:
+            return {"valid": False, "validity": {
+                "reasons": ["measured 300 requests < min_requests 400"]}}
+        return {}
+
+    base = scenario({"mode": "open", "rate": 100, "duration": "5s"})
+    settings = sweep_settings(base, max_load=100, max_step_duration_s=20)
+    out = run_sweep(base, tmp_path, settings, progress=False, run_step=_engine(calls, verdict))
+    assert [(c[0], c[1]) for c in calls] == [(100, 5), (100, 10)]
+    assert out.result.verdicts == ("pass",) and out.unmeasured_loads == ()
+    # the in-flight count at the server: 100 req/s x 2 ms from the actual send = 0.2
+    assert out.result.steps[0].concurrency == pytest.approx(0.2)
+
+
+def test_a_step_still_short_of_data_at_the_cap_is_unmeasured_and_stops_the_sweep(
+    tmp_path: Path,
+) -> None:
+    calls: list = []
+
+    def verdict(load, seconds, workers):
+        if load > 200:
+            return {"valid": False, "validity": {"reasons": ["p99 unbounded: 12 more requests"]}}
+        return {}
+
+    base = scenario({"mode": "open", "rate": 100, "duration": "5s"})
+    settings = sweep_settings(base, max_step_duration_s=10)
+    out = run_sweep(base, tmp_path, settings, progress=False, run_step=_engine(calls, verdict))
+    assert [(c[0], c[1]) for c in calls] == [(100, 5), (200, 5), (400, 5), (400, 10)]
+    assert out.result.verdicts == ("pass", "pass", "unmeasured")
+    assert out.result.best_load == 200 and out.unmeasured_loads == (400.0,)
+    assert out.result.reason == (
+        "stopped unmeasured at load 400: too little data: p99 unbounded: 12 more requests"
+    )
+    swept = read_sweep(out.run_dir)
+    assert swept.meta["fitted_steps"] == ["step00-load100", "step01-load200"]
+
+
+def test_a_generator_limited_step_gets_more_workers_then_the_sweep_stops(
+    tmp_path: Path,
+) -> None:
+    """The generator gives out above 150 req/s per worker: 200 needs 2 workers (re-measured
+    with 2, and later steps keep 2); 400 with the maximum of 2 is still generator-limited:
+    the sweep stops there and names the generator, not the target."""
+    calls: list = []
+
+    def verdict(load, seconds, workers):
+        if load / workers > 150:
+            return {"loadgen": {"unhealthy_seconds": [0, 1, 2, 3, 4],
+                                "unhealthy_reasons": ["cpu 97.0% > 90%"]},
+                    "validity": {"measured_s": 0}}  # fmt: skip
+        return {"loadgen": {}}
+
+    base = scenario({"mode": "open", "rate": 100, "duration": "5s"})
+    settings = sweep_settings(base, max_workers=2)
+    out = run_sweep(base, tmp_path, settings, progress=False, run_step=_engine(calls, verdict))
+    assert calls == [(100, 5, 1), (200, 5, 1), (200, 5, 2), (400, 5, 2)]
+    assert out.result.verdicts == ("pass", "pass", "unmeasured")
+    assert [s.workers for s in out.result.steps] == [1, 2, 2]
+    assert out.result.best_load == 200 and out.result.first_failure is None
+    why = out.result.steps[-1].unmeasured
+    assert why.startswith("the load generator was unhealthy in 5 of 5 s (cpu 97.0% > 90%)")
+    assert "saturated at load 400 (400 req/s achieved) with 2 workers: add workers" in why
+    assert read_sweep(out.run_dir).columns["workers"].tolist() == [1, 2, 2]
+
+
+def test_a_failing_step_with_a_partly_unhealthy_generator_is_not_blamed_on_the_target(
+    tmp_path: Path,
+) -> None:
+    """At 400 req/s the generator was unhealthy in 3 of 20 s and the step fell behind the
+    offered rate: that failure may be the generator's, so it is unmeasured, not a fail. A
+    passing step with a few unhealthy seconds still passes (those seconds were left out)."""
+    calls: list = []
+
+    def verdict(load, seconds, workers):
+        if load >= 200:
+            fell_behind = {"throughput_rps": load * 0.8} if load >= 400 else {}
+            return {"loadgen": {"unhealthy_seconds": [3, 9, 14]},
+                    "validity": {"measured_s": 17}, **fell_behind}  # fmt: skip
+        return {"loadgen": {}}
+
+    base = scenario({"mode": "open", "rate": 100, "duration": "5s"})
+    settings = sweep_settings(base, max_workers=1)
+    out = run_sweep(base, tmp_path, settings, progress=False, run_step=_engine(calls, verdict))
+    assert out.result.verdicts == ("pass", "pass", "unmeasured")
+    assert out.result.first_failure is None and out.result.best_load == 200
