@@ -95,7 +95,10 @@ def test_populate_creates_keeps_and_replaces(api, proxy_process, echo_port, bye_
     # same again: kept (same ports); a changed upstream replaces that one
     entries[1]["upstream"] = f"127.0.0.1:{bye_port}"
     entries[0]["listen"] = first["proxies"][0]["listen"]
-    status, second = _http(proxy_process, "POST", "/populate", json.dumps(entries).encode())
+    with connect(listen_port(first["proxies"][0])) as kept:
+        round_trip_ms(kept)
+        status, second = _http(proxy_process, "POST", "/populate", json.dumps(entries).encode())
+        assert round_trip_ms(kept) < 100  # kept, not recreated: its connection still flows
     assert status == 201 and second["proxies"][0] == first["proxies"][0]
     assert second["proxies"][1]["upstream"] == f"127.0.0.1:{bye_port}"
     # one bad entry: nothing touched

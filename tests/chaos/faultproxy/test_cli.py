@@ -4,10 +4,10 @@ SIGTERM / SIGINT with nothing left running."""
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import psutil
 import pytest
@@ -22,7 +22,7 @@ from tests.chaos.faultproxy.conftest import (
     stop_process,
 )
 
-HARNESS = shutil.which("harness", path=str(REPO / ".venv" / "bin")) or "harness"
+HARNESS = str(Path(sys.executable).parent / "harness")  # this interpreter's console script
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])

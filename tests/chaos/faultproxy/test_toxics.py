@@ -45,13 +45,14 @@ def test_latency_adds_100ms_at_p50(api, echo):
 
 
 def test_latency_is_measured_from_read_time_so_a_big_answer_is_delayed_once(api, echo):
-    """A 2 MB echo arrives in many chunks; each leaves 100 ms after it was read, so the whole
-    answer is late by ~100 ms, not 100 ms per chunk (that would be seconds)."""
+    """A 2 MB echo arrives in ~30 chunks of up to 64 KB; each leaves 100 ms after it was read,
+    so the whole answer is late by at most ~100 ms (less: the transfer overlaps the delay),
+    not 100 ms per chunk (that would be about 3 s)."""
     payload = b"y" * 2_000_000
     base = statistics.median(_samples(echo, 3, payload))
     api.add_toxic("echo", "latency", {"latency": 100})
     delayed = statistics.median(_samples(echo, 3, payload))
-    assert 90 <= delayed - base <= 250
+    assert 50 <= delayed - base <= 300
 
 
 def test_upstream_and_downstream_latency_add_up(api, echo):
@@ -164,7 +165,7 @@ def test_slow_close_holds_the_close_back(api, bye_port):
             start = time.perf_counter()
             return read_until_closed(sock), time.perf_counter() - start
 
-    assert time_to_close()[1] < 0.15
+    assert time_to_close()[1] < 0.25  # a busy host's scheduling; the toxic adds 0.3 s
     api.add_toxic("bye", "slow_close", {"delay": 300})
     data, elapsed = time_to_close()
     assert data == b"bye" and 0.3 <= elapsed <= 2.0
