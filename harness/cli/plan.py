@@ -17,6 +17,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
@@ -101,15 +102,22 @@ def operating_point(args: argparse.Namespace) -> tuple[OperatingPoint, float | N
     slo = args.slo_p99_ms or sw.slo_p99_ms
     if slo is None:
         raise ConfigError(f"{args.sweep}: no p99 SLO in the sweep; give --slo-p99-ms")
-    c = sw.columns
+    measured = sw.columns["verdict"] != "unmeasured"  # those steps measured nothing
+    c = {name: column[measured] for name, column in sw.columns.items()}
     if sw.mode == "closed":
+        # N as the sweep's fits took it: the server's in-flight requests when every step
+        # measured them (users with think time are not the server's concurrency)
+        at_server = sw.meta.get("concurrency") == "server" and bool(
+            np.all(np.isfinite(c["concurrency"]))
+        )
         op = operating_point_closed_loop(
-            c["load"],
+            c["concurrency"] if at_server else c["load"],
             c["throughput_rps"],
             c["p99_ms"],
             slo,
             c["error_rate"],
             mean_ms=c["mean_ms"],
+            at_server=at_server,
         )
         if args.concurrency is not None:  # c_op by hand, X_op from the fit
             op = with_concurrency(op, args.concurrency)

@@ -78,6 +78,7 @@ def operating_point_closed_loop(
     error_rate: np.ndarray | None = None,
     max_error_rate: float = 0.01,
     mean_ms: np.ndarray | None = None,
+    at_server: bool = False,
 ) -> OperatingPoint:
     """From a closed-loop sweep: USL fit, c_op = largest integer N <= N* meeting the SLO.
 
@@ -85,6 +86,10 @@ def operating_point_closed_loop(
     and every measured level up to N must pass (p99 and error rate); no extrapolation past
     the largest level measured. With the measured mean latencies, the server-side in-flight
     count at c_op is X_op x mean (Little at the server) — what the HPA metric will read.
+
+    `at_server`: `concurrency` is already the server's in-flight count (the sweep measured it:
+    X x mean latency per step). Then N is an average, c_op is searched on a fine grid rather
+    than whole users, and it is itself the server-side in-flight count.
     """
     ns = np.asarray(concurrency, dtype=np.float64)
     order = np.argsort(ns)
@@ -98,13 +103,15 @@ def operating_point_closed_loop(
             f"the lowest concurrency measured ({ns[0]:g}) already misses the SLO "
             f"(p99 {p99[0]:.1f} ms > {slo_p99_ms:g} ms): no operating point"
         )
-    c_op = _largest_passing_n(ns, p99, passing, usl.n_star_, slo_p99_ms)
+    c_op = _largest_passing_n(ns, p99, passing, usl.n_star_, slo_p99_ms, whole=not at_server)
     x_op = float(usl.predict(np.array([c_op]))[0])
     rising = ns <= max(usl.n_star_, ns[0])  # latency vs throughput is single-valued here
     lat = _latency_model_dict(xs[rising], p99[rising])
-    server, notes = _server_inflight(
-        c_op, x_op, ns, None if mean_ms is None else np.asarray(mean_ms, dtype=np.float64)[order]
-    )
+    if at_server:
+        server, notes = c_op, ("N is the server's in-flight requests (X x mean latency)",)
+    else:
+        means = None if mean_ms is None else np.asarray(mean_ms, dtype=np.float64)[order]
+        server, notes = _server_inflight(c_op, x_op, ns, means)
     return OperatingPoint(
         source="sweep-closed",
         concurrency=c_op,
@@ -155,20 +162,28 @@ def _fit_warnings(usl_r2: float, lat: dict[str, float] | None) -> tuple[str, ...
 
 
 def _largest_passing_n(
-    ns: np.ndarray, p99: np.ndarray, passing: np.ndarray, n_star: float, slo_ms: float
+    ns: np.ndarray,
+    p99: np.ndarray,
+    passing: np.ndarray,
+    n_star: float,
+    slo_ms: float,
+    whole: bool = True,
 ) -> float:
-    """Largest integer N <= min(N*, last level), below the first failing level, whose
-    interpolated measured p99 meets the SLO. The failing level itself is out: it may fail on
-    its error rate with a p99 that passes."""
+    """Largest N <= min(N*, last level), below the first failing level, whose interpolated
+    measured p99 meets the SLO: a whole number of users, or (`whole=False`, an average
+    in-flight count) to 1/1000 of the measured range. The failing level itself is out: it may
+    fail on its error rate with a p99 that passes."""
     fails = np.flatnonzero(~passing)
     limit = ns[fails[0]] if fails.size else math.inf
-    cands = [
-        n
-        for n in range(max(1, int(ns[0])), math.floor(min(n_star, ns[-1])) + 1)
-        if n < limit and _interp_p99(n, ns, p99) <= slo_ms
-    ]
+    top = min(n_star, ns[-1])
+    if whole:
+        grid = np.arange(max(1, int(ns[0])), math.floor(top) + 1, dtype=np.float64)
+    else:
+        grid = np.unique(np.r_[np.linspace(ns[0], top, 1001), ns[ns <= top]])
+    cands = [n for n in grid if n < limit and _interp_p99(n, ns, p99) <= slo_ms]
     if not cands:
-        raise InsufficientData("no integer concurrency meets the SLO; sweep lower loads", 1)
+        what = "integer concurrency" if whole else "concurrency"
+        raise InsufficientData(f"no {what} meets the SLO; sweep lower loads", 1)
     return float(max(cands))
 
 

@@ -433,3 +433,61 @@ def test_ctrl_c_in_a_step_stops_the_sweep(tmp_path: Path, monkeypatch: pytest.Mo
     (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
     run = json.loads((run_dir / "run.json").read_text())
     assert run["status"] == "incomplete" and "interrupted during step 1" in run["status_reason"]
+
+
+def fake_thinking_users(scenario: Scenario, out_dir: Path, run_id=None, show_progress=True):
+    """Closed loop with 100 ms think time in front of a server that is a USL system in its
+    OWN concurrency c (lambda 100, sigma .05, kappa .0005): users N = X (R + Z) with R = c / X
+    (Little at the server), p99 = 2.5 R. The engine reports what a real run reports: the
+    throughput and the latency from the actual send."""
+    users, think_s = float(scenario.load.users), 0.1
+    lo, hi = 1e-6, users
+    for _ in range(100):  # the server concurrency c with c + X(c) Z = N
+        c = (lo + hi) / 2
+        lo, hi = (c, hi) if c + float(usl_x(c, 100.0, 0.05, 0.0005)) * think_s < users else (lo, c)
+    x = float(usl_x(c, 100.0, 0.05, 0.0005))
+    r_ms = c / x * 1000
+    run_dir = Path(out_dir) / run_id
+    run_dir.mkdir(parents=True)
+    summary = full_summary(
+        run_id=run_id, requests=int(x * 10), throughput_rps=x,
+        latency_ms={"p50": r_ms, "p99": 2.5 * r_ms, "mean": r_ms},
+        latency_uncorrected_ms={"mean": r_ms},
+    )  # fmt: skip
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    return RunOutcome(run_dir, summary, 0, "complete")
+
+
+def test_think_time_sweep_fits_and_plans_on_the_server_concurrency(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Fitted on users the USL would say ~10 req/s 'per user' (1 / think time); fitted on the
+    server's in-flight requests it recovers the server's own lambda 100 and N* = 43.6, and the
+    plan's c_op is an in-flight count at the server: p99 = 2.5 R meets 100 ms up to R = 40 ms,
+    i.e. 1 + .05 (c - 1) + .0005 c (c - 1) = 4, c = 42.97."""
+    import harness.load.api
+
+    monkeypatch.setattr(harness.load.api, "run_scenario", fake_thinking_users)
+    scen = tmp_path / "thinking.yaml"
+    scen.write_text(yaml.safe_dump({
+        "name": "thinking",
+        "target": {"url": "http://127.0.0.1:9", "protocol": "kserve-http", "model": "digits"},
+        "load": {"mode": "closed", "users": 4, "duration": "10s", "wait_time": 0.1},
+        "slo": {"p99_ms": 100},
+        "validity": SHORT_STEPS,
+    }))  # fmt: skip
+    out = tmp_path / "results"
+    assert main(["sweep", str(scen), "--out", str(out), "--no-progress", "--max-steps", "20"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    meta = read_sweep(run_dir).meta
+    assert meta["concurrency"] == "server"
+    assert meta["usl"]["lambda"]["value"] == pytest.approx(100.0, rel=0.02)
+    assert meta["usl"]["n_star"] == pytest.approx(43.59, rel=0.03)
+    assert "USL (N = requests in flight at the server" in printed
+    assert any("think time" in note for note in meta["notes"]) and "think time" in printed
+    plan_dir = tmp_path / "plan"
+    assert main(["plan", "--peak-qps", "5000", "--from", str(run_dir), "--out", str(plan_dir)]) == 0
+    op = json.loads((plan_dir / "plan.json").read_text())["operating_point"]
+    assert op["concurrency"] == pytest.approx(42.97, rel=0.02)
+    assert op["server_inflight"] == op["concurrency"]  # already counted at the server
