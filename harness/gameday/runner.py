@@ -293,7 +293,7 @@ class _Gameday:
     # -- the record ------------------------------------------------------------------------
     def finish(self) -> GamedayOutcome:
         if not (self.run_dir / "run.json").exists():  # nothing measured: no run directory
-            code = self.exit_hint
+            code = EXIT_INTERRUPTED if self.rec.status == "interrupted" else self.exit_hint
             return GamedayOutcome(self.run_dir, code, {"errors": self.rec.errors})
         doc = self._document()
         atomic_write_json(self.run_dir / "gameday.json", doc, indent=2, allow_nan=False)
