@@ -108,12 +108,13 @@ def _usl_figure(steps: pd.DataFrame, usl: dict[str, Any], prefix: str) -> Figure
 def _sweep_facts(sweep: SweepData) -> tuple[str, ...]:
     meta, crit, search = sweep.meta, sweep.meta.get("criteria", {}), sweep.meta.get("search", {})
     latency = meta.get("latency") or {}
+    ratio = crit.get("min_throughput_ratio")
     best = latency.get("max_under_slo") or {}
     knee = latency.get("knee") or {}
     facts = [
         f"{sweep.mode} loop; criteria: p99 ≤ {fmt_ms(crit.get('p99_ms'))}, error rate ≤ "
-        f"{fmt_num(crit.get('max_error_rate'))}, throughput ≥ "
-        f"{fmt_num(crit.get('min_throughput_ratio'))} × offered",
+        f"{fmt_num(crit.get('max_error_rate'))}"
+        + (f", throughput ≥ {fmt_num(ratio)} × offered" if ratio is not None else ""),
         f"search: {search.get('steps')} steps instead of {search.get('linear_steps')} "
         f"(linear); stopped because {search.get('reason')}",
         f"best load {fmt_num(meta.get('best_load'))} ({fmt_num(meta.get('best_throughput_rps'))}"

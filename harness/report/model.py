@@ -61,7 +61,7 @@ def fmt_num(value: float | int | None, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
     if isinstance(value, int) or (float(value).is_integer() and abs(value) >= 10**digits):
-        return f"{int(value):,}".replace(",", " ")
+        return str(int(value))
     return f"{float(value):.{digits}g}" if abs(value) < 10**digits else f"{float(value):.0f}"
 
 
