@@ -12,8 +12,8 @@ statistics) is identical whatever the protocol, and is tested once, in-process.
 
 Request validation against the config lives in repository.py (pure functions); sessions
 in runtime.py; batching in batcher.py; faults in faults.py; statistics in stats.py and their
-Prometheus rendering in metrics.py. The device-loss fault is handled here because it touches
-every model's sessions.
+Prometheus rendering in metrics.py; the heap given back after a burst in memory.py. The
+device-loss fault is handled here because it touches every model's sessions.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from reference_server.batcher import Batcher
 from reference_server.config import ServerConfig, default_model_repository
 from reference_server.errors import NotFound, ServerError, Unavailable
 from reference_server.faults import FaultState
+from reference_server.memory import MemoryReclaimer
 from reference_server.metrics import ServerMetrics
 from reference_server.repository import (
     ModelSpec,
@@ -224,6 +225,7 @@ class InferenceCore:
         self._idle: asyncio.Event | None = None
         self._rebuild: asyncio.Future | None = None
         self.metrics = ServerMetrics(self)
+        self.memory = MemoryReclaimer(lambda: self.in_flight == 0)
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -249,6 +251,7 @@ class InferenceCore:
                 await asyncio.wait_for(self._idle.wait(), max(0.0, grace_s))
             except TimeoutError:
                 logger.warning("grace period over with %d request(s) in flight", self.in_flight)
+        self.memory.cancel()
         self.faults.clear()  # releases hung requests
         for model in self.models.values():
             for version in model.versions.values():
@@ -413,6 +416,7 @@ class InferenceCore:
         by_protocol = self.requests_by_protocol
         by_protocol[request.protocol] = by_protocol.get(request.protocol, 0) + 1
         self.in_flight += 1
+        self.memory.busy(self.in_flight)
         try:
             if self.faults.active:
                 if self.faults.device_loss() == "unready":
@@ -431,7 +435,9 @@ class InferenceCore:
             raise
         finally:
             self.in_flight -= 1
-            if not self.in_flight and self._idle is not None:
-                self._idle.set()
+            if not self.in_flight:
+                self.memory.idle()
+                if self._idle is not None:
+                    self._idle.set()
         loaded.stats.record_success(time.perf_counter_ns() - start)
         return InferResponse(request.model, loaded.version, result, request.id)
