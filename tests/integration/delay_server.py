@@ -6,6 +6,9 @@ a seeded log-normal (median `--median-ms`, shape `--sigma`; sigma 0 = constant).
 logs every (arrival time, delay) so a test compares measured percentiles with the delays really
 served. `POST /admin/stall {"seconds": S}` freezes it: every answer due before now + S waits
 until then (a GC pause / failover, the classic coordinated-omission scenario).
+`--slots c` makes it a server of KNOWN capacity: c requests are served at a time, each for
+its delay d_i, the rest wait in arrival order (with sigma 0: an M/D/c queue under Poisson
+load, capacity c / median exactly), so a sweep's answer can be checked against the truth.
 
 Routes: POST /v2/models/{m}[/versions/{v}]/infer, GET /v2/models/{m}[/versions/{v}] (metadata),
 GET /v2/health/live|ready, GET /v2/models/{m}/ready, GET /metrics, GET /admin/log,
@@ -31,11 +34,14 @@ MODEL = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(/ready)?$")
 
 
 class DelayServer:
-    def __init__(self, median_ms: float, sigma: float, seed: int, fail_every: int = 0) -> None:
+    def __init__(
+        self, median_ms: float, sigma: float, seed: int, fail_every: int = 0, slots: int = 0
+    ) -> None:
         self.median_s = median_ms / 1000.0
         self.sigma = sigma
         self.seed = seed
         self.fail_every = fail_every
+        self.slots = asyncio.Semaphore(slots) if slots > 0 else None  # 0: unbounded
         self.reset()
 
     def reset(self) -> None:
@@ -107,12 +113,21 @@ class DelayServer:
         row = [wall, delay, path, None]
         self.log.append(row)
         loop = asyncio.get_running_loop()
+        if self.slots is not None:  # a server of c slots: wait for one, then serve `delay`
+            async with self.slots:
+                await asyncio.sleep(delay)
+            return self.answer(model, version, body, index, row)
         due = arrival + delay
         if due < self.stall_until or arrival < self.stall_until:
             due = max(due, self.stall_until)
         await asyncio.sleep(max(0.0, due - loop.time()))
         while loop.time() < self.stall_until:  # a stall that began while we slept
             await asyncio.sleep(self.stall_until - loop.time())
+        return self.answer(model, version, body, index, row)
+
+    def answer(
+        self, model: str, version: str, body: bytes, index: int, row: list
+    ) -> tuple[int, bytes, list]:
         if self.fail_every and index % self.fail_every == self.fail_every - 1:
             return 500, json.dumps({"error": "injected failure"}).encode(), row
         request = json.loads(body or b"{}")
@@ -160,7 +175,7 @@ def _response(status: int, payload: bytes, headers: dict[str, str]) -> bytes:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    app = DelayServer(args.median_ms, args.sigma, args.seed, args.fail_every)
+    app = DelayServer(args.median_ms, args.sigma, args.seed, args.fail_every, args.slots)
     server = await asyncio.start_server(app.handle, "127.0.0.1", args.port, backlog=1024)
     port = server.sockets[0].getsockname()[1]
     sys.stdout.write(f"listening http={port}\n")
@@ -176,6 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sigma", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--fail-every", type=int, default=0, help="answer 500 to every n-th")
+    parser.add_argument("--slots", type=int, default=0, help="serve c at a time (0: all)")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(parser.parse_args(argv)))
 

@@ -253,3 +253,41 @@ def test_a_failing_step_with_a_partly_unhealthy_generator_is_not_blamed_on_the_t
     out = run_sweep(base, tmp_path, settings, progress=False, run_step=_engine(calls, verdict))
     assert out.result.verdicts == ("pass", "pass", "unmeasured")
     assert out.result.first_failure is None and out.result.best_load == 200
+
+
+def test_a_p99_over_the_slo_in_the_healthy_seconds_is_the_targets_failure(
+    tmp_path: Path,
+) -> None:
+    """At 400 req/s the generator hiccuped in 1 of 20 s, but in the 19 healthy seconds p99
+    was 900 ms against a 40 ms SLO: that is the target's failure, not the generator's."""
+    calls: list = []
+
+    def verdict(load, seconds, workers):
+        if load >= 400:
+            return {"loadgen": {"unhealthy_seconds": [7]}, "validity": {"measured_s": 19},
+                    "latency_ms": {"p50": 300.0, "p99": 900.0, "mean": 350.0}}  # fmt: skip
+        return {"loadgen": {}}
+
+    base = scenario({"mode": "open", "rate": 100, "duration": "5s"})
+    settings = sweep_settings(base, max_workers=1, resolution=50)
+    out = run_sweep(base, tmp_path, settings, progress=False, run_step=_engine(calls, verdict))
+    assert out.result.verdicts == ("pass", "pass", "fail", "pass", "pass")  # 100 200 400 300 350
+    assert out.result.first_failure.load == 400 and out.unmeasured_loads == ()
+
+
+def test_an_unstable_step_already_over_the_slo_is_not_rerun_to_settle(tmp_path: Path) -> None:
+    """400 req/s: unstable AND p99 900 ms > 40 ms: overload only gets worse with time, so
+    no longer re-run (it fails as measured); 200: unstable but within the SLO: re-run."""
+    calls: list = []
+
+    def verdict(load, seconds, workers):
+        if load >= 400:
+            return {"validity": {"stable": False},
+                    "latency_ms": {"p50": 300.0, "p99": 900.0, "mean": 350.0}}  # fmt: skip
+        return {"validity": {"stable": seconds >= 10}}
+
+    base = scenario({"mode": "open", "rate": 100, "duration": "5s"})
+    settings = sweep_settings(base, max_steps=3, max_step_duration_s=20)
+    out = run_sweep(base, tmp_path, settings, progress=False, run_step=_engine(calls, verdict))
+    assert [(c[0], c[1]) for c in calls] == [(100, 5), (100, 10), (200, 5), (200, 10), (400, 5)]
+    assert out.result.verdicts == ("pass", "pass", "fail")
