@@ -14,14 +14,13 @@ closed, as a real client that gives up would do.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["LoadResult", "kserve_binary_request", "run_open_loop"]
+__all__ = ["LoadResult", "kserve_binary_request", "run_closed_loop", "run_open_loop"]
 
 
 @dataclass(slots=True)
@@ -31,7 +30,10 @@ class LoadResult:
     offered_rps: float
     duration_s: float
     answered: list[float] = field(default_factory=list)  # 200
+    answered_from_send: list[float] = field(default_factory=list)  # the same, from the send
+    send_lag: list[float] = field(default_factory=list)  # actual send - intended, each request
     refused: list[float] = field(default_factory=list)  # 503
+    refused_from_send: list[float] = field(default_factory=list)
     refused_with_retry_after: int = 0
     failed: int = 0  # other statuses, connection errors
     timed_out: int = 0  # the client gave up and closed its connection
@@ -86,6 +88,7 @@ class _Conn(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.intended = 0.0
+        self.sent = 0.0
         self.busy = False
         self.closed = False
         self.timer: asyncio.TimerHandle | None = None
@@ -98,6 +101,8 @@ class _Conn(asyncio.Protocol):
         self.busy = True
         self.pool.busy += 1
         self.intended = intended
+        self.sent = time.monotonic()
+        self.pool.result.send_lag.append(self.sent - intended)
         self.buf.clear()
         self.transport.write(request)
         wait = intended + self.pool.timeout_s - time.monotonic()
@@ -132,19 +137,21 @@ class _Conn(asyncio.Protocol):
 
     def finish(self, status: int, retry_after: bool, close: bool) -> None:
         pool = self.pool
-        elapsed = time.monotonic() - self.intended
+        now = time.monotonic()
+        elapsed = now - self.intended
         self.idle()
         if status == 200:
             pool.result.answered.append(elapsed)
+            pool.result.answered_from_send.append(now - self.sent)
         elif status == 503:
             pool.result.refused.append(elapsed)
+            pool.result.refused_from_send.append(now - self.sent)
             pool.result.refused_with_retry_after += retry_after
         else:
             pool.result.failed += 1
         if close:
             self.close()
-        else:
-            pool.free.append(self)
+        pool.release(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.busy:
@@ -152,6 +159,7 @@ class _Conn(asyncio.Protocol):
             self.idle()
         self.closed = True
         self.pool.open -= 1
+        self.pool.release(self)
 
     def close(self) -> None:
         if self.transport is not None and not self.closed:
@@ -171,6 +179,11 @@ class _Pool:
         self.open = 0
         self.busy = 0
         self.connecting: set[asyncio.Task] = set()
+
+    def release(self, conn: _Conn) -> None:
+        """`conn` has no request in flight any more (answered, or closed)."""
+        if not conn.closed:
+            self.free.append(conn)
 
     def send(self, request: bytes, intended: float) -> None:
         while self.free:
@@ -226,6 +239,54 @@ async def _run(
     return result
 
 
+class _ClosedPool(_Pool):
+    """Closed loop: each connection's user waits for its answer before sending again."""
+
+    def __init__(self, host: str, port: int, result: LoadResult) -> None:
+        super().__init__(host, port, result, max_connections=0, timeout_s=60.0)
+        self.waiters: dict[_Conn, asyncio.Future] = {}
+
+    def release(self, conn: _Conn) -> None:
+        waiter = self.waiters.pop(conn, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def user(self, request: bytes, end: float) -> None:
+        _, conn = await self.loop.create_connection(lambda: _Conn(self), self.host, self.port)
+        while time.monotonic() < end and not conn.closed:
+            self.waiters[conn] = waiter = self.loop.create_future()
+            conn.send(request, time.monotonic())
+            await waiter
+        conn.close()
+
+
+async def _closed(
+    host: str, port: int, request: bytes, concurrency: int, duration_s: float
+) -> LoadResult:
+    result = LoadResult(offered_rps=0.0, duration_s=duration_s)
+    pool = _ClosedPool(host, port, result)
+    end = time.monotonic() + duration_s
+    await asyncio.gather(*(pool.user(request, end) for _ in range(concurrency)))
+    return result
+
+
+def _runner() -> asyncio.Runner:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.Runner()
+    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+
+
+def run_closed_loop(
+    host: str, port: int, request: bytes, concurrency: int, duration_s: float
+) -> LoadResult:
+    """`concurrency` connections, each sending `request` again as soon as it is answered,
+    for `duration_s`: the server's capacity at little cost to the client."""
+    with _runner() as runner:
+        return runner.run(_closed(host, port, request, concurrency, duration_s))
+
+
 def run_open_loop(
     host: str,
     port: int,
@@ -238,12 +299,5 @@ def run_open_loop(
 ) -> LoadResult:
     """Send `request` at `rate` per second for `duration_s`, then wait for the answers
     (at most `timeout_s` each). Blocks; runs its own event loop (uvloop when installed)."""
-    runner: contextlib.AbstractContextManager
-    try:
-        import uvloop
-
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    except ImportError:
-        runner = asyncio.Runner()
-    with runner:
+    with _runner() as runner:
         return runner.run(_run(host, port, request, rate, duration_s, max_connections, timeout_s))
