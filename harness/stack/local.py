@@ -109,8 +109,7 @@ class StackState:
 def write_state(path: Path, state: StackState) -> None:
     """Atomically (temp file + rename; readers never see half a file), mode 0600: the file
     carries the admin token."""
-    atomic_write_text(path, state.to_json())
-    os.chmod(path, 0o600)
+    atomic_write_text(path, state.to_json(), mode=0o600)
 
 
 def read_state(path: Path) -> StackState:
