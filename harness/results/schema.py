@@ -9,6 +9,8 @@ from typing import Any, NotRequired, TypedDict
 
 __all__ = [
     "EndpointSummary",
+    "GoodputStage",
+    "GoodputSummary",
     "LatencyMs",
     "LoadgenSummary",
     "SloCheckSummary",
@@ -86,6 +88,37 @@ class LoadgenSummary(TypedDict):
     planned_rps: NotRequired[float | None]
 
 
+class GoodputStage(TypedDict):
+    """One stage of a staged load: seconds [from_s, to_s) of the run, the healthy ones."""
+
+    from_s: float
+    to_s: float
+    seconds: int  # healthy seconds of the stage the rates are over
+    offered_rps: float | None
+    throughput_rps: float | None  # successful answers per second
+    goodput_rps: float | None  # successful answers within threshold_ms per second
+
+
+class GoodputSummary(TypedDict):
+    """Answers within the SLO latency per second, beside throughput (harness.results.goodput).
+
+    threshold_ms: the scenario's `slo.p99_ms` (the section is absent without one). A request
+    is *good* when it succeeded and its latency (as in `latency_ms`: from the intended start
+    in open loop, from the send in closed loop) is at or below threshold_ms, counted from the
+    HDR windows: the requests in slots whose highest equivalent value is <= threshold_ms
+    (3 significant digits, the same rule as for `p99 <= threshold`: no value above it counts,
+    one within 0.1 % below it may be left out). goodput_rps: good requests per measured
+    second (the seconds `throughput_rps` is over); good_share: good / successful over those
+    seconds. stages: for a staged load, offered, throughput and goodput per stage (goodput vs
+    offered load).
+    """
+
+    threshold_ms: float
+    goodput_rps: float | None
+    good_share: float | None
+    stages: list[GoodputStage]
+
+
 class Summary(TypedDict):
     schema_version: int
     run_id: str | None
@@ -110,3 +143,4 @@ class Summary(TypedDict):
     validity: ValiditySummary
     endpoints: dict[str, EndpointSummary]
     loadgen: NotRequired[LoadgenSummary]
+    goodput: NotRequired[GoodputSummary]  # when the SLO has a p99 threshold

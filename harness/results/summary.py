@@ -10,6 +10,8 @@ measurement is the windows; this is the report). What the numbers mean:
   (from the actual send), `latency_ci_ms`, the SLO checks and the per-endpoint numbers — is
   over the *measured* seconds only: after the warm-up, where the load generator was healthy,
   and (for staged loads) within the last stage. `validity` says which seconds those were.
+- `goodput` (when the SLO sets `p99_ms`): successful answers within that latency per
+  measured second, and per stage for staged loads (harness.results.goodput).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pydantic import ValidationError
 
 from harness.config.scenario import Scenario, SloConfig, ValidityConfig
 from harness.latency.sparse import SparseHist
+from harness.results.goodput import goodput_section
 from harness.results.history import append_run
 from harness.results.loadgen import loadgen_section
 from harness.results.schema import EndpointSummary, LatencyMs, Summary
@@ -45,8 +48,13 @@ def _ms(us: float | None) -> float | None:
 def latency_stats_ms(hist: SparseHist) -> LatencyMs:
     at = {name: _ms(hist.percentile(p)) for name, p in PERCENTILES.items()}
     return LatencyMs(
-        p50=at["p50"], p90=at["p90"], p95=at["p95"], p99=at["p99"], p999=at["p999"],
-        max=_ms(hist.max()), mean=_ms(hist.mean()),
+        p50=at["p50"],
+        p90=at["p90"],
+        p95=at["p95"],
+        p99=at["p99"],
+        p999=at["p999"],
+        max=_ms(hist.max()),
+        mean=_ms(hist.mean()),
     )
 
 
@@ -193,6 +201,9 @@ def summarize(
     }
     if scenario is not None and (run.run_dir / "stream").is_dir():  # a run of the load engine
         summary["loadgen"] = loadgen_section(run.run_dir, scenario)
+    goodput = goodput_section(scenario, slo.p99_ms, windows, measured, n_seconds)
+    if goodput is not None:
+        summary["goodput"] = goodput
     return summary
 
 
