@@ -17,7 +17,7 @@ from harness.errors import ConfigError
 from harness.load.api import RunOutcome
 from harness.results.sweeps import read_sweep
 from harness.sweep import SweepInterrupted, run_sweep, step_scenario, sweep_settings
-from harness.sweep.driver import RunStep
+from harness.sweep.steps import RunStep
 from tests.harness.summary_shape import full_summary
 
 
