@@ -4,9 +4,10 @@ through the admin API, toxics on the fault proxy, and one rollback that undoes a
 Why thin wrappers: the mechanics live in `harness.stack.faults` (the game-day runner and the
 tests use them directly); this module adds what Chaos Toolkit needs -- plain functions with
 typed keyword arguments, `configuration` injected, JSON-friendly results -- and the safety
-rules of an experiment: every server fault carries a bounded `duration_s` (the server expires
-it by itself, so a crashed experiment cannot leave a server broken), a toxic is removed by
-the experiment's rollback, and only a stack on loopback is touched.
+rules of an experiment: every server fault and every toxic carries a bounded `duration_s` (the
+server, or the fault proxy through the toxic attribute `expires_in_s`, removes it by itself,
+so an experiment whose process dies before its rollback cannot leave the stack broken); the
+rollback removes them earlier; only a stack on loopback is touched.
 
 Configuration key: `stack_state` (path of stack.json, default `.harness/stack/stack.json`).
 An action that changes the stack (a restart gives a replica a new PID) writes the state back.
@@ -41,7 +42,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_STATE = ".harness/stack/stack.json"
-MAX_FAULT_S = 900.0  # no server fault outlives a quarter of an hour, whatever an experiment asks
+MAX_FAULT_S = 900.0  # no fault or toxic outlives a quarter of an hour, whatever an experiment asks
 
 
 def kill_replica(index: int = 0, configuration: Configuration = None) -> dict:
@@ -119,13 +120,17 @@ def add_latency_toxic(
     stream: str = "downstream",
     toxicity: float = 1.0,
     name: str = "latency",
+    duration_s: float = 60.0,
     configuration: Configuration = None,
 ) -> list:
     """Toxiproxy's `latency` toxic on the proxies of `target` (`replica-<i>`: between nginx
     and that replica; `client`: between the client and the stack). Removed by
-    `remove_toxic(target, name)` or `remove_all_toxics` in the rollback."""
+    `remove_toxic(target, name)` or `remove_all_toxics` in the rollback, else by the fault
+    proxy itself after `duration_s`."""
     attributes = {"latency": latency_ms, "jitter": jitter_ms}
-    return add_toxic(target, "latency", attributes, stream, toxicity, name, configuration)
+    return add_toxic(
+        target, "latency", attributes, stream, toxicity, name, duration_s, configuration
+    )
 
 
 def add_toxic(
@@ -135,16 +140,20 @@ def add_toxic(
     stream: str = "downstream",
     toxicity: float = 1.0,
     name: str = "",
+    duration_s: float = 60.0,
     configuration: Configuration = None,
 ) -> list:
     """Any Toxiproxy toxic (latency, bandwidth, timeout, reset_peer, slow_close, slicer,
-    limit_data) on every proxy of `target`; the toxics as recorded."""
+    limit_data) on every proxy of `target`, removed by the fault proxy itself after
+    `duration_s` (the attribute `expires_in_s`) unless a rollback removes it first; the
+    toxics as recorded."""
+    _check_duration(duration_s)
     toxic = {
         "name": name or f"{toxic_type}_{stream}",
         "type": toxic_type,
         "stream": stream,
         "toxicity": toxicity,
-        "attributes": dict(attributes or {}),
+        "attributes": {**(attributes or {}), "expires_in_s": duration_s},
     }
     return faults.add_toxic(_state(configuration), target, toxic)
 
@@ -173,10 +182,14 @@ def rollback_all(ready_timeout_s: float = 60.0, configuration: Configuration = N
 def _add_fault(
     index: int, spec: dict[str, Any], duration_s: float, model: str, configuration: Configuration
 ) -> dict:
-    if not 0 < duration_s <= MAX_FAULT_S:
-        raise ValueError(f"duration_s: must be in (0, {MAX_FAULT_S:g}] s, got {duration_s}")
+    _check_duration(duration_s)
     spec = {**spec, "duration_s": duration_s, **({"model": model} if model else {})}
     return faults.add_server_fault(_state(configuration), index, spec)
+
+
+def _check_duration(duration_s: float) -> None:
+    if not 0 < duration_s <= MAX_FAULT_S:
+        raise ValueError(f"duration_s: must be in (0, {MAX_FAULT_S:g}] s, got {duration_s}")
 
 
 def _state_path(configuration: Configuration) -> Path:

@@ -106,13 +106,17 @@ class Proxy:
         if toxic.name in self.toxics:
             raise Conflict("toxic already exists")
         self.toxics[toxic.name] = toxic
+        self._arm_expiry(toxic)
         for link in list(self.links):
             link.toxic_added(toxic)
 
     def replace_toxic(self, toxic: Toxic) -> None:
-        """Swap in an updated toxic at the same place in the chain."""
+        """Swap in an updated toxic at the same place in the chain (its lifetime, when it has
+        one, counts again from now)."""
         old = self.get_toxic(toxic.name)
         self.toxics[toxic.name] = toxic
+        _disarm_expiry(old)
+        self._arm_expiry(toxic)
         old.removed.set()
         for link in list(self.links):
             link.toxic_removed(old, removed=False)
@@ -121,9 +125,22 @@ class Proxy:
     def remove_toxic(self, name: str) -> None:
         toxic = self.get_toxic(name)
         del self.toxics[name]
+        _disarm_expiry(toxic)
         toxic.removed.set()
         for link in list(self.links):
             link.toxic_removed(toxic)
+
+    def _arm_expiry(self, toxic: Toxic) -> None:
+        """`expires_in_s` (our extra): the toxic removes itself that long from now."""
+        if toxic.expires_in_s is not None:
+            loop = asyncio.get_running_loop()
+            toxic.expiry = loop.call_later(toxic.expires_in_s, self._expire, toxic)
+
+    def _expire(self, toxic: Toxic) -> None:
+        if self.toxics.get(toxic.name) is toxic:  # not removed or replaced meanwhile
+            log.warning("proxy %s: toxic %s expired after %gs", self.name, toxic.name,
+                        toxic.expires_in_s)  # fmt: skip
+            self.remove_toxic(toxic.name)
 
     def get_toxic(self, name: str) -> Toxic:
         try:
@@ -147,6 +164,12 @@ class Proxy:
             await link.run()
         finally:
             self.links.discard(link)
+
+
+def _disarm_expiry(toxic: Toxic) -> None:
+    if toxic.expiry is not None:
+        toxic.expiry.cancel()
+        toxic.expiry = None
 
 
 async def _all_done(links: list[Link]) -> None:
@@ -216,6 +239,7 @@ class ProxyCollection:
         proxy = self.get(name)
         await proxy.stop()
         for toxic in proxy.toxics.values():
+            _disarm_expiry(toxic)
             toxic.removed.set()
         del self.proxies[name]
 

@@ -30,6 +30,11 @@ answered, so with HTTP/1.1 keep-alive (no pipelining) it is one request and its 
 Real Toxiproxy ignores unknown attributes, so an experiment that sets it runs there with
 per-connection draws.
 
+**A bounded lifetime (an extra).** The attribute `expires_in_s` (seconds, a number > 0) makes
+the proxy remove the toxic by itself that long after it was created (or last updated), as if
+`DELETE`d: a toxic then cannot outlive the experiment that added it when that experiment's
+process dies before its rollback. Real Toxiproxy ignores the attribute (no expiry there).
+
 Unlike Toxiproxy, unknown attribute names, non-integer values and negative values are refused
 (400 naming the attribute): a typo such as `latncy` would otherwise inject nothing, silently.
 """
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -48,6 +54,7 @@ from chaos.faultproxy.errors import BadRequest
 
 STREAMS = ("upstream", "downstream")
 SCOPES = ("connection", "request")
+EXTRAS = ("toxicity_scope", "expires_in_s")  # our attributes beyond Toxiproxy's
 
 
 @dataclass(slots=True)
@@ -267,10 +274,16 @@ class Toxic:
     toxicity: float
     attributes: dict[str, Any]
     removed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    expiry: asyncio.TimerHandle | None = field(default=None, repr=False)
 
     @property
     def behaviour(self) -> Behaviour:
         return TYPES[self.type]
+
+    @property
+    def expires_in_s(self) -> float | None:
+        """The toxic's lifetime from its creation or last update (None: until removed)."""
+        return self.attributes.get("expires_in_s")
 
     @property
     def scope(self) -> str:
@@ -339,13 +352,14 @@ def _toxicity(value: Any) -> float:
 
 
 def _attributes(kind: str, given: dict[str, Any]) -> dict[str, Any]:
-    """Every attribute of `kind` (0 when not given) plus `toxicity_scope`; refuses others."""
+    """Every attribute of `kind` (0 when not given) plus `toxicity_scope`, and `expires_in_s`
+    when given; refuses others."""
     allowed = TYPES[kind].ATTRIBUTES
-    unknown = sorted(set(given) - set(allowed) - {"toxicity_scope"})
+    unknown = sorted(set(given) - set(allowed) - set(EXTRAS))
     if unknown:
         raise BadRequest(
             f"unknown attribute(s) for {kind}: {', '.join(unknown)} "
-            f"(known: {', '.join((*allowed, 'toxicity_scope'))})"
+            f"(known: {', '.join((*allowed, *EXTRAS))})"
         )
     attrs: dict[str, Any] = {}
     for key in allowed:
@@ -359,4 +373,12 @@ def _attributes(kind: str, given: dict[str, Any]) -> dict[str, Any]:
     if scope not in SCOPES:
         raise BadRequest(f"attribute toxicity_scope must be connection or request, got {scope!r}")
     attrs["toxicity_scope"] = scope
+    expires = given.get("expires_in_s")
+    if expires is not None:
+        number = not isinstance(expires, bool) and isinstance(expires, int | float)
+        if not (number and math.isfinite(expires) and expires > 0):
+            raise BadRequest(
+                f"attribute expires_in_s must be a number of seconds > 0, got {expires!r}"
+            )
+        attrs["expires_in_s"] = expires
     return attrs

@@ -1,5 +1,8 @@
 """`harness gameday EXPERIMENT --scenario SCENARIO.yaml [--out DIR] [--dry-run]`.
 
+The recovery tolerance (`--k`, `--recovery-p99-factor`, `--recovery-p99-slack-ms`,
+`--recovery-error-slack`) is recorded in gameday.json under `settings`.
+
 EXPERIMENT is a Chaos Toolkit file, or the name of one in chaos/experiments/ (`node-kill`).
 Parses, calls `harness.gameday.run_gameday` (or prints the plan with --dry-run: nothing is
 started, nothing written), prints the verdict, the impact and where gameday.json is. Exit:
@@ -39,6 +42,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-capacity-gate", action="store_true",
                    help="record the capacity prediction instead of refusing on it")  # fmt: skip
     p.add_argument("--steady-timeout-s", type=float, help="wait this long for a steady state")
+    p.add_argument("--recovery-p99-factor", type=float, default=2.0, metavar="F",
+                   help="recovered: window p99 <= F x baseline p99 + slack")  # fmt: skip
+    p.add_argument("--recovery-p99-slack-ms", type=float, default=5.0, metavar="MS",
+                   help="recovered: the p99 slack in ms (default 5)")  # fmt: skip
+    p.add_argument("--recovery-error-slack", type=float, default=0.01, metavar="R",
+                   help="recovered: error rate <= baseline + R (default 0.01)")  # fmt: skip
     p.add_argument("--stack-state", type=Path, help="state file of a running stack")
     p.add_argument("--run-id", help="run id (default: time-scenario-random)")
 
@@ -52,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
         concurrency_per_replica=args.concurrency_per_replica,
         capacity_gate=not args.no_capacity_gate, steady_timeout_s=args.steady_timeout_s,
         stack_state=args.stack_state, config=_config(args.config),
+        recovery_p99_factor=args.recovery_p99_factor,
+        recovery_p99_slack_ms=args.recovery_p99_slack_ms,
+        recovery_error_slack=args.recovery_error_slack,
     )  # fmt: skip
     experiment = experiment_path(args.experiment)
     console = Console(width=120) if not Console().is_terminal else Console()

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.analysis.impact import RecoveryTolerance
 from harness.config import Scenario
 from harness.config.scenario import is_loopback, target_host
 from harness.errors import ConfigError
@@ -46,6 +47,20 @@ class GamedaySettings:
     steady_timeout_s: float | None = None  # None: the plan's warm-up + k windows + 10 s
     stack_state: Path | None = None  # a running (detached) stack, for a non-local scenario
     config: dict[str, Any] = field(default_factory=dict)  # experiment configuration overrides
+    # "back within tolerance of the baseline" (see RecoveryTolerance): p99 <= factor x baseline
+    # p99 + slack, error rate <= baseline + error slack, for k consecutive windows
+    recovery_p99_factor: float = 2.0
+    recovery_p99_slack_ms: float = 5.0
+    recovery_error_slack: float = 0.01
+
+    @property
+    def tolerance(self) -> RecoveryTolerance:
+        return RecoveryTolerance(
+            k=self.k,
+            p99_factor=self.recovery_p99_factor,
+            p99_slack_ms=self.recovery_p99_slack_ms,
+            error_rate_slack=self.recovery_error_slack,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +109,9 @@ class GamedayPlan:
             f"SLO: p99 <= {self.slo_p99_ms:g} ms, error rate <= {self.slo_error_rate:g}",
             f"steady: {st.k} consecutive windows within the SLO (wait <= "
             f"{self.steady_timeout_s:g} s), then a baseline of {max(st.k, st.baseline_s)} s",
+            f"recovered: {st.k} consecutive windows with p99 <= {st.recovery_p99_factor:g} x "
+            f"baseline p99 + {st.recovery_p99_slack_ms:g} ms and error rate <= baseline + "
+            f"{st.recovery_error_slack:g}",
             f"capacity check: {self.replicas_lost} replica(s) lost -> "
             + ("refuse if the rest cannot carry the load" if st.capacity_gate else "record only"),
             f"fault: method pauses {pauses} = {self.method_s:g} s (max {st.max_fault_s:g} s)",
@@ -119,6 +137,7 @@ def make_plan(scenario: Scenario, experiment_path: Path, settings: GamedaySettin
         raise ConfigError(f"{scenario.name}: a game day needs a p99 SLO (slo.p99_ms)")
     if settings.k < 1:
         raise ConfigError(f"--k: must be >= 1, got {settings.k}")
+    _check_tolerance(settings)
     configuration = resolve_configuration(experiment, _harness_config(scenario, settings))
     pauses = method_pauses(experiment, configuration)
     method_s = sum(s for _, s in pauses)
@@ -141,6 +160,18 @@ def make_plan(scenario: Scenario, experiment_path: Path, settings: GamedaySettin
             "does not hold; lengthen load.duration"
         )
     return plan
+
+
+def _check_tolerance(settings: GamedaySettings) -> None:
+    checks = (
+        ("--recovery-p99-factor", settings.recovery_p99_factor, 1.0, math.inf),
+        ("--recovery-p99-slack-ms", settings.recovery_p99_slack_ms, 0.0, math.inf),
+        ("--recovery-error-slack", settings.recovery_error_slack, 0.0, 1.0),
+    )
+    for flag, value, low, high in checks:
+        if not (math.isfinite(value) and low <= value <= high):
+            bound = f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
+            raise ConfigError(f"{flag}: must be {bound}, got {value:g}")
 
 
 def _load_experiment(path: Path) -> dict[str, Any]:

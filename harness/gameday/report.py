@@ -12,6 +12,9 @@ measurement; this module only reads them (through `load_run`) and asks the pure 
     capacity_check  predicted (N - lost replicas carry the load?) vs observed (during fault)
     rollback        stack state before vs after: replicas, server faults, proxy toxics; equal
     verdict         result pass/fail, reasons, exit_code
+    settings        k, baseline_s, max_fault_s, capacity_gate, recovery_tolerance (k,
+                    p99_factor, p99_slack_ms, error_rate_slack) as this game day used them
+    stack_logs      where the stack's logs were copied (<run>/stack/), for the post-mortem
     timeline        the fault's moments on the windows' clock; steady windows; the load
 """
 
@@ -33,7 +36,14 @@ from harness.analysis.impact import (
 from harness.results import Run
 from harness.results.windows import decode_windows, per_second
 
-__all__ = ["SCHEMA_VERSION", "capacity_section", "fault_timeline", "impact_of", "timeline_of"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "capacity_section",
+    "fault_timeline",
+    "impact_of",
+    "timeline_of",
+    "tolerance_dict",
+]
 
 SCHEMA_VERSION = 1
 TIMELINE_EVENTS = ("method_start", "fault_start", "fault_end", "method_end", "rollback_start",
@@ -63,11 +73,17 @@ def fault_timeline(moments: dict[str, float | None], baseline_from: int) -> Faul
     return FaultTimeline(start, max(start, end), baseline_from_s=baseline_from)
 
 
-def impact_of(run: Run, timeline: FaultTimeline, slo: Slo, k: int) -> Impact | None:
+def impact_of(
+    run: Run, timeline: FaultTimeline, slo: Slo, tolerance: RecoveryTolerance
+) -> Impact | None:
     seconds = per_second(decode_windows(run.windows))
     if not seconds:
         return None
-    return analyse_impact(seconds, timeline, slo, RecoveryTolerance(k=k))
+    return analyse_impact(seconds, timeline, slo, tolerance)
+
+
+def tolerance_dict(tolerance: RecoveryTolerance) -> dict[str, Any]:
+    return asdict(tolerance)
 
 
 def impact_dict(impact: Impact | None) -> dict[str, Any] | None:

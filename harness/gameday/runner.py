@@ -18,7 +18,9 @@ Order, and who does what:
      --max-fault-s (chaoslib's own SIGUSR1 exit: the rollbacks still run);
   6. the load runs to its planned end (recovery is measured on it), the stack is compared
      with its state before, forcibly rolled back if anything is left, then stopped;
-  7. journal.json and gameday.json are written into the load's run directory.
+  7. journal.json and gameday.json are written into the load's run directory, the stack's
+     logs are copied into `<run>/stack/`, and run.json, summary.json and the history row
+     are marked kind "gameday" (`record`: one run directory, the load's, holds it all).
 Ctrl-C / SIGTERM at any point: the experiment's rollbacks (chaoslib) and then a forced
 rollback run, the load is stopped with SIGINT (its run dir keeps every window, status
 "incomplete"), the stack is stopped, gameday.json says "interrupted", exit 130.
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import signal
 import tempfile
 import threading
@@ -51,7 +54,7 @@ from harness.analysis.impact import (
 from harness.config import Scenario
 from harness.errors import HarnessError, InfrastructureError
 from harness.files import atomic_write_json
-from harness.gameday import report
+from harness.gameday import record, report
 from harness.gameday.live import LiveLoad, SteadyResult
 from harness.gameday.load_process import LoadProcess
 from harness.gameday.plan import GamedayPlan, GamedaySettings, make_plan
@@ -90,6 +93,7 @@ class _Record:
     errors: list[str] = field(default_factory=list)
     load_exit: int | None = None
     pids: set[int] = field(default_factory=set)  # every process the game day started
+    stack_logs: list[str] | None = None  # files copied into <run>/stack/ (None: not ours)
 
 
 def run_gameday(
@@ -180,8 +184,11 @@ class _Gameday:
     def _stack(self) -> Iterator[None]:
         scenario = self.plan.scenario
         if scenario.stack is not None and scenario.stack.local:
-            with started_stack(scenario, self.workdir / "stack", self.state_file):
-                yield
+            try:
+                with started_stack(scenario, self.workdir / "stack", self.state_file):
+                    yield
+            finally:
+                self._keep_stack_files()
             return
         assert self.plan.settings.stack_state is not None
         self.state_file = Path(self.plan.settings.stack_state)
@@ -284,6 +291,22 @@ class _Gameday:
             self.rec.pids.update(p for p in (state.nginx_pid,) if p)
             self.rec.pids.update([state.fault_proxy.pid] if state.fault_proxy else [])
 
+    def _keep_stack_files(self) -> None:
+        """The stopped stack's logs and state, and the load's log, into the run directory
+        (the temporary directory that holds them goes when the game day ends)."""
+        if not self.run_dir.is_dir():
+            return  # the load never started: there is no run to attach them to
+        try:
+            self.rec.stack_logs = record.copy_stack_logs(self.workdir / "stack", self.run_dir)
+            if self.state_file.exists():
+                shutil.copyfile(self.state_file, self.run_dir / record.STACK_DIR / "stack.json")
+                self.rec.stack_logs.append(f"{record.STACK_DIR}/stack.json")
+            if self.load is not None and self.load.log_path.exists():
+                shutil.copyfile(self.load.log_path, self.run_dir / "load.log")
+        except OSError as exc:  # keep stopping; say what is missing
+            log.exception("copying the stack's logs failed")
+            self.rec.errors.append(f"stack logs not kept: {exc}")
+
     def _safe_snapshot(self) -> dict[str, Any]:
         try:
             return snapshot(self.state_file)
@@ -296,8 +319,24 @@ class _Gameday:
             code = EXIT_INTERRUPTED if self.rec.status == "interrupted" else self.exit_hint
             return GamedayOutcome(self.run_dir, code, {"errors": self.rec.errors})
         doc = self._document()
+        self._mark_run(doc)
         atomic_write_json(self.run_dir / "gameday.json", doc, indent=2, allow_nan=False)
         return GamedayOutcome(self.run_dir, doc["verdict"]["exit_code"], doc)
+
+    def _mark_run(self, doc: dict[str, Any]) -> None:
+        """run.json kind "gameday" (+ what ran and the verdict); summary and history row."""
+        section = {
+            "experiment": doc["experiment"]["path"],
+            "title": doc["experiment"]["title"],
+            "status": doc["status"],
+            "verdict": doc["verdict"]["result"],
+            "exit_code": doc["verdict"]["exit_code"],
+        }
+        try:
+            record.mark_gameday(self.run_dir, section)
+        except (HarnessError, OSError, ValueError) as exc:
+            log.exception("marking the run as a game day failed")
+            doc["record_error"] = f"run.json / history not marked: {exc}"
 
     def _document(self) -> dict[str, Any]:
         run = load_run(self.run_dir)
@@ -305,8 +344,9 @@ class _Gameday:
         steady = self.rec.steady
         baseline_from = steady.from_second if steady and steady.from_second is not None else 0
         timeline = report.fault_timeline(moments, baseline_from)
+        settings = self.plan.settings
         impact = None if timeline is None else report.impact_of(run, timeline, self.slo,
-                                                                self.plan.settings.k)  # fmt: skip
+                                                                settings.tolerance)  # fmt: skip
         hypothesis = judge_hypothesis(self.rec.journal or {})
         rollback = compare_states(self.rec.before, self.rec.after)
         verdict = judge(
@@ -329,6 +369,13 @@ class _Gameday:
                 "configuration": self.plan.configuration,
             },
             "slo": {"p99_ms": self.slo.p99_ms, "error_rate": self.slo.error_rate},
+            "settings": {
+                "k": settings.k,
+                "baseline_s": settings.baseline_s,
+                "max_fault_s": settings.max_fault_s,
+                "capacity_gate": settings.capacity_gate,
+                "recovery_tolerance": report.tolerance_dict(settings.tolerance),
+            },
             "timeline": {
                 **moments,
                 "steady": None if steady is None else asdict(steady),
@@ -337,6 +384,7 @@ class _Gameday:
                 "load_exit": self.rec.load_exit,
             },
             "processes": sorted(self.rec.pids),
+            "stack_logs": self.rec.stack_logs,
             "hypothesis": hypothesis.to_dict(),
             "impact": report.impact_dict(impact),
             "capacity_check": report.capacity_section(

@@ -84,6 +84,8 @@ def test_local_faults_are_bounded_and_rolled_back(path: Path):
             assert provider["arguments"]["duration_s"] == "${fault_max_s}"
         if "toxic" in provider["func"] and provider["func"].startswith("add_"):
             assert "remove_all_toxics" in funcs
+            # the fault proxy removes it by itself if the rollback never comes
+            assert provider["arguments"]["duration_s"] == "${fault_max_s}"
 
 
 def test_kubernetes_experiments_were_only_validated():
