@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+import pyarrow as pa
+
 from harness.analysis.ab.abconfig import CompareConfig
 from harness.analysis.ab.arms import ARM_COLUMNS, arms_from_table, endpoints_of
 from harness.analysis.ab.compare import Comparison, compare_arms
@@ -21,7 +23,9 @@ from harness.analysis.ab.histdata import DEFAULT_RESOLUTION, ArmWindows
 from harness.errors import ConfigError
 from harness.results.store import Run, load_run
 
-__all__ = ["compare_runs", "pick_arms", "read_arms", "run_endpoints"]
+__all__ = ["compare_runs", "pick_arms", "read_arms", "read_run_arm", "run_endpoints"]
+
+ALL_ENDPOINTS = "all"
 
 RunLike = Run | str | os.PathLike[str]
 
@@ -89,6 +93,26 @@ def read_arms(
         notes=notes,
         source=str(loaded.run_dir),
     )
+
+
+def read_run_arm(run: RunLike, *, skip_warmup: bool = True) -> ArmWindows:
+    """The whole run as one arm (every endpoint merged, named "all"): what a scheduled-run
+    gate compares between two runs of one scenario, whatever split the scenario has."""
+    loaded = _run(run)
+    table = loaded.windows_table(list(ARM_COLUMNS))
+    endpoint = pa.array([ALL_ENDPOINTS] * table.num_rows, type=pa.string())
+    table = table.set_column(table.schema.get_field_index("endpoint"), "endpoint", endpoint)
+    notes: tuple[str, ...] = ()
+    if loaded.status != "complete":
+        notes = (f"run {loaded.run_id} has status {loaded.status!r}: it did not finish normally",)
+    (arm,) = arms_from_table(
+        table,
+        [ALL_ENDPOINTS],
+        measured_from_s=loaded.measured_from_s if skip_warmup else None,
+        notes=notes,
+        source=str(loaded.run_dir),
+    )
+    return arm
 
 
 def compare_runs(

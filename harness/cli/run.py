@@ -1,24 +1,37 @@
-"""`harness run SCENARIO.yaml [--out DIR] [--set key=value ...] [--run-id ID] [--no-progress]`.
+"""`harness run SCENARIO.yaml [--out DIR] [--set key=value ...] [--run-id ID] [--no-progress]
+[--baseline last|RUN_ID [--margin 0.05]] [--junit FILE] [--json]`.
 
 Validates the scenario first (a bad file exits 2 naming the file and the field, and nothing
-starts), runs it (`harness.load.api.run_scenario`), prints the summary table and where the
-results are. Exit codes: 0 SLO met, 1 SLO failed, 2 bad usage/scenario, 3 infrastructure
-(target never ready, worker lost), 130 interrupted (results kept, status "incomplete").
+starts; so does a --baseline RUN_ID that does not exist), runs it
+(`harness.load.api.run_scenario`), prints the summary table and where the results are. With
+`--baseline`, the complete run is then judged against the baseline (`harness.gate`: a
+significant change beyond the margin on p50, p99, error rate or throughput is a regression)
+and the verdict is printed per metric, kept in gate.json and history.duckdb. `--junit`
+writes JUnit XML (one testcase per SLO check and per gate metric); `--json` prints the
+summary (with "gate" when --baseline) as the only thing on stdout, the table going to stderr.
+Exit codes: 0 SLO met and no regression, 1 SLO failed or a regression, 2 bad
+usage/scenario, 3 infrastructure (target never ready, worker lost), 130 interrupted
+(results kept, status "incomplete"; no gate).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from harness.cli.scenario_args import add_scenario_arguments
 from harness.config import load_scenario
+from harness.errors import ConfigError
 from harness.results.schema import Summary
+
+if TYPE_CHECKING:
+    from harness.gate import GateConfig, GateResult
 
 
 def add_parser(subparsers: Any) -> None:
@@ -28,24 +41,117 @@ def add_parser(subparsers: Any) -> None:
     add_scenario_arguments(parser, "scenario YAML file")
     parser.add_argument("--run-id", default=None, help="run id (default: time-scenario-random)")
     parser.add_argument("--no-progress", action="store_true", help="no live progress display")
+    parser.add_argument(
+        "--baseline",
+        metavar="last|RUN_ID",
+        help="judge the run against a baseline: 'last' (newest earlier complete run of the "
+        "scenario in <out>/history.duckdb), a run id or a run directory; exit 1 on a regression",
+    )
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=0.05,
+        help="with --baseline: the ratio a metric must move by to count (default 0.05 = 5%%)",
+    )
+    parser.add_argument(
+        "--gate-min-seconds",
+        type=int,
+        default=20,
+        metavar="N",
+        help="with --baseline: measured seconds per run below which latency is inconclusive "
+        "(default 20)",
+    )
+    parser.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summary (and the gate verdict) as JSON on stdout, nothing else there",
+    )
+
+
+def _gate_config(args: argparse.Namespace) -> GateConfig | None:
+    if args.baseline is None:
+        return None
+    from harness.gate import GateConfig
+
+    if args.gate_min_seconds < 2:
+        raise ConfigError(f"--gate-min-seconds {args.gate_min_seconds}: must be at least 2")
+    try:
+        return GateConfig(margin=args.margin, min_windows=args.gate_min_seconds)
+    except ValueError as exc:
+        raise ConfigError(f"--margin: {exc}") from exc
 
 
 def run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, overrides=args.overrides)
+    gate_config = _gate_config(args)
+    baseline = None
+    if gate_config is not None:
+        from harness.gate import resolve_baseline
+
+        baseline = resolve_baseline(args.baseline, args.out, scenario=scenario.name)
     from harness.load.api import run_scenario
 
     outcome = run_scenario(
         scenario, args.out, run_id=args.run_id, show_progress=not args.no_progress
     )
-    console = Console()
-    if not console.is_terminal:  # piped / CI logs: do not squeeze the table into 80 columns
-        console = Console(width=120)
+    console = _console(stderr=args.json)
     console.print()
     console.print(summary_table(outcome.summary))
     for line in explanation_lines(outcome.summary, Path(outcome.run_dir)):
         console.print(line, highlight=False, markup=False)
-    console.print(f"results: [bold]{outcome.run_dir}[/]  (exit {outcome.exit_code})")
-    return outcome.exit_code
+    gate = None
+    if gate_config is not None:
+        gate = _gate(outcome.run_dir, outcome.status, baseline, gate_config, console)
+    code = outcome.exit_code
+    if code == 0 and gate is not None and gate.regression:
+        code = 1
+    if args.junit:
+        from harness.gate.junit import write_junit
+
+        console.print(f"JUnit XML: {write_junit(args.junit, outcome.summary, gate)}")
+    console.print(f"results: [bold]{outcome.run_dir}[/]  (exit {code})")
+    if args.json:
+        document: dict[str, Any] = dict(outcome.summary)
+        if args.baseline is not None:
+            document["gate"] = gate.to_dict() if gate is not None else None
+        sys.stdout.write(json.dumps(document) + "\n")
+        sys.stdout.flush()
+    return code
+
+
+def _console(stderr: bool) -> Console:
+    """stderr with --json (stdout carries the JSON alone); piped / CI logs: 120 columns
+    rather than squeezing the table into rich's 80."""
+    console = Console(stderr=stderr)
+    if not console.is_terminal:
+        console = Console(stderr=stderr, width=120)
+    return console
+
+
+def _gate(
+    run_dir: Path, status: str, baseline: Path | None, config: GateConfig, console: Console
+) -> GateResult | None:
+    """Judge a complete run against `baseline`, print the verdict per metric, keep it."""
+    from harness.gate import gate_run, no_baseline, record_gate
+    from harness.results.store import load_run
+
+    if status != "complete":
+        console.print(f"gate: not judged (the run is {status})", highlight=False)
+        return None
+    run = load_run(run_dir)
+    if baseline is None:
+        gate = no_baseline(run.run_id, run.meta.get("scenario"), config)
+    else:
+        gate = gate_run(run_dir, baseline, config)
+    record_gate(gate, run_dir)
+    colour = "bold red" if gate.regression else "green"
+    console.print(f"gate: [{colour}]{gate.verdict}[/] -- {gate.summary}", highlight=False)
+    for metric in gate.metrics:
+        console.print(f"  {metric.describe()}", highlight=False, markup=False)
+    for warning in gate.warnings:
+        console.print(f"  warning: {warning}", highlight=False, markup=False)
+    return gate
 
 
 def explanation_lines(summary: Summary, run_dir: Path) -> list[str]:
