@@ -6,6 +6,7 @@
     queueing         Erlang C, M/M/c waiting-time quantiles, Little's law
     planner          instances = ceil(peak x latency / concurrency), headroom, redundancy
     manifests        Deployment / Service / HPA / PDB from a plan, validated strictly
+    hpa_pod          one pod as a queue (in-flight, p99 per request rate): plan and simulation
     hpa_models, hpa_sim  the Kubernetes HPA control loop replayed over a traffic trace
 
 Pure: arrays and records in, frozen records out (the plan command writes the files).

@@ -1,9 +1,10 @@
 """Kubernetes manifests for a capacity plan, validated offline against the real schemas.
 
 Why: the plan is only useful if what gets deployed encodes it. The HPA's primary metric is
-in-flight requests per pod with target AverageValue = rho_t x c_op, so the HPA's own rule
-ceil(pods x current / target) reproduces the planner's Little's-law count; a requests/s per
-pod guard at rho_t x X_op sits beside it (the HPA takes the larger recommendation). CPU is
+in-flight requests per pod, a requests/s per pod guard beside it (the HPA takes the larger
+recommendation); both targets are one pod's load at the planned count, so the HPA's own rule
+ceil(pods x current / target) settles on the plan's replicas at peak, headroom and redundancy
+included (`planner`, step 6). CPU is
 not a metric for a GPU server (the host CPU idles while the GPU saturates). Scale-up is fast,
 scale-down slow, with the same `ScalingRules` the HPA simulation replays.
 

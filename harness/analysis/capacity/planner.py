@@ -18,11 +18,16 @@ one formula, its inputs are recorded, and it is written out as an "arithmetic li
    n_total = ceil((n + R) / (1 - f)). With headroom 0 and R = 0 and f = 0 the count is
    exactly the formula of step 2 (or 4 when rho_t < 1).
 
-The HPA built from the plan targets rho_t * c_op in-flight requests per pod, so the HPA's own
-rule ceil(pods * current / target) lands on the same count as step 4. c_op there is the
-count the SERVER sees in flight: from a closed-loop sweep, X_op x measured mean latency,
-which is below the number of users when each user also spends time in the load generator
-between requests. Pure: no I/O.
+6. HPA targets = what one pod carries at n_total pods at peak: requests/s peak / n_total, and
+   the in-flight count the pod model (`hpa_pod`, the one `simulate-hpa` replays) reads at
+   that rate. The HPA's rule ceil(pods x current / target) then settles on n_total at peak:
+   headroom, redundancy and the failure domain stay in the running deployment. (Targets of
+   rho_t x c_op and rho_t x X_op would settle on step 4 without headroom: the HPA would give
+   the headroom back as soon as it took over.) In-flight is counted at the SERVER: from a
+   closed-loop sweep X_op x measured mean latency, which is below the number of users when
+   each user also spends time in the load generator between requests.
+
+Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -31,8 +36,10 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from harness.analysis.capacity.hpa_pod import pod_model
 from harness.analysis.capacity.operating_point import (
     OperatingPoint,
     operating_point_closed_loop,
@@ -103,8 +110,8 @@ class CapacityPlan:
     rho_growth: float | None
     rho_target: float
     n_before_redundancy: int
-    hpa_inflight_target: float  # rho_t * c_op per pod
-    hpa_rps_target: float  # rho_t * X_op per pod
+    hpa_inflight_target: float  # the pod model's in-flight at peak / replicas
+    hpa_rps_target: float  # peak / replicas: each pod's share at the planned count
     inputs: dict[str, Any]
     arithmetic: tuple[str, ...]
     notes: tuple[str, ...] = field(default=())
@@ -247,6 +254,31 @@ def _counts(inp: CapacityInputs, x_op: float, rho_t: float) -> tuple[int, int, l
     )
 
 
+def _hpa_targets(
+    inp: CapacityInputs, op: OperatingPoint, total: int
+) -> tuple[float, float, list[str], list[str]]:
+    """Per-pod HPA targets at the planned count: (in-flight, requests/s, arithmetic, notes)."""
+    rate = inp.peak_qps / total
+    model = pod_model(op, use_fitted_curve=False)
+    inflight = float(model.inflight(np.array([rate]))[0])
+    how = f"the pod model's (M/M/{model.c} at {rate / model.capacity:.4f} utilisation)"
+    notes = []
+    if not rate < 0.999 * model.capacity:  # no steady state in the model: Little instead
+        inflight = rate * op.inflight_at_server / op.throughput
+        how = "Little's law at the measured mean (the pod model has no steady state there)"
+        notes.append(
+            f"each pod runs at its measured capacity at peak ({rate:.3f} req/s, no utilisation "
+            "margin): the queueing model predicts an unbounded queue there, so the simulated "
+            "HPA scales past the plan; plan with an SLO, headroom or a utilisation target"
+        )
+    line = (
+        f"HPA targets per pod = one pod's load at n_total {total} (the HPA settles there at "
+        f"peak): requests/s peak {inp.peak_qps:g} / {total} = {rate:.3f}; in flight at the "
+        f"server at that rate, {how} = {inflight:.3f}"
+    )
+    return inflight, rate, [line], notes
+
+
 def plan_capacity(inp: CapacityInputs, op: OperatingPoint) -> CapacityPlan:
     """Turn a peak rate and an operating point into replica counts, with the arithmetic."""
     lines = _operating_lines(op)
@@ -258,14 +290,9 @@ def plan_capacity(inp: CapacityInputs, op: OperatingPoint) -> CapacityPlan:
     rho_q, rho_g, rho_lines = _utilisation(inp, op)
     rho_t, rho_line = _rho_target(inp, rho_q, rho_g)
     n, total, count_lines = _counts(inp, op.throughput, rho_t)
-    per_pod = rho_t * op.throughput
+    inflight, per_pod, hpa_lines, hpa_notes = _hpa_targets(inp, op, total)
     lo, hi, how = _min_max(inp, total, per_pod)
-    lines += [*rho_lines, rho_line, *count_lines, how]
-    inflight = op.inflight_at_server
-    lines.append(
-        f"HPA targets per pod: in-flight rho_t x c_op(server) = {rho_t:.4f} x {inflight:.3f} = "
-        f"{rho_t * inflight:.3f}, requests/s rho_t x X_op = {per_pod:.3f}"
-    )
+    lines += [*rho_lines, rho_line, *count_lines, how, *hpa_lines]
     return CapacityPlan(
         replicas=total,
         min_replicas=lo,
@@ -277,9 +304,9 @@ def plan_capacity(inp: CapacityInputs, op: OperatingPoint) -> CapacityPlan:
         rho_growth=rho_g,
         rho_target=rho_t,
         n_before_redundancy=n,
-        hpa_inflight_target=rho_t * inflight,
+        hpa_inflight_target=inflight,
         hpa_rps_target=per_pod,
         inputs=inp.model_dump(),
         arithmetic=tuple(lines),
-        notes=(P99_NOTE, *op.notes),
+        notes=(P99_NOTE, *op.notes, *hpa_notes),
     )

@@ -106,15 +106,18 @@ def test_model_from_plan_by_hand() -> None:
 
 
 def test_settings_from_plan() -> None:
-    """In-flight target rho_t x c_op and rps guard rho_t x X_op; pods start in the plan's
-    pod_ready_s, or as told, or in 60 s for a plan file that does not say."""
+    """Targets = one pod's load at the planned count: 1000 / 10 = 100 req/s, and the M/M/4
+    (20 ms) in-flight at 100/s, 100 x (0.02 + C(4, 2) / (200 - 100)) = 2.1739; pods start in
+    the plan's pod_ready_s, or as told, or in 60 s for a plan file that does not say."""
     plan = plan_capacity(
         CapacityInputs(peak_qps=1000, target_utilisation=0.5, pod_ready_s=30),
         operating_point_manual(20, 4),
     )
     s = settings_from_plan(plan)
     assert (s.min_replicas, s.max_replicas) == (plan.min_replicas, plan.max_replicas) == (1, 15)
-    assert s.inflight_target == 2.0 and s.rps_target == 100.0  # 0.5 x 4, 0.5 x 200
+    assert plan.replicas == 10 and s.rps_target == 100.0  # ceil(1000 / (0.5 x 200))
+    assert s.inflight_target == pytest.approx(mmc_in_system(4, 0.02, 100.0), rel=TABLE_REL)
+    assert s.inflight_target == pytest.approx(2.173913, rel=TABLE_REL)  # C(4, 2) = 4/23
     assert s.pod_startup_s == 30 and s.scale_up == DEFAULT_UP and s.scale_down == PLAN_SCALE_DOWN
     assert settings_from_plan(plan, pod_startup_s=45).pod_startup_s == 45
     assert settings_from_plan(plan, pod_startup_s=0).pod_startup_s == 0

@@ -19,6 +19,7 @@ from harness.analysis.capacity.planner import (
     plan_capacity,
 )
 from harness.errors import AnalysisError
+from tests.harness.analysis.capacity.queueing_truth import mmc_in_system
 from tests.harness.analysis.capacity.usl_truth import usl_x
 
 
@@ -51,20 +52,26 @@ def test_utilisation_target_is_min_of_queue_and_growth() -> None:
     assert p.rho_growth == pytest.approx(1 / 1.3)
     assert p.rho_target == pytest.approx(rho_q, abs=1e-6)
     assert p.replicas == math.ceil(1000 / (rho_q * 100))  # 19
-    assert p.hpa_inflight_target == pytest.approx(rho_q, abs=1e-6)
-    assert p.hpa_rps_target == pytest.approx(rho_q * 100, abs=1e-4)
+    # HPA targets = one pod's load at 19 pods: 1000 / 19 req/s; M/M/1 in flight at
+    # rho = 10/19: rho / (1 - rho) = 10/9
+    assert p.hpa_rps_target == pytest.approx(1000 / 19)
+    assert p.hpa_inflight_target == pytest.approx(10 / 9, rel=5e-5)
     forced = plan_capacity(inp.model_copy(update={"target_utilisation": 0.5}), op)
     assert forced.replicas == 20
 
 
-def test_hpa_rule_agrees_with_plan() -> None:
-    """At peak, HPA desired = ceil(n * inflight/target) with inflight = peak*L/n lands on n."""
+@pytest.mark.parametrize("headroom", [0.0, 0.2])
+def test_hpa_rule_agrees_with_plan(headroom: float) -> None:
+    """At peak, the HPA's desired = ceil(pods x reading / target) lands on the planned count
+    from any count: requests/s ceil(pods x (10000 / pods) / (10000 / n)) = n. Headroom stays:
+    n = ceil(10000 x 1.2 / 64) = 188 (the old rho_t x X_op target gave 157 back)."""
     op = operating_point_manual(50, 4)
-    p = plan_capacity(CapacityInputs(peak_qps=10_000, target_utilisation=0.8), op)
-    total_inflight = 10_000 * 0.05
-    pods = 7
-    desired = math.ceil(round(pods * (total_inflight / pods) / p.hpa_inflight_target, 9))
-    assert desired == p.replicas == 157  # ceil(10000 / (0.8 * 80)) = ceil(156.25)
+    inp = CapacityInputs(peak_qps=10_000, target_utilisation=0.8, headroom=headroom)
+    p = plan_capacity(inp, op)
+    assert p.replicas == {0.0: 157, 0.2: 188}[headroom]  # ceil(156.25), ceil(187.5)
+    for pods in (7, 100, p.replicas, 300):
+        desired = math.ceil(round(pods * (10_000 / pods) / p.hpa_rps_target, 9))
+        assert desired == p.replicas
 
 
 def test_plan_from_closed_loop_sweep() -> None:
@@ -132,8 +139,16 @@ def test_server_side_inflight_when_users_spend_time_in_the_client() -> None:
     assert op.server_inflight == pytest.approx(0.75 * op.concurrency, rel=0.02)
     assert any("load generator" in note for note in op.notes)
     plan = plan_capacity(CapacityInputs(peak_qps=5000, target_utilisation=0.8), op)
-    assert plan.hpa_inflight_target == pytest.approx(0.8 * op.server_inflight)
-    assert plan.hpa_rps_target == pytest.approx(0.8 * op.throughput)
+    rate = 5000 / plan.replicas  # one pod's load at the planned count
+    assert plan.hpa_rps_target == pytest.approx(rate)
+    # M/M/c in flight at that rate (c = c_op, service c_op / X_op), scaled to the server's
+    # share 0.75: the users' time in the load generator is not in flight at the server
+    service = op.concurrency / op.throughput
+    full = mmc_in_system(int(op.concurrency), service, rate)
+    assert plan.hpa_inflight_target == pytest.approx(full * 0.75, rel=0.02)
+    assert plan.hpa_inflight_target == pytest.approx(
+        full * op.server_inflight / op.concurrency, rel=1e-4
+    )
     same = operating_point_closed_loop(n, x, 2.5 * cycle_ms, slo_p99_ms=150, mean_ms=cycle_ms)
     assert same.server_inflight == pytest.approx(same.concurrency) and same.notes == ()
 
@@ -153,8 +168,14 @@ def test_bare_formula_prints_every_step() -> None:
         "ceil(500.0000) = 500",
         "n_total = ceil((n 500 + redundancy 0) / (1 - failure share 0)) = ceil(500.0000) = 500",
         "min_replicas = 1 (max of 1 + redundancy 0); max_replicas = 750 (replicas x 1.5)",
-        "HPA targets per pod: in-flight rho_t x c_op(server) = 1.0000 x 1.000 = 1.000, "
-        "requests/s rho_t x X_op = 20.000",
+        "HPA targets per pod = one pod's load at n_total 500 (the HPA settles there at peak): "
+        "requests/s peak 10000 / 500 = 20.000; in flight at the server at that rate, Little's "
+        "law at the measured mean (the pod model has no steady state there) = 1.000",
+    )
+    assert plan.notes[-1] == (
+        "each pod runs at its measured capacity at peak (20.000 req/s, no utilisation margin): "
+        "the queueing model predicts an unbounded queue there, so the simulated HPA scales "
+        "past the plan; plan with an SLO, headroom or a utilisation target"
     )
     given = plan_capacity(
         CapacityInputs(peak_qps=10_000, target_utilisation=0.5), operating_point_manual(50, 1)
@@ -167,7 +188,8 @@ def test_queue_bound_plan_prints_every_step() -> None:
     """M/M/1, L = 10 ms (X_op = 100/s), SLO 100 ms: rho_q = 1 - ln(100) x 0.01 / 0.1 = 0.53948;
     growth 0.01/s over 30 s: rho_g = 1 / 1.3 = 0.76923; rho_t = rho_q.
     n = ceil(1000 / (0.53948 x 100)) = ceil(18.5363) = 19; max = ceil(19 x 1.5) = 29;
-    per pod rho_t x X_op = 53.948 requests/s, rho_t x 1 = 0.539 in flight."""
+    HPA per pod at 19 pods: 1000 / 19 = 52.632 requests/s; M/M/1 in flight at rho = 10/19:
+    rho / (1 - rho) = 10/9 = 1.111."""
     inp = CapacityInputs(peak_qps=1000, slo_p99_ms=100, growth_rate_per_s=0.01, pod_ready_s=30)
     plan = plan_capacity(inp, operating_point_manual(10, 1))
     assert (plan.replicas, plan.min_replicas, plan.max_replicas) == (19, 1, 29)
@@ -183,8 +205,9 @@ def test_queue_bound_plan_prints_every_step() -> None:
         "ceil(18.5363) = 19",
         "n_total = ceil((n 19 + redundancy 0) / (1 - failure share 0)) = ceil(19.0000) = 19",
         "min_replicas = 1 (max of 1 + redundancy 0); max_replicas = 29 (replicas x 1.5)",
-        "HPA targets per pod: in-flight rho_t x c_op(server) = 0.5395 x 1.000 = 0.539, "
-        "requests/s rho_t x X_op = 53.948",
+        "HPA targets per pod = one pod's load at n_total 19 (the HPA settles there at peak): "
+        "requests/s peak 1000 / 19 = 52.632; in flight at the server at that rate, the pod "
+        "model's (M/M/1 at 0.5263 utilisation) = 1.111",
     )
 
 
@@ -196,8 +219,10 @@ def test_sweep_plan_with_every_adjustment_prints_every_step() -> None:
     No growth rate given for a sweep: 0.002/s over 60 s -> rho_g = 1 / 1.12 = 0.892857.
     n = ceil(2000 x 1.25 / (0.689903 x 200)) = ceil(18.1185) = 19;
     n_total = ceil((19 + 1) / 0.75) = ceil(26.667) = 27.
-    min: max(1 + 1, ceil(1 / 0.25) = 4 domains, ceil(900 / 137.981) = 7) = 7;
-    max: ceil(27 x 1.5) = 41. HPA: 0.689903 x 3.2 = 2.2077 in flight, x 200 = 137.98/s."""
+    HPA per pod at 27 pods: 2000 / 27 = 74.074 requests/s; in flight M/M/4 (20 ms) at that
+    rate, 74.074 x (0.02 + C(4, 1.4815) / (200 - 74.074)) = 1.52372, x 3.2 / 4 (the server's
+    share) = 1.21898. min: max(1 + 1, ceil(1 / 0.25) = 4 domains, ceil(900 / 74.074) = 13) =
+    13 (what the HPA settles on at 900 req/s); max: ceil(27 x 1.5) = 41."""
     from harness.analysis.capacity.planner import OperatingPoint
 
     op = OperatingPoint(
@@ -212,9 +237,9 @@ def test_sweep_plan_with_every_adjustment_prints_every_step() -> None:
     assert plan.rho_queue == pytest.approx(0.6899028, abs=1e-6)
     assert plan.rho_growth == pytest.approx(1 / 1.12)
     assert (plan.n0, plan.n_before_redundancy, plan.replicas) == (10, 19, 27)
-    assert (plan.min_replicas, plan.max_replicas) == (7, 41)
-    assert plan.hpa_inflight_target == pytest.approx(0.6899028 * 3.2, abs=1e-5)
-    assert plan.hpa_rps_target == pytest.approx(0.6899028 * 200, abs=1e-4)
+    assert (plan.min_replicas, plan.max_replicas) == (13, 41)
+    assert plan.hpa_inflight_target == pytest.approx(1.2189752, rel=5e-5)
+    assert plan.hpa_rps_target == pytest.approx(2000 / 27)
     assert plan.arithmetic == (
         "operating point (sweep-closed): c_op = 4 in flight per instance, X_op = 200.0000 req/s "
         "per instance, mean time in system 20.000 ms (Little: X_op = c_op / L)",
@@ -228,10 +253,11 @@ def test_sweep_plan_with_every_adjustment_prints_every_step() -> None:
         "n = ceil(peak 2000 x (1 + headroom 0.25) / (rho_t 0.6899 x X_op 200.0000)) = "
         "ceil(18.1185) = 19",
         "n_total = ceil((n 19 + redundancy 1) / (1 - failure share 0.25)) = ceil(26.6667) = 27",
-        "min_replicas = 7 (max of 1 + redundancy 1, 4 failure domains, ceil(min_qps 900 / "
-        "137.981) = 7); max_replicas = 41 (replicas x 1.5)",
-        "HPA targets per pod: in-flight rho_t x c_op(server) = 0.6899 x 3.200 = 2.208, "
-        "requests/s rho_t x X_op = 137.981",
+        "min_replicas = 13 (max of 1 + redundancy 1, 4 failure domains, ceil(min_qps 900 / "
+        "74.074) = 13); max_replicas = 41 (replicas x 1.5)",
+        "HPA targets per pod = one pod's load at n_total 27 (the HPA settles there at peak): "
+        "requests/s peak 2000 / 27 = 74.074; in flight at the server at that rate, the pod "
+        "model's (M/M/4 at 0.3704 utilisation) = 1.219",
     )
 
 
@@ -261,8 +287,9 @@ def test_growth_bound_plan_with_given_bounds() -> None:
         "ceil(16.0000) = 16",
         "n_total = ceil((n 16 + redundancy 0) / (1 - failure share 0)) = ceil(16.0000) = 16",
         "min_replicas = 3 (given); max_replicas = 40 (given)",
-        "HPA targets per pod: in-flight rho_t x c_op(server) = 0.6250 x 1.000 = 0.625, "
-        "requests/s rho_t x X_op = 62.500",
+        "HPA targets per pod = one pod's load at n_total 16 (the HPA settles there at peak): "
+        "requests/s peak 1000 / 16 = 62.500; in flight at the server at that rate, the pod "
+        "model's (M/M/1 at 0.6250 utilisation) = 1.667",
     )
     # a given minimum above the derived maximum (sweep default growth: rho_t = 1 / 1.12,
     # n = ceil(1000 x 1.12 / 100) = 12, max ceil(18) = 18) lifts the maximum to it
