@@ -4,17 +4,21 @@ One run directory: the arms are two endpoints of one split run (concurrent, the 
 design). Two run directories: the arms are one endpoint of each run, compared as
 independent samples (time effects confounded; the output warns). Prints a table of every
 metric with estimates, intervals, Holm-adjusted p-values and verdicts, then the overall
-verdict in a sentence. Exit codes: 0 no regression, 1 B is worse on a gating metric,
-2 usage error (bad options, unknown endpoint, missing run directory), 3 an unreadable
-run directory (unknown schema version, no windows.parquet).
+verdict in a sentence. The result is also recorded in `history.duckdb` next to run B (a
+row of kind "compare" in its comparisons table; `--no-history` skips it). Exit codes: 0 no
+regression, 1 B is worse on a gating metric, 2 usage error (bad options, unknown endpoint,
+missing run directory), 3 an unreadable run directory (unknown schema version, no
+windows.parquet).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -28,6 +32,8 @@ from harness.analysis.ab.metrics_ab import MetricResult
 from harness.compare import pick_arms, read_arms
 from harness.errors import ConfigError, StoreError
 from harness.files import atomic_write_json
+from harness.results.history import ComparisonRow, record_comparison
+from harness.results.store import load_run
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +94,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="latency from the actual send (hdr_uncorrected) instead of the intended start",
     )
     p.add_argument("--json", type=Path, metavar="OUT", help="also write the result as JSON")
+    p.add_argument(
+        "--no-history", action="store_true", help="do not record the result in history.duckdb"
+    )
     return p
 
 
@@ -133,7 +142,33 @@ def run(args: argparse.Namespace) -> int:
     _print(result, _console())
     if args.json:
         _write_json(args.json, result)
+    if not args.no_history:
+        _record(args, result)
     return 1 if result.regression else 0
+
+
+def _record(args: argparse.Namespace, result: Comparison) -> None:
+    """The comparison's row (kind "compare") in the history next to run B."""
+    run_b = Path(args.run_b or args.run_a)
+    run_a = Path(args.run_a)
+    meta = load_run(run_b).meta
+    row = ComparisonRow(
+        compare_id=f"compare:{run_a.name}/{result.arm_a}:{run_b.name}/{result.arm_b}",
+        kind="compare",
+        created_at=datetime.now(UTC).replace(tzinfo=None),
+        scenario=meta.get("scenario"),
+        run_a=str(load_run(run_a).run_id),
+        arm_a=result.arm_a,
+        run_b=str(meta.get("run_id", run_b.name)),
+        arm_b=result.arm_b,
+        design=result.design,
+        verdict=result.verdict,
+        regression=result.regression,
+        margin=str(result.details.get("margin", "")),
+        summary=result.summary,
+        metrics_json=json.dumps(result.to_dict()["metrics"], default=str),
+    )
+    record_comparison(run_b.resolve().parent, row)
 
 
 def _console() -> Console:
