@@ -1,7 +1,10 @@
 """`harness history`: the runs recorded in `<out>/history.duckdb`, newest first.
 
-A thin shell over `harness.results.history.list_runs` (which notebooks can call directly);
-`--rebuild` re-creates the database from the run directories' summary.json files.
+With `--scenario NAME`, the trend of that scenario instead: its last runs oldest first (time,
+status, valid, offered and achieved throughput, p50, p99, error rate, SLO, the gate's verdict
+from `harness run --baseline`), then its recorded comparisons (`harness compare` and gates).
+A thin shell over `harness.results.history` (which notebooks can call directly);
+`--rebuild` re-creates the runs table from the run directories' summary.json files.
 """
 
 from __future__ import annotations
@@ -15,7 +18,14 @@ from dataclasses import asdict
 from rich.console import Console
 from rich.table import Table
 
-from harness.results.history import HistoryRow, list_runs, rebuild_history
+from harness.results.history import (
+    ComparisonRow,
+    HistoryRow,
+    gate_verdicts,
+    list_comparisons,
+    list_runs,
+    rebuild_history,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -70,6 +80,59 @@ def history_table(rows: Sequence[HistoryRow], wide: bool = True) -> Table:
     return table
 
 
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.2f}%"
+
+
+def _when(row: HistoryRow | ComparisonRow) -> str:
+    moment = row.started_at if isinstance(row, HistoryRow) else row.created_at
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+
+def _gate_cell(verdict: str | None) -> str:
+    colours = {"regression": "red", "pass": "green"}
+    return "-" if verdict is None else f"[{colours.get(verdict, 'yellow')}]{verdict}[/]"
+
+
+def trend_table(rows: Sequence[HistoryRow], gates: dict[str, str], scenario: str) -> Table:
+    """One scenario's runs, oldest first: how its key numbers moved."""
+    table = Table(title=f"{scenario}: trend (latency in ms)", title_justify="left")
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("status", overflow="fold")
+    table.add_column("valid", no_wrap=True)
+    for name in ("offered", "rps", "p50", "p99", "errors"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("SLO", no_wrap=True)
+    table.add_column("gate", no_wrap=True)
+    for row in reversed(rows):
+        table.add_row(
+            _when(row),
+            row.status or "-",
+            _flag(row.valid),
+            _num(row.offered_rps),
+            _num(row.throughput_rps),
+            _num(row.p50_ms, 2),
+            _num(row.p99_ms, 2),
+            _pct(row.error_rate),
+            _flag(row.slo_passed),
+            _gate_cell(gates.get(row.run_id)),
+        )
+    return table
+
+
+def comparisons_table(rows: Sequence[ComparisonRow]) -> Table:
+    """Recorded comparisons, newest first: which run against which, and the verdict."""
+    table = Table(title="comparisons (B judged against A)", title_justify="left")
+    for name in ("time (UTC)", "kind", "A", "B", "verdict"):
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        a = row.run_a if row.arm_a == "all" else f"{row.run_a} {row.arm_a}"
+        b = row.run_b if row.arm_b == "all" else f"{row.run_b} {row.arm_b}"
+        verdict = f"[red]{row.verdict}[/]" if row.regression else row.verdict
+        table.add_row(_when(row), row.kind, a, b, verdict)
+    return table
+
+
 def _console() -> Console:
     """Piped (cron mail, CI logs): wide enough for whole run ids instead of rich's 80."""
     console = Console()
@@ -91,5 +154,11 @@ def run(args: argparse.Namespace, console: Console | None = None) -> int:
     if not rows:
         console.print(f"no runs recorded in {args.out}/history.duckdb")
         return 0
-    console.print(history_table(rows, wide=console.width >= 130))
+    if args.scenario is None:
+        console.print(history_table(rows, wide=console.width >= 130))
+        return 0
+    console.print(trend_table(rows, gate_verdicts(args.out, args.scenario), args.scenario))
+    comparisons = list_comparisons(args.out, scenario=args.scenario, limit=args.limit)
+    if comparisons:
+        console.print(comparisons_table(comparisons))
     return 0
