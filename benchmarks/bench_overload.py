@@ -1,0 +1,140 @@
+"""Goodput past capacity: does the reference server collapse when offered 2x and 4x its capacity?
+
+One run, ratios against a baseline measured in the same run. The shipped `cnn` configuration
+(bounded queue: 200 requests, 100 ms) on one intra-op thread, batch-1 KServe binary requests
+over HTTP from benchmarks/openloop_http.py (open loop, on the same host). Capacity is measured
+first: a closed loop of 64 connections saturates the server, then an open loop at 1.25x that
+rate gives the answers per second the server keeps while an open-loop client shares the host.
+Then 0.8x, 1x, 2x, 4x that capacity and 0.8x again (host drift), 5 s each. Goodput = answers
+within the SLO (250 ms from the intended send) per second. Printed: goodput at each level over
+goodput at 0.8x; goal >= 0.9 at 2x and 4x (no congestive collapse). About a minute.
+
+    python benchmarks/bench_overload.py [--seconds 5] [--slo-ms 250]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from openloop_http import (  # noqa: E402
+    LoadResult,
+    kserve_binary_request,
+    run_closed_loop,
+    run_open_loop,
+)
+
+LISTENING = re.compile(rb"listening http=(\d+)")
+LEVELS = (0.8, 1.0, 2.0, 4.0, 0.8)
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    factor: float
+    offered_rps: float
+    result: LoadResult
+    goodput_rps: float
+    server_cpu: float  # cores
+    client_cpu: float  # cores
+
+
+def start_server(repository: Path) -> tuple[subprocess.Popen, int]:
+    cmd = [sys.executable, "-m", "reference_server", "--host", "127.0.0.1"]
+    cmd += ["--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"]
+    cmd += ["--model-repository", str(repository), "--device", "cpu", "--intra-op-threads", "1"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    match = LISTENING.search(proc.stdout.readline())
+    if match is None:
+        proc.kill()
+        raise SystemExit("the server did not start")
+    return proc, int(match[1])
+
+
+def measure(port: int, request: bytes, rate: float, seconds: float, slo_s: float, pid: int):
+    server = psutil.Process(pid)
+    s0, c0, t0 = sum(server.cpu_times()[:2]), time.process_time(), time.monotonic()
+    result = run_open_loop("127.0.0.1", port, request, rate, seconds, timeout_s=5.0)
+    wall = time.monotonic() - t0
+    server_cpu = (sum(server.cpu_times()[:2]) - s0) / wall
+    client_cpu = (time.process_time() - c0) / wall
+    return result, result.goodput_rps(slo_s), server_cpu, client_cpu
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1e3:.0f}"
+
+
+def report(capacity: float, closed: float, levels: list[Level]) -> None:
+    base = levels[0].goodput_rps
+    print(f"capacity {capacity:.0f} req/s (open loop at 1.25x the closed loop's {closed:.0f})")
+    head = "level  offered  answered  goodput  refused/s  p99 ok ms  p99 503 ms  srv cpu  cli cpu"
+    print(head + "  goodput/0.8x")
+    for lv in levels:
+        r = lv.result
+        print(
+            f"{lv.factor:4.1f}x  {lv.offered_rps:7.0f}  {r.throughput_rps():8.0f}  "
+            f"{lv.goodput_rps:7.0f}  {len(r.refused) / r.duration_s:9.0f}  "
+            f"{_ms(r.p(r.answered, 99)):>9}  {_ms(r.p(r.refused, 99)):>10}  "
+            f"{lv.server_cpu:7.2f}  {lv.client_cpu:7.2f}  {lv.goodput_rps / base:12.2f}"
+        )
+    ratios = {lv.factor: lv.goodput_rps / base for lv in levels[1:4]}
+    verdict = all(ratios[f] >= 0.9 for f in (2.0, 4.0))
+    print(
+        "goodput / goodput at 0.8x: "
+        + ", ".join(f"{f:g}x {r:.2f}" for f, r in ratios.items())
+        + f"  (goal >= 0.9 at 2x and 4x: {'met' if verdict else 'NOT met'})"
+    )
+    drift = levels[-1].goodput_rps / base
+    print(f"0.8x again at the end / at the start: {drift:.2f} (host drift; 1.00 = steady host)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--slo-ms", type=float, default=250.0)
+    args = parser.parse_args(argv)
+    from reference_server.config import default_model_repository
+    from reference_server.models.build import ensure_repository
+
+    repository = ensure_repository(default_model_repository())
+    proc, port = start_server(repository)
+    try:
+        one_row = kserve_binary_request("cnn", (1, 3, 64, 64))
+        run_open_loop("127.0.0.1", port, kserve_binary_request("cnn", (32, 3, 64, 64)), 20, 1.0)
+        closed = run_closed_loop("127.0.0.1", port, one_row, 64, 2.0).throughput_rps()
+        capacity = run_open_loop("127.0.0.1", port, one_row, 1.25 * closed, 2.0).throughput_rps()
+        levels = []
+        for factor in LEVELS:
+            rate = factor * capacity
+            result, goodput, srv, cli = measure(
+                port, one_row, rate, args.seconds, args.slo_ms / 1e3, proc.pid
+            )
+            levels.append(Level(factor, rate, result, goodput, srv, cli))
+            time.sleep(1.0)  # let the server drain between levels
+        report(capacity, closed, levels)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
