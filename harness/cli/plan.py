@@ -5,42 +5,31 @@
 
 Writes DIR/plan.json (every input and intermediate number; `CapacityPlan.to_dict()`) and the
 Kubernetes manifests as YAML in DIR (validated strictly for `--k8s-version`), then prints the
-recommendation and its arithmetic. The numbers come from `harness.analysis.capacity.planner`; this
-module only gathers inputs and writes/prints.
+recommendation and its arithmetic. The numbers come from `harness.analysis.capacity.planner`,
+the reading and writing from `harness.plan` (shared with `harness capacity`); this module only
+parses and prints.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from harness.analysis.capacity.manifests import (
-    DEFAULT_K8S_VERSION,
-    DeploymentOptions,
-    build_manifests,
-)
+from harness.analysis.capacity.manifests import DEFAULT_K8S_VERSION, DeploymentOptions
 from harness.analysis.capacity.planner import (
-    CapacityInputs,
     CapacityPlan,
     OperatingPoint,
-    operating_point_closed_loop,
     operating_point_manual,
-    operating_point_open_loop,
     plan_capacity,
-    with_concurrency,
 )
 from harness.config.loader import format_validation_error
 from harness.errors import ConfigError
-from harness.plan import write_manifests
-from harness.results.store import atomic_write_json
+from harness.plan import PlanOptions, capacity_inputs, sweep_operating_point, write_plan
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +72,38 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
 
 
-def operating_point(args: argparse.Namespace) -> tuple[OperatingPoint, float | None]:
+def plan_options(args: argparse.Namespace) -> PlanOptions:
+    """The plan options as given on the command line (shared with `harness capacity`)."""
+    try:
+        return PlanOptions(
+            slo_p99_ms=args.slo_p99_ms,
+            concurrency=args.concurrency,
+            headroom=args.headroom,
+            redundancy=args.redundancy,
+            failure_domains=args.failure_domains,
+            failure_share=args.failure_share,
+            target_utilisation=args.target_utilisation,
+            growth_rate_per_s=args.growth_rate,
+            pod_ready_s=args.pod_ready_s,
+            min_qps=args.min_qps,
+            min_replicas=args.min_replicas,
+            max_replicas=args.max_replicas,
+            k8s_version=args.k8s_version,
+            deployment=DeploymentOptions(
+                name=args.name,
+                namespace=args.namespace,
+                image=args.image,
+                gpu=args.gpu,
+                zone_spread=bool(args.failure_domains),
+            ),
+        )
+    except ValidationError as exc:
+        raise ConfigError(f"plan options: {format_validation_error(exc)}") from exc
+
+
+def operating_point(
+    args: argparse.Namespace, o: PlanOptions
+) -> tuple[OperatingPoint, float | None]:
     """The operating point and the SLO to plan for (from the sweep unless given)."""
     if args.sweep is not None and args.latency_ms is not None:
         raise ConfigError("--from and --latency-ms exclude each other")
@@ -93,88 +113,16 @@ def operating_point(args: argparse.Namespace) -> tuple[OperatingPoint, float | N
         return operating_point_manual(args.latency_ms, args.concurrency, args.p99_ms), (
             args.slo_p99_ms
         )
-    from harness.results.sweeps import read_sweep
     from harness.sweep import UNMEASURED_NOTE
 
-    if not (Path(args.sweep) / "sweep.json").is_file():  # a user's typo: usage, not exit 3
-        raise ConfigError(f"--from {args.sweep}: not a sweep run directory (no sweep.json)")
-    sw = read_sweep(args.sweep)
-    slo = args.slo_p99_ms or sw.slo_p99_ms
-    if slo is None:
-        raise ConfigError(f"{args.sweep}: no p99 SLO in the sweep; give --slo-p99-ms")
-    measured = sw.columns["verdict"] != "unmeasured"  # those steps measured nothing
-    c = {name: column[measured] for name, column in sw.columns.items()}
-    if sw.mode == "closed":
-        # N as the sweep's fits took it: the server's in-flight requests when every step
-        # measured them (users with think time are not the server's concurrency)
-        at_server = sw.meta.get("concurrency") == "server" and bool(
-            np.all(np.isfinite(c["concurrency"]))
-        )
-        op = operating_point_closed_loop(
-            c["concurrency"] if at_server else c["load"],
-            c["throughput_rps"],
-            c["p99_ms"],
-            slo,
-            c["error_rate"],
-            mean_ms=c["mean_ms"],
-            at_server=at_server,
-        )
-        if args.concurrency is not None:  # c_op by hand, X_op from the fit
-            op = with_concurrency(op, args.concurrency)
-    else:
-        op = operating_point_open_loop(
-            c["load"], c["throughput_rps"], c["p99_ms"], c["mean_ms"], slo, c["error_rate"]
-        )
-    if sw.meta.get("unmeasured_loads"):
-        loads = ", ".join(f"{x:g}" for x in sw.meta["unmeasured_loads"])
-        note = "sweep: " + UNMEASURED_NOTE.format(loads=loads) + "; this plan is conservative"
-        op = dataclasses.replace(op, notes=(*op.notes, note))
-    return op, slo
-
-
-def capacity_inputs(args: argparse.Namespace, slo: float | None) -> CapacityInputs:
-    share = args.failure_share or 0.0
-    if args.failure_domains:
-        if args.failure_domains < 2:
-            raise ConfigError("--failure-domains must be >= 2")
-        share = 1.0 / args.failure_domains
-    try:
-        return CapacityInputs(
-            peak_qps=args.peak_qps,
-            slo_p99_ms=slo,
-            headroom=args.headroom,
-            redundancy=args.redundancy,
-            failure_share=share,
-            target_utilisation=args.target_utilisation,
-            growth_rate_per_s=args.growth_rate,
-            pod_ready_s=args.pod_ready_s,
-            min_qps=args.min_qps,
-            min_replicas=args.min_replicas,
-            max_replicas=args.max_replicas,
-        )
-    except ValidationError as exc:
-        raise ConfigError(f"plan options: {format_validation_error(exc)}") from exc
+    return sweep_operating_point(args.sweep, o, UNMEASURED_NOTE)
 
 
 def run(args: argparse.Namespace) -> int:
-    op, slo = operating_point(args)
-    plan = plan_capacity(capacity_inputs(args, slo), op)
-    options = DeploymentOptions(
-        name=args.name,
-        namespace=args.namespace,
-        image=args.image,
-        gpu=args.gpu,
-        zone_spread=bool(args.failure_domains),
-    )
-    paths = write_manifests(build_manifests(plan, options), args.out, args.k8s_version)
-    doc: dict[str, Any] = {
-        **plan.to_dict(),
-        "source": str(args.sweep) if args.sweep else "manual",
-        "k8s_version": args.k8s_version,
-        "deployment": options.model_dump(),
-        "manifests": [p.name for p in paths],
-    }
-    atomic_write_json(args.out / "plan.json", doc)
+    o = plan_options(args)
+    op, slo = operating_point(args, o)
+    plan = plan_capacity(capacity_inputs(args.peak_qps, slo, o), op)
+    write_plan(plan, args.out, str(args.sweep) if args.sweep else "manual", o)
     print_plan(Console(), plan, args.out)
     return 0
 
