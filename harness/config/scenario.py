@@ -139,6 +139,13 @@ class _LoadBase(StrictModel):
         concurrency)."""
         return False
 
+    def unsteady_reason(self) -> str | None:
+        """Why this load never holds one level, so that a stability verdict does not apply
+        to it; None when it holds (flat, or a last stage that holds) and must be stable."""
+        if self.stages and self.stages[-1].ramp:
+            return "the last stage ramps: the load never holds one level"
+        return None
+
     def held_at(self, level: float, duration_s: float) -> _LoadBase:
         """This load held flat at `level` for `duration_s` (stages dropped), validated."""
         raise NotImplementedError
@@ -191,6 +198,11 @@ class OpenLoad(_LoadBase):
 
     def is_trace(self) -> bool:
         return self.arrival == "trace"
+
+    def unsteady_reason(self) -> str | None:
+        if self.is_trace():
+            return "trace replay: the rate follows the trace (non-stationary by design)"
+        return super().unsteady_reason()
 
     def held_at(self, level: float, duration_s: float) -> OpenLoad:
         if self.is_trace():
