@@ -42,6 +42,8 @@ class ValiditySummary(TypedDict):
     excluded_windows: int
     excluded_seconds: list[int]
     stable_from_s: int | None
+    stability_note: str | None
+    """None when stability was judged; else why not (a trace replay, a ramp never holds)."""
     more_requests_needed_for_p99: int | None
     more_requests_needed_for_p999: int | None
 

@@ -129,6 +129,7 @@ def _judge(
         config,
         warmup_s=None if warmup == "auto" else float(warmup),
         start=_analysis_start(scenario),
+        unsteady=scenario.load.unsteady_reason() if scenario else None,
     )
     reasons = list(verdict.reasons)
     status = run.meta.get("status", "incomplete")

@@ -17,6 +17,10 @@ Rules (all on the per-second success histograms of `windows.per_second`):
   throughput and p99 within `tolerance` of those blocks' mean (throughput: or within Poisson
   noise, 3 sqrt(n); p99: or the mean inside the block's own 95% order-statistic interval, so
   that few-sample tails are not called different).
+  Stability applies only to loads that hold one level (constant or Poisson open loops,
+  steady closed loops, the last stage of a staged load when it holds): a trace replay or a
+  last stage that ramps is non-stationary by design, so `assess(..., unsteady=reason)`
+  does not judge it and says why (`stability_note`) instead of calling it unstable.
 - **Enough data.** At least `min_duration_s` measured seconds and `min_requests` requests.
 - **Percentile intervals** use the distribution-free order-statistic (binomial) method on the
   merged histogram: ranks l, u with P(l <= B < u) >= confidence for B ~ Binomial(n, q); the
@@ -246,6 +250,8 @@ class Validity:
     requests: int
     more_requests_needed_for_p99: int
     more_requests_needed_for_p999: int
+    stability_note: str | None = None
+    """None when stability was judged; else why it was not (the load never holds a level)."""
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -260,6 +266,7 @@ class Validity:
             "stable_from_s": self.stable_from,
             "more_requests_needed_for_p99": self.more_requests_needed_for_p99,
             "more_requests_needed_for_p999": self.more_requests_needed_for_p999,
+            "stability_note": self.stability_note,
         }
 
 
@@ -294,11 +301,14 @@ def assess(
     *,
     warmup_s: float | None = None,
     start: int = 0,
+    unsteady: str | None = None,
 ) -> Validity:
     """Judge the per-second series from second `start` on (e.g. the last stage of a shape).
 
     `warmup_s`: an explicit warm-up from the run's start (skips detection); None detects it
     within the analysed span. `Validity.warmup_s` is what was cut from the span's start.
+    `unsteady`: why the load never holds one level (a trace replay, a ramp): stability is
+    then not judged (not a reason against validity), and `stability_note` says why.
     """
     window_s = max(1, round(config.stability.window_s))
     tolerance = config.stability.tolerance
@@ -306,12 +316,15 @@ def assess(
     origin = span[0].second if span else start
     first = _measurement_start(span, origin, warmup_s, window_s, tolerance)
     measured = [s for s in span if s.healthy and s.second >= first]
-    stability = find_stable(
-        blocks_after(span, first, window_s), config.stability.windows, tolerance
-    )
     reasons = []
-    if not stability.stable:
-        reasons.append(f"not stable: {stability.reason}")
+    if unsteady is None:
+        stability = find_stable(
+            blocks_after(span, first, window_s), config.stability.windows, tolerance
+        )
+        if not stability.stable:
+            reasons.append(f"not stable: {stability.reason}")
+    else:
+        stability = Stability(False, None, 0, unsteady)
     reasons += _sample_reasons(measured, config)
     successes = sum(s.hist.total for s in measured)
     return Validity(
@@ -327,4 +340,5 @@ def assess(
         requests=sum(s.requests for s in measured),
         more_requests_needed_for_p99=more_requests_needed(successes, 99),
         more_requests_needed_for_p999=more_requests_needed(successes, 99.9),
+        stability_note=None if unsteady is None else f"stability not judged: {unsteady}",
     )

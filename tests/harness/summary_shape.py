@@ -44,7 +44,7 @@ def full_summary(**fields: Any) -> Summary:
             "stable": True, "reasons": [], "warmup_s": None, "warmup_detected": False,
             "analysed_from_s": 0, "measured_s": 10, "excluded_windows": 0,
             "excluded_seconds": [], "stable_from_s": 0, "more_requests_needed_for_p99": None,
-            "more_requests_needed_for_p999": None,
+            "more_requests_needed_for_p999": None, "stability_note": None,
         },
         "endpoints": {},
     }

@@ -433,6 +433,7 @@ def test_validity_record_and_summary_fields_by_hand():
         "analysed_from_s": 0, "measured_s": 30, "excluded_windows": 0, "excluded_seconds": [],
         "stable_from_s": 15, "more_requests_needed_for_p99": 0,
         "more_requests_needed_for_p999": 688,
+        "stability_note": None,
     }  # fmt: skip
     one_second_blocks = ValidityConfig(stability={"window_s": 1})
     assert assess(steady, one_second_blocks).stable_from == 27
