@@ -16,7 +16,8 @@ models. This module does only what the KServe v2 / TF-Serving / admin / metrics 
 - admission before the body: an optional second router maps a method and path to a check
   run when the headers are complete (the KServe infer route asks whether the model's queue
   is full); a refused request's body is skipped, not buffered, and it is answered (503 and
-  Retry-After) in its turn, so shedding costs little of the CPU the accepted requests need;
+  Retry-After) in its turn, so shedding costs little of the CPU the accepted requests need
+  (a client waiting for `100 Continue` is answered at once and the connection closed);
 - graceful shutdown: stop accepting, close idle connections, let busy ones finish;
 - a client that leaves is not served: when its connection closes (or, as nginx judges it,
   sends EOF) while a request is being handled, that request's task is cancelled (the core
@@ -56,6 +57,13 @@ _IDLE_CLOSE_PAUSE_S = 0.05  # at shutdown, read what idle connections already se
 
 class _BodyTooLarge(Exception):
     pass
+
+
+class _RefusedBeforeBody(Exception):
+    """Refused at its headers by a client waiting for `100 Continue`: answer now, close."""
+
+    def __init__(self, error: ServerError) -> None:
+        self.error = error
 
 
 class HttpServer:
@@ -243,6 +251,8 @@ class HttpProtocol(asyncio.Protocol):
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__context__, _BodyTooLarge):
                 self._reject(PayloadTooLarge(str(exc.__context__)))
+            elif isinstance(exc.__context__, _RefusedBeforeBody):
+                self._reject(exc.__context__.error)
             else:
                 logger.exception("HTTP parser callback failed", exc_info=exc.__context__)
                 self._reject(ServerError("internal error while reading the request"))
@@ -275,7 +285,9 @@ class HttpProtocol(asyncio.Protocol):
             method = self._parser.get_method().decode("latin-1")
             self._refusal = self._server.admit(method, self._path(), self._headers)
             if self._refusal is not None:
-                return  # answered in its turn; no 100 Continue: the body is not wanted
+                if expect and expect.lower() == "100-continue":
+                    raise _RefusedBeforeBody(self._refusal)  # it waits: the body never comes
+                return  # answered in its turn, after the body the client is already sending
         if expect and expect.lower() == "100-continue" and self._transport is not None:
             self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # curl waits 1 s otherwise
 

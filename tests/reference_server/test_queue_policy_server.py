@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import socket
 import threading
 import time
 import urllib.error
@@ -217,3 +218,24 @@ def test_request_queued_past_its_timeout_is_rejected_without_running(
     )
     assert rejected == 2
     assert of(after, "nv_inference_count", model) - of(before, "nv_inference_count", model) == ROWS
+
+
+def test_a_full_queue_refuses_before_the_body_is_sent(slow_server: RunningServer) -> None:
+    """Admission at the headers: a client that waits for `100 Continue` before sending its
+    (declared) 60 MB body gets the 503 at once instead; the body is never sent nor read."""
+    model = "slow_bounded"
+    loads = _running_then_queued(slow_server, model, queued=2)
+    with socket.create_connection(("127.0.0.1", slow_server.http), timeout=5) as sock:
+        sock.sendall(
+            b"POST /v2/models/slow_bounded/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Length: 60000000\r\nExpect: 100-continue\r\n\r\n"
+        )
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(4096)
+            assert chunk, "connection closed without an answer"
+            answer += chunk
+    statuses = [s for load in loads for s in load.join()]
+    assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert b"\r\nRetry-After: 1\r\n" in answer
+    assert statuses == [200, 200, 200]
