@@ -10,12 +10,14 @@ run.json (experiment, status, verdict), then `finalize_run` rewrites summary.jso
 replaces the run's history row (keyed by run id) so the history shows the kind too.
 
 The stack's files live in a temporary directory that goes when the game day ends; the logs of
-every replica (a killed one's as `replica-<i>.log.<pid>`), the fault proxy and nginx, and the
-stack's state file are copied into `<run>/stack/` after the stack stopped, for post-mortems.
+every replica (a killed one's as `replica-<i>.log.<pid>`), the fault proxy and nginx are
+copied into `<run>/stack/` after the stack stopped, for post-mortems, with the stack's state
+(PIDs, ports, restart command lines) as it was at the end, its admin token redacted.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -24,12 +26,13 @@ from typing import Any
 from harness.files import atomic_write_json, read_json_file
 from harness.results import finalize_run
 
-__all__ = ["STACK_DIR", "copy_stack_logs", "mark_gameday"]
+__all__ = ["STACK_DIR", "STACK_STATE", "copy_stack_logs", "keep_stack_state", "mark_gameday"]
 
 log = logging.getLogger(__name__)
 
 STACK_DIR = "stack"
-KEPT_SUFFIXES = (".log", ".conf", ".json")
+STACK_STATE = "stack.json"
+KEPT_SUFFIXES = (".log", ".conf")
 
 
 def mark_gameday(run_dir: Path, section: dict[str, Any]) -> None:
@@ -60,6 +63,14 @@ def copy_stack_logs(stack_dir: Path, run_dir: Path) -> list[str]:
     return copied
 
 
+def keep_stack_state(text: str, run_dir: Path) -> None:
+    """`<run>/stack/stack.json`: the state file's text, the admin token redacted."""
+    state = json.loads(text)
+    if state.get("admin_token"):
+        state["admin_token"] = "<redacted>"
+    atomic_write_json(Path(run_dir) / STACK_DIR / STACK_STATE, state)
+
+
 def _kept(name: str) -> bool:
-    """`x.log`, `x.log.<pid>` (a restarted replica's old log), `x.conf`, `x.json`."""
+    """`x.log`, `x.log.<pid>` (a restarted replica's old log), `x.conf`."""
     return name.endswith(KEPT_SUFFIXES) or ".log." in name

@@ -94,6 +94,7 @@ class _Record:
     load_exit: int | None = None
     pids: set[int] = field(default_factory=set)  # every process the game day started
     stack_logs: list[str] | None = None  # files copied into <run>/stack/ (None: not ours)
+    stack_state: str | None = None  # stack.json as it was before the stack stopped
 
 
 def run_gameday(
@@ -277,6 +278,8 @@ class _Gameday:
             after = self._safe_snapshot()
         self.rec.after = after
         self._note_pids()
+        with contextlib.suppress(OSError):  # the stack removes it when it stops
+            self.rec.stack_state = self.state_file.read_text(encoding="utf-8")
         if self.load is not None:
             code = self.load.stop()
             self.rec.load_exit = code if self.rec.load_exit is None else self.rec.load_exit
@@ -298,9 +301,9 @@ class _Gameday:
             return  # the load never started: there is no run to attach them to
         try:
             self.rec.stack_logs = record.copy_stack_logs(self.workdir / "stack", self.run_dir)
-            if self.state_file.exists():
-                shutil.copyfile(self.state_file, self.run_dir / record.STACK_DIR / "stack.json")
-                self.rec.stack_logs.append(f"{record.STACK_DIR}/stack.json")
+            if self.rec.stack_state is not None:
+                record.keep_stack_state(self.rec.stack_state, self.run_dir)
+                self.rec.stack_logs.append(f"{record.STACK_DIR}/{record.STACK_STATE}")
             if self.load is not None and self.load.log_path.exists():
                 shutil.copyfile(self.load.log_path, self.run_dir / "load.log")
         except OSError as exc:  # keep stopping; say what is missing

@@ -1,12 +1,11 @@
 """The experiments as files: every one passes the real `chaos validate`, and each keeps the
 safety rules a game day relies on; the extension's actions and probes are discoverable.
 
-`chaos discover` itself needs a distribution named like the package; ours is
-`serving-harness` with several top-level packages, which chaoslib 1.44 cannot map back to
-`chaos` (its `get_importname_from_package` takes the first top-level name), so discovery is
-checked with chaoslib's own `discover_actions` / `discover_probes`, the functions the CLI
-calls per module. The Kubernetes experiments are only validated: no cluster runs here, so
-none of their activities was executed (see the skip below).
+`chaos discover --no-install serving-harness` runs for real: chaoslib 1.44 maps the
+distribution to its first top-level package in `top_level.txt` (sorted: `chaos` comes first)
+and calls `chaos.discover`. Without `--no-install` it would `pip install -U serving-harness`
+from PyPI first, which is not run here. The Kubernetes experiments are only validated: no
+cluster runs here, so none of their activities was executed (see the skip below).
 """
 
 from __future__ import annotations
@@ -101,6 +100,25 @@ def test_kubernetes_experiments_were_only_validated():
         "not run: no Kubernetes cluster here; pod kill, drain and the GPU-node cordon + evict "
         "were validated by `chaos validate` only"
     )
+
+
+def test_the_real_chaos_discover_lists_our_actions_and_probes(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
+    out = tmp_path / "discovery.json"
+    proc = subprocess.run(
+        [str(CHAOS), "--no-version-check", "--no-log-file", "discover", "--no-install",
+         "--no-system-info", "--discovery-path", str(out), "serving-harness"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0 and out.exists(), proc.stdout + proc.stderr
+    discovery = json.loads(out.read_text())
+    assert discovery["extension"]["name"] == "serving-harness"
+    found = {(a["type"], a["mod"], a["name"]) for a in discovery["activities"]}
+    assert found == {("action", "chaos.actions", n) for n in chaos.actions.__all__} | {
+        ("probe", "chaos.probes", n) for n in chaos.probes.__all__
+    }
+    toxic = next(a for a in discovery["activities"] if a["name"] == "add_latency_toxic")
+    assert {a["name"]: a.get("default") for a in toxic["arguments"]}["duration_s"] == 60.0
 
 
 def test_discovery_lists_every_exported_action_and_probe():

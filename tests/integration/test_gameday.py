@@ -150,7 +150,12 @@ def test_node_kill_fails_over_recovers_and_rolls_back(tmp_path: Path) -> None:
     journal = json.loads((run_dir / "journal.json").read_text())
     assert journal["status"] == "completed" and [r["activity"]["name"] for r in journal["run"]][
         :2] == ["kill-replica", "restart-replica"]  # fmt: skip
-    assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "complete" and run["kind"] == "gameday"
+    # the killed replica's log is kept beside its successor's, for the post-mortem
+    killed = journal["run"][0]["output"]
+    assert (run_dir / "stack" / f"replica-{killed['index']}.log.{killed['pid']}").is_file()
+    assert (run_dir / "stack" / f"replica-{killed['index']}.log").is_file()
     _assert_all_stopped(doc)
 
 
@@ -174,7 +179,10 @@ def test_a_steady_state_failing_before_the_method_fails_the_game_day(tmp_path: P
     _assert_all_stopped(doc)
 
 
-def test_sigint_mid_experiment_rolls_back_and_keeps_the_data(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_a_signal_mid_experiment_rolls_back_and_keeps_the_data(tmp_path: Path, sig: int) -> None:
+    """Ctrl-C (SIGINT) or SIGTERM (chaoslib's own handler is installed while the experiment
+    runs) while the replica is dead: rolled back, stopped, data kept, exit 130."""
     out, run_dir = tmp_path / "out", tmp_path / "out" / "interrupted"
     cmd = harness_cmd("gameday", "node-kill", "--scenario", _scenario(tmp_path, duration="45s"),
                       "--out", out, "--run-id", "interrupted", "--config", "fault_s=20",
@@ -186,7 +194,7 @@ def test_sigint_mid_experiment_rolls_back_and_keeps_the_data(tmp_path: Path) -> 
     with reaped(proc):
         events = run_dir / "events.jsonl"
         wait_for(lambda: events.exists() and "fault_start" in events.read_text(), 120, "fault")
-        os.kill(proc.pid, signal.SIGINT)  # the game day alone, mid-method (replica dead)
+        os.kill(proc.pid, sig)  # the game day alone, mid-method (replica dead)
         output, _ = proc.communicate(timeout=120)
     doc = _doc(run_dir)
     assert proc.returncode == 130 == doc["verdict"]["exit_code"], output[-3000:]
@@ -202,4 +210,43 @@ def test_sigint_mid_experiment_rolls_back_and_keeps_the_data(tmp_path: Path) -> 
     run = json.loads((run_dir / "run.json").read_text())
     assert run["status"] == "incomplete"
     assert (run_dir / "windows.parquet").exists() and len(load_run(run_dir).windows) > 0
+    _assert_all_stopped(doc)
+
+
+def _overrunning_experiment(tmp: Path) -> Path:
+    """network-latency whose method gets stuck after adding the toxic: its pauses add up to
+    nothing (the plan accepts it), but an action runs for 60 s."""
+    experiment = json.loads((REPO / "chaos" / "experiments" / "network-latency.json").read_text())
+    add = experiment["method"][0]
+    add.pop("pauses")
+    stuck = {"type": "action", "name": "stuck",
+             "provider": {"type": "process", "path": "sleep", "arguments": "60"}}  # fmt: skip
+    experiment["method"] = [add, stuck, *experiment["method"][1:]]
+    path = tmp / "overrun.json"
+    path.write_text(json.dumps(experiment))
+    return path
+
+
+def test_the_watchdog_rolls_back_a_method_that_overruns_its_maximum(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = _gameday(_overrunning_experiment(tmp_path), "--scenario", _scenario(tmp_path),
+                      "--out", out, "--run-id", "overrun", "--max-fault-s", "3", *FAST)  # fmt: skip
+    run_dir = out / "overrun"
+    doc = _doc(run_dir)
+    assert result.returncode == 1 == doc["verdict"]["exit_code"], result.stdout + result.stderr
+    assert "the fault overran its maximum duration (3 s): aborted" in doc["verdict"]["reasons"]
+    events = _events(run_dir)
+    # aborted ~3 s into the method (the watchdog polls every 0.1 s), not after the 60 s action
+    assert events["rollback_start"] - events["method_start"] == pytest.approx(3.0, abs=1.0)
+    assert events["fault_end"] == events["rollback_start"]  # the rollback took the toxic off
+    journal = json.loads((run_dir / "journal.json").read_text())
+    assert journal["status"] == "interrupted"
+    assert [r["activity"]["name"] for r in journal["rollbacks"]] == [
+        "remove-all-toxics", "rollback-all: no toxic, no server fault, every replica running"
+    ]  # fmt: skip
+    assert all(r["status"] == "succeeded" for r in journal["rollbacks"])
+    assert doc["rollback"]["equal"] is True and doc["rollback"]["forced"] is None
+    assert all(t == [] for t in doc["rollback"]["after"]["proxy_toxics"].values())
+    assert not [p for p in psutil.process_iter(["cmdline"])
+                if p.info["cmdline"] == ["sleep", "60"]], "the stuck action was ended"  # fmt: skip
     _assert_all_stopped(doc)
