@@ -81,14 +81,38 @@ def stop_signals() -> Iterator[threading.Event]:
             signal.signal(sig, old)
 
 
+DETACHED_STACK_STATE = Path(".harness/stack/stack.json")
+"""Where `harness stack up --detach` records a running stack (relative to the working dir)."""
+
+
+def metrics_urls_for(url: str, protocol: str, stack_state: Path | None) -> tuple[str, ...]:
+    """What to scrape for a target given by URL: every replica when the URL is a running
+    detached local stack's (behind its nginx, `{url}/metrics` would see one replica at a
+    time), else `{url}/metrics` (nothing for gRPC, which has no HTTP route)."""
+    if stack_state is not None and stack_state.is_file():
+        from harness.stack.local import read_state
+
+        try:
+            state = read_state(stack_state)
+        except HarnessError as exc:
+            log.warning("ignoring %s (%s)", stack_state, exc)
+        else:
+            if url.rstrip("/") in (state.url.rstrip("/"), state.grpc_url):
+                log.info("target is the local stack of %s: scraping its replicas", stack_state)
+                return tuple(state.metrics_urls)
+    return () if protocol == "kserve-grpc" else (f"{url.rstrip('/')}/metrics",)
+
+
 @contextlib.contextmanager
-def target_for(scenario: Scenario, workdir: Path) -> Iterator[Target]:
-    """The local reference stack when asked for (stopped on exit), else the scenario's URL."""
+def target_for(
+    scenario: Scenario, workdir: Path, stack_state: Path | None = DETACHED_STACK_STATE
+) -> Iterator[Target]:
+    """The local reference stack when asked for (stopped on exit), else the scenario's URL
+    (scraped through `metrics_urls_for`, which recognises a detached local stack)."""
     stack_cfg = scenario.stack
     if stack_cfg is None or not stack_cfg.local:
         url = scenario.target.url
-        metrics = () if scenario.target.protocol == "kserve-grpc" else (f"{url}/metrics",)
-        yield Target(url, metrics)
+        yield Target(url, metrics_urls_for(url, scenario.target.protocol, stack_state))
         return
     from harness.stack.local import LocalStack
 
