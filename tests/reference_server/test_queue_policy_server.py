@@ -239,3 +239,55 @@ def test_a_full_queue_refuses_before_the_body_is_sent(slow_server: RunningServer
     assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
     assert b"\r\nRetry-After: 1\r\n" in answer
     assert statuses == [200, 200, 200]
+
+
+def _raw_infer(model: str, rows: int) -> bytes:
+    body = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "datatype": "FP32",
+                    "shape": [rows, WIDTH],
+                    "data": [0.5] * (rows * WIDTH),
+                }
+            ]
+        }
+    ).encode()
+    head = f"POST /v2/models/{model}/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    return head.encode() + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+def test_a_client_that_leaves_frees_its_place_in_a_full_queue(slow_server: RunningServer) -> None:
+    """Two queued requests fill `slow_bounded`'s queue; one client hangs up: its place is
+    free at once (not when batch formation reaches it), so the next request is accepted."""
+    model = "slow_bounded"
+    before = metrics(slow_server)
+    running = Background(slow_server, model, 1)
+    wait_for(
+        lambda: (
+            metrics(slow_server)[("reference_server_inflight_requests", ())] == 1
+            and of(metrics(slow_server), "nv_inference_pending_request_count", model) == 0
+        ),
+        what="the first request to start running",
+    )
+    stays = Background(slow_server, model, 1)
+    leaving = socket.create_connection(("127.0.0.1", slow_server.http), timeout=5)
+    leaving.sendall(_raw_infer(model, ROWS))
+    wait_for(
+        lambda: of(metrics(slow_server), "nv_inference_pending_request_count", model) == 2,
+        what="the queue to fill",
+    )
+    leaving.close()
+    wait_for(
+        lambda: (
+            of(metrics(slow_server), "nv_inference_request_failure", model, reason="CANCELED")
+            == of(before, "nv_inference_request_failure", model, reason="CANCELED") + 1
+        ),
+        what="the cancellation to be counted",
+    )
+    still_running = metrics(slow_server)[("reference_server_inflight_requests", ())] == 2
+    status, _, body, _ = http_infer(slow_server, model, ROWS)
+    statuses = running.join() + stays.join()
+    assert still_running  # the first run had not finished when the place was taken
+    assert (status, statuses) == (200, [200, 200]), body
