@@ -128,7 +128,8 @@ def test_twice_capacity_sheds_fast_keeps_answers_in_bound_and_gives_memory_back(
         f"{load.throughput_rps():.0f}/s, refused {len(load.refused)}, RSS idle "
         f"{idle_rss / MiB:.0f} MiB peak {peak_rss / MiB:.0f} 5 s after {rss_5s_after / MiB:.0f}"
         f", p99 from send: answered {p99(load.answered_from_send) * 1e3:.0f} ms, refused "
-        f"{p99(load.refused_from_send) * 1e3:.0f} ms, client lag {lag * 1e3:.1f} ms"
+        f"{p99(load.refused_from_send) * 1e3:.0f} ms, client lag {lag * 1e3:.1f} ms, "
+        f"idle {idle_after_s:.2f} s after"
     )
     # Shedding: a share of the offered load is refused (503 with Retry-After).
     assert len(load.refused) > 0.2 * len(load.answered), report
