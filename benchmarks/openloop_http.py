@@ -39,6 +39,7 @@ class LoadResult:
     timed_out: int = 0  # the client gave up and closed its connection
     not_sent: int = 0  # no connection free and the cap reached
     connections: int = 0
+    schedule_end: float = 0.0  # time.monotonic() when the last request was due
 
     def good(self, slo_s: float) -> int:
         """Answers within `slo_s` of their intended send time."""
@@ -230,6 +231,7 @@ async def _run(
             pool.send(request, start + sent / rate)
             sent += 1
         await asyncio.sleep(max(0.0, start + sent / rate - time.monotonic()))
+    result.schedule_end = start + total / rate
     deadline = time.monotonic() + timeout_s + 1.0
     while time.monotonic() < deadline and (pool.connecting or pool.busy):
         await asyncio.sleep(0.01)

@@ -102,8 +102,8 @@ def test_twice_capacity_sheds_fast_keeps_answers_in_bound_and_gives_memory_back(
     before = scrape(cnn_server)
     sampler = PeakRss(cnn_server.proc.pid)
     load = run_open_loop(host, port, one_row, 2 * capacity, 6.0, timeout_s=5.0)
-    load_end = time.monotonic()
-    idle_deadline = load_end + 10.0
+    load_end = load.schedule_end  # the last request was due; the client then awaits answers
+    idle_deadline = load_end + 15.0
     while True:  # poll: the server is idle when nothing is queued or in flight
         sample = scrape(cnn_server)
         if (
