@@ -19,9 +19,9 @@ $(STAMP): pyproject.toml
 setup: system-deps $(STAMP)
 	$(PY) -m reference_server.models --if-missing
 
-# Main job: quickstart scenario against the local reference stack.
+# Main job: A/B run, verdict, sweep, capacity plan + HPA simulation, one report (~2 min).
 run: setup
-	$(VENV)/bin/harness run scenarios/quickstart.yaml
+	$(VENV)/bin/harness quickstart
 
 test: setup
 	$(VENV)/bin/ruff check .

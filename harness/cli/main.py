@@ -30,6 +30,8 @@ SUBCOMMANDS: dict[str, str] = {
     "plan": "harness.cli.plan",
     "compare": "harness.cli.compare",
     "simulate-hpa": "harness.cli.simulate_hpa",
+    "capacity": "harness.cli.capacity",
+    "quickstart": "harness.cli.quickstart",
     "gameday": "harness.cli.gameday",
     "faultproxy": "harness.cli.faultproxy",
     "report": "harness.cli.report",

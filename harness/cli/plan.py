@@ -46,6 +46,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="requests in flight per instance (with --from: overrides the sweep's c_op)",
     )
     src.add_argument("--p99-ms", type=float, help="measured p99 at that concurrency")
+    add_plan_options(p)
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results/plan"),
+        help="output directory (default results/plan)",
+    )
+
+
+def add_plan_options(p: argparse.ArgumentParser) -> None:
+    """Targets, margins and manifest options (shared with `harness capacity`)."""
     q = p.add_argument_group("targets and margins")
     q.add_argument("--slo-p99-ms", type=float, help="p99 SLO (default: the sweep's)")
     q.add_argument("--headroom", type=float, default=0.0, help="extra capacity share, 0.2=20%%")
@@ -64,12 +75,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     k.add_argument("--image", default=DeploymentOptions().image)
     k.add_argument("--name", default=DeploymentOptions().name)
     k.add_argument("--namespace", default="default")
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=Path("results/plan"),
-        help="output directory (default results/plan)",
-    )
 
 
 def plan_options(args: argparse.Namespace) -> PlanOptions:

@@ -4,7 +4,8 @@
                           compare=harness.compare_runs)
 
 A directory gets a section for each thing it holds: run.json + summary.json (the run),
-sweep.json (the sweep), plan.json (+ hpa_sim.json: the plan), gameday.json (the game day), two
+sweep.json (the sweep), plan.json (+ hpa_sim.json: the plan; + recommendation.json: a capacity
+report, its recommendation first), gameday.json (the game day), two
 endpoints and a `compare` function (the split A/B). With several directories, each run after
 the first of the same scenario also gets a comparison with that first one (the baseline).
 """
@@ -21,7 +22,7 @@ from typing import Any
 
 from harness.analysis.ab.compare import Comparison
 from harness.errors import ConfigError, HarnessError
-from harness.report import ab, capacity, gameday, runs
+from harness.report import ab, capacity, gameday, recommendation, runs
 from harness.report.data import read_optional_json
 from harness.report.model import Report, Section
 from harness.report.render import write_report
@@ -71,6 +72,10 @@ def build_report(
     if run is not None and doc is not None:
         sections.append(gameday.gameday_section(run, doc))
         lines.append(gameday.gameday_headline(doc))
+    rec = read_optional_json(path / recommendation.FILE) if plan is not None else None
+    if rec is not None:  # a capacity report: the answer first, then the evidence
+        sections.append(recommendation.recommendation_section(rec))
+        lines.append(recommendation.recommendation_headline(rec))
     if plan is not None:
         sections.append(capacity.plan_section(path, plan))
         lines.append(capacity.plan_headline(plan))
