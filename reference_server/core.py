@@ -34,7 +34,7 @@ from reference_server.config import ServerConfig, default_model_repository
 from reference_server.errors import NotFound, ServerError, Unavailable
 from reference_server.faults import FaultState
 from reference_server.memory import MemoryReclaimer
-from reference_server.metrics import ServerMetrics
+from reference_server.metrics import InflightIntegral, ServerMetrics
 from reference_server.repository import (
     ModelSpec,
     batch_policy,
@@ -218,6 +218,7 @@ class InferenceCore:
         self.faults.subscribe(self._on_faults_changed)
         self._degraded = False
         self.live = True
+        self.inflight = InflightIntegral(clock_ns)  # the count and its integral (Little's law)
         self.in_flight = 0
         self.requests_by_protocol: dict[str, int] = {}  # inference requests per front end
         self._started = False
@@ -226,6 +227,15 @@ class InferenceCore:
         self._rebuild: asyncio.Future | None = None
         self.metrics = ServerMetrics(self)
         self.memory = MemoryReclaimer(lambda: self.in_flight == 0)
+
+    @property
+    def in_flight(self) -> int:
+        """Inference requests being handled now (`inflight` also integrates it over time)."""
+        return self.inflight.count
+
+    @in_flight.setter
+    def in_flight(self, count: int) -> None:
+        self.inflight.set(count)
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:

@@ -18,7 +18,10 @@ prometheus_client's exposition would add, so `render` writes the text format its
   nv_inference_compute_{input,infer,output}_duration_us  counter (per request, as Triton)
   nv_inference_pending_request_count             gauge    queue depth
   nv_inference_batch_size                        histogram executed batch sizes
-  reference_server_inflight_requests             gauge
+  reference_server_inflight_requests             gauge    in flight now (a point sample)
+  reference_server_inflight_seconds_total         counter  integral of the in-flight count over
+      time, exact at each scrape: rate() of it is the time-averaged number in flight (Little's
+      law), the metric the HPA scales on (deploy/k8s/monitoring/prometheus-adapter-rules.yaml)
   reference_server_inference_requests{protocol}  counter  http / grpc / tfserving
   reference_server_device_info{provider,device,degraded}  gauge = 1
   reference_server_degraded / reference_server_ready      gauge 0/1
@@ -31,7 +34,7 @@ import logging
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric
@@ -72,6 +75,33 @@ def _values(s) -> dict[str, float]:  # s: VersionStats
         "infer": s.compute_infer_ns // 1000,
         "output": s.compute_output_ns // 1000,
     }
+
+
+class InflightIntegral:
+    """A count of requests in flight and its integral over time, in in-flight-seconds.
+
+    Why: a gauge sampled at scrape time reads 0 almost always when requests are short, and a
+    point sample of a Poisson-like count is noisy (sd = sqrt(mean)); the HPA needs the time
+    average. The integral grows by count x elapsed at every change and is read exactly at any
+    instant (the open interval since the last change included), so the increase between two
+    scrapes divided by their distance is the mean number in flight between them.
+    """
+
+    def __init__(self, clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
+        self._clock_ns = clock_ns
+        self.count = 0
+        self._area_ns = 0  # in-flight x nanoseconds, up to `_since`
+        self._since = clock_ns()
+
+    def set(self, count: int) -> None:
+        now = self._clock_ns()
+        self._area_ns += self.count * (now - self._since)
+        self._since = now
+        self.count = count
+
+    def seconds(self) -> float:
+        """In-flight-seconds accumulated up to now."""
+        return (self._area_ns + self.count * (self._clock_ns() - self._since)) / 1e9
 
 
 class GpuProbe:
@@ -207,6 +237,13 @@ class _CoreCollector(Collector):
             "Inference requests being handled now",
             value=core.in_flight,
         )
+        seconds = Metric(
+            "reference_server_inflight_seconds_total",
+            "Integral of the in-flight count over time (rate() = mean requests in flight)",
+            "counter",
+        )
+        seconds.add_sample("reference_server_inflight_seconds_total", {}, core.inflight.seconds())
+        yield seconds
         protocols = Metric(
             "reference_server_inference_requests",
             "Inference requests received, by front-end protocol (http, grpc, tfserving)",
