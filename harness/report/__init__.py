@@ -13,6 +13,7 @@ records other commands wrote (plan.json, hpa_sim.json, gameday.json). The module
     figures     matplotlib (Agg) figures in one print-readable style
     model       the report as records (sections, tables, figures) and number formatting
     runs        the run section and the one-sentence headline
+    trend       the history trend of the run's scenario (history.duckdb), in the run section
     capacity    the sweep and plan sections
     ab          A/B sections (a split run, or two runs of one scenario)
     gameday     the game-day section (gameday.json)

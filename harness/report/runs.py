@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.report import data, figures
+from harness.report import data, figures, trend
 from harness.report.model import FigureItem, Section, Table, fmt_ms, fmt_num, fmt_pct
 from harness.results.schema import Summary
 from harness.results.store import Run
@@ -69,7 +69,7 @@ def run_section(run: Run, prefix: str = "") -> Section:
     if summary is None:
         return Section("run", "Run", notes=(f"{run.run_dir}: no summary.json (not summarised)",))
     frame = data.latency_frame(run)
-    figs = _figures(run, frame, summary, prefix)
+    figs = _figures(run, frame, summary, prefix) + trend.trend_figures(run, prefix)
     return Section(
         "run",
         f"Run {run.run_id}",
