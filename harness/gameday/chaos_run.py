@@ -6,12 +6,20 @@ interrupted run; a game day must never leave a fault behind, so rollbacks are fo
 frequency are the experiment's own (`runtime.hypothesis`). The watchdog ends a method that
 outlives --max-fault-s with chaoslib's own graceful exit (SIGUSR1 -> SystemExit(20), which
 chaoslib turns into status "interrupted" and then plays the rollbacks).
+
+SIGTERM: chaoslib 1.44 installs its own handler, which raises `InterruptExecution` wherever
+the main thread is; inside a Python activity the provider catches it as an ordinary failure
+and the experiment goes on (seen here: SIGTERM during `kill_replica` -> "activity failed",
+the method carried on, the game day ended "complete", exit 1 instead of 130). So once
+chaoslib's handlers are in place, SIGTERM is made to raise KeyboardInterrupt, as Ctrl-C does,
+which no activity swallows; chaoslib puts the previous handler back when the run ends.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import signal
 import threading
 import time
 from pathlib import Path
@@ -19,6 +27,7 @@ from typing import Any
 
 from chaoslib.exit import exit_gracefully
 from chaoslib.experiment import run_experiment
+from chaoslib.run import RunEventHandler
 from chaoslib.types import Schedule, Strategy
 
 from harness.gameday.clock import FaultClock
@@ -52,12 +61,23 @@ def run_in_main_thread(
             experiment_vars=(dict(config_vars), {}),
             strategy=strategy,
             schedule=schedule,
-            event_handlers=[clock],
+            event_handlers=[clock, _SigtermAsCtrlC()],
         )
     finally:
         clock.in_method = False
         clock.done = True
     return journal, plan.settings.max_fault_s if overran.is_set() else None
+
+
+class _SigtermAsCtrlC(RunEventHandler):
+    """SIGTERM raises KeyboardInterrupt while chaoslib runs (see the module doc)."""
+
+    def started(self, experiment: Any, journal: Any) -> None:
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _watch(clock: FaultClock, max_fault_s: float, overran: threading.Event) -> None:
