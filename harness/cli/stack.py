@@ -1,8 +1,9 @@
 """`harness stack up|down|status`: the local reference stack from the command line.
 
 `up` starts N replicas (nginx in front when N > 1), prints the endpoints and writes a state
-file naming every PID. Without `--detach` it stays in the foreground until Ctrl-C/SIGTERM and
-then stops everything; with `--detach` it returns and `harness stack down` stops the stack later.
+file naming every PID; `--monitor` adds a Prometheus scraping every replica and prints its
+URL. Without `--detach` it stays in the foreground until Ctrl-C/SIGTERM and then stops
+everything; with `--detach` it returns and `harness stack down` stops the stack later.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="a fault proxy (Toxiproxy REST API) in front of every replica and of the stack",
     )
+    up.add_argument(
+        "--monitor",
+        action="store_true",
+        help="a Prometheus scraping every replica every second (stopped with the stack)",
+    )
     up.add_argument("--detach", action="store_true", help="return once ready; stop with `down`")
     up.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     down = actions.add_parser("down", help="stop a stack started with `up`")
@@ -66,6 +72,7 @@ def _up(args: argparse.Namespace, state_file: Path, console: Console) -> int:
         detach=args.detach,
         fault_proxies=args.fault_proxies,
         state_file=state_file,  # written at start (mode 0600); stop() stops what it names
+        monitor=args.monitor,
     )
     stack.start()
     detached = False
@@ -158,6 +165,8 @@ def _print_state(state: StackState, console: Console) -> None:
     console.print(
         f"metrics: http://<metrics>/metrics per replica; state: {state.workdir}/stack.json"
     )
+    if state.monitor is not None:
+        console.print(f"prometheus: [bold]{state.monitor.url}[/] (pid {state.monitor.pid})")
 
 
 def _hp(url: str) -> str:

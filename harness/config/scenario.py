@@ -88,6 +88,8 @@ class StackConfig(StrictModel):
     replicas: int = Field(1, ge=1, le=64)
     model_repository: str | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    monitor: bool = False
+    """True: a Prometheus scrapes every replica (harness.monitor); stopped with the stack."""
 
 
 class Stage(StrictModel):

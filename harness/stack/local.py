@@ -10,7 +10,10 @@ another process needs to inject faults (`harness.stack.faults`): per replica the
 that restarts it on the same ports, the admin token, and the fault proxy's API. With
 `fault_proxies=True` one fault-proxy process (`python -m chaos.faultproxy`, Toxiproxy's REST
 API) sits in front of every replica (nginx -> proxy -> replica) and in front of the stack
-(client -> proxy -> nginx), so a toxic on one proxy slows exactly that hop.
+(client -> proxy -> nginx), so a toxic on one proxy slows exactly that hop. With
+`monitor=True` a Prometheus (`harness.monitor`) scrapes every replica every second, labelled
+as the Kubernetes pods the adapter rules expect (namespace `local`, pod `replica-<i>`); it
+stops with the stack and its storage is removed.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,6 +29,7 @@ from pathlib import Path
 
 from harness.errors import ConfigError
 from harness.files import atomic_write_text
+from harness.monitor import MonitorState, PrometheusProcess, replica_targets
 from harness.stack.models import ensure_default_models
 from harness.stack.nginx import NginxProcess, Upstream
 from harness.stack.server_process import (
@@ -85,6 +90,7 @@ class StackState:
     extra: dict = field(default_factory=dict)
     admin_token: str | None = None
     fault_proxy: FaultProxyState | None = None
+    monitor: MonitorState | None = None
 
     @property
     def metrics_urls(self) -> list[str]:
@@ -103,6 +109,8 @@ class StackState:
         if proxy is not None:
             proxies = tuple(ProxyState(**p) for p in proxy.get("proxies", ()))
             data["fault_proxy"] = FaultProxyState(**{**proxy, "proxies": proxies})
+        if data.get("monitor") is not None:
+            data["monitor"] = MonitorState(**data["monitor"])
         return cls(**data)
 
 
@@ -136,8 +144,10 @@ class LocalStack:
         detach: bool = False,
         fault_proxies: bool = False,
         state_file: Path | None = None,
+        monitor: bool = False,
     ) -> None:
         """`fault_proxies`: a fault proxy in front of every replica and of the stack.
+        `monitor`: a Prometheus scraping every replica (`prometheus_url` once started).
         `state_file`: write the state there once started (and after that, trust it: `stop`
         also stops the replicas an actor restarted and recorded there)."""
         if replicas < 1:
@@ -158,6 +168,8 @@ class LocalStack:
         self.replicas: list[ServerProcess] = []
         self.nginx: NginxProcess | None = None
         self.fault_proxy: FaultProxyProcess | None = None
+        self.monitor = monitor
+        self.prometheus: PrometheusProcess | None = None
         self.proxies: dict[str, ProxyState] = {}
         self._cwd = os.getcwd()
         self._own_tmp: tempfile.TemporaryDirectory | None = None
@@ -194,6 +206,10 @@ class LocalStack:
                 upstreams = [Upstream(self.host, self.nginx.http_port, self.nginx.grpc_port)]
             if self.fault_proxies:
                 self._proxied("client", upstreams[0])
+            if self.monitor:
+                self.prometheus = PrometheusProcess.start(
+                    replica_targets(self.metrics_urls), workdir / "prometheus", detach=self.detach
+                )
             if self.state_file is not None:
                 write_state(self.state_file, self.state())
         except BaseException:
@@ -214,8 +230,9 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop nginx, then every replica (SIGTERM, then SIGKILL after the grace period), then
-        the fault proxy; with a state file, also what it names (replicas restarted by an actor
-        in another process have PIDs this object never saw)."""
+        the fault proxy, then Prometheus (its storage removed); with a state file, also what
+        it names (replicas restarted by an actor in another process have PIDs this object
+        never saw)."""
         if self.nginx is not None:
             self.nginx.stop()
             self.nginx = None
@@ -229,6 +246,9 @@ class LocalStack:
         if self.fault_proxy is not None:
             self.fault_proxy.stop()
             self.fault_proxy = None
+        if self.prometheus is not None:
+            self.prometheus.stop()
+            self.prometheus = None
         if self._own_tmp is not None:
             self._own_tmp.cleanup()
             self._own_tmp = None
@@ -271,6 +291,10 @@ class LocalStack:
     def metrics_urls(self) -> list[str]:
         return [r.metrics_url for r in self.replicas]
 
+    @property
+    def prometheus_url(self) -> str | None:
+        return self.prometheus.url if self.prometheus else None
+
     def state(self) -> StackState:
         return StackState(
             url=self.url,
@@ -287,6 +311,7 @@ class LocalStack:
                 if self.fault_proxy
                 else None
             ),
+            monitor=self.prometheus.state if self.prometheus else None,
         )
 
     def _replica_state(self, index: int, r: ServerProcess) -> ReplicaState:
@@ -327,9 +352,12 @@ def stop_state(state: StackState, grace_s: float = 10.0) -> list[int]:
     stopped = []
     pids = ([state.nginx_pid] if state.nginx_pid else []) + [r.pid for r in state.replicas]
     pids += [state.fault_proxy.pid] if state.fault_proxy else []
+    pids += [state.monitor.pid] if state.monitor else []
     for pid in pids:
         if pid_alive(pid) and is_ours(pid) and terminate_pid(pid, grace_s=grace_s):
             stopped.append(pid)
+    if state.monitor is not None:  # its storage goes with it
+        shutil.rmtree(state.monitor.storage, ignore_errors=True)
     return stopped
 
 
@@ -339,4 +367,5 @@ def is_ours(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
     except OSError:
         return False
-    return any(name in cmdline for name in (b"reference_server", b"nginx", b"chaos.faultproxy"))
+    names = (b"reference_server", b"nginx", b"chaos.faultproxy", b"prometheus")
+    return any(name in cmdline for name in names)
