@@ -117,7 +117,7 @@ def evaluate_rule(
     """The value per pod of every metric this rule yields, as the adapter computes it for an
     HPA's `pods` metric request on `pods` in `namespace`."""
     ns_label, pod_label = rule.label_for("namespace"), rule.label_for("pod")
-    pod_regex = "|".join(re.escape(p) for p in pods)
+    pod_regex = "|".join(pods)  # as the adapter joins them (pod names are DNS labels)
     matchers = f'{ns_label}="{namespace}",{pod_label}=~"{pod_regex}"'
     results = []
     for series in _series_names(client, rule):
