@@ -108,3 +108,18 @@ def test_a_step_to_peak_overshoots_and_rests_within_the_hpas_tolerance() -> None
     )
     assert r.max_replicas_used > plan.replicas
     assert plan.replicas <= r.replicas[-1] <= plan.replicas / 0.9
+
+
+def test_an_open_loop_sweeps_fractional_concurrency_keeps_the_measured_capacity() -> None:
+    """Measured by the main job: 793.1 req/s at 1.824 in flight (mean 2.30 ms). One slot
+    would give the pod 1 / 2.30 ms = 435 req/s, below what it served, and the simulated HPA
+    would leave the plan (3 pods for 2 planned); ceil(1.824) = 2 slots give 870 req/s.
+    Plan for 1000 req/s, headroom 0.2: n = ceil(1200 / (0.8929 x 793.1)) = ceil(1.69) = 2."""
+    op = OperatingPoint("sweep-open", 1.824, 793.143, 0.0022997, p99_ms=16.9)
+    plan = plan_capacity(CapacityInputs(peak_qps=1000, slo_p99_ms=250, headroom=0.2), op)
+    assert plan.replicas == 2
+    model = model_from_plan(plan)
+    assert model.c == 2 and model.capacity == pytest.approx(2 / 0.0022997)
+    settings = settings_from_plan(plan).model_copy(update={"initial_replicas": 2})
+    r = simulate_hpa(np.full(HOUR, 1000.0), settings, model, 250.0)
+    assert r.replicas.min() == r.replicas.max() == 2
