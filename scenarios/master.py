@@ -10,6 +10,10 @@ fragments of a closed second are appended too (the reader adds duplicates exactl
 It also watches for the end: the orchestrator's stop request (`stream/control.json`), lost
 workers (Locust's heartbeat bookkeeping), and the workers' `harness_final` messages; the load
 shape (`scenarios.load_shape`) stops Locust once `done` is set.
+
+While the run goes it serves live Prometheus metrics (`scenarios.live_metrics`: offered and
+achieved rate, per-second p50/p99 from the intended start, errors, generator health, stage,
+fault) on a loopback port written to `stream/live.json`.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -25,6 +30,7 @@ from gevent.event import Event
 from harness.latency.windows import WindowRecord, WindowStore
 from harness.loadgen import stream
 from harness.loadgen.spec import RunSpec
+from scenarios.live_metrics import LiveMetrics
 from scenarios.worker import MSG_FINAL, MSG_FINISH, MSG_START, MSG_WINDOWS
 
 log = logging.getLogger(__name__)
@@ -48,6 +54,11 @@ class MasterRuntime:
         self.finish_requested_at: float | None = None
         self.finish_reason = ""
         self._missing_reported: set[str] = set()
+        self.live = LiveMetrics(self.scenario, Path(spec.run_dir))
+        try:
+            self.live.serve()
+        except OSError:  # watching live is a convenience: the run goes on without it
+            log.exception("live run metrics not served")
         runner = environment.runner
         port = getattr(getattr(runner, "server", None), "port", None)
         stream.write_json_atomic(self.dir / "master.json", {"port": port, "pid": os.getpid()})
@@ -70,6 +81,7 @@ class MasterRuntime:
         if self.epoch is not None:
             return
         self.epoch = time.time() + self.spec.start_lead_s
+        self.live.epoch = self.epoch
         stream.write_json_atomic(
             self.dir / stream.START, {"epoch": self.epoch, "workers": self.n_workers}
         )
@@ -85,6 +97,7 @@ class MasterRuntime:
         self.pending.add_all(WindowRecord.from_dict(r) for r in data["records"])
         if data["health"]:
             stream.append_lines(self.dir / stream.HEALTH, data["health"])
+            self.live.observe_health(data["health"])
         horizon = data.get("horizon")
         self.horizons[msg.node_id] = FOREVER if horizon is None else int(horizon)
 
@@ -109,6 +122,7 @@ class MasterRuntime:
         if not closed:
             return
         stream.append_lines(self.dir / stream.WINDOWS, (stream.record_to_json(r) for r in closed))
+        self.live.observe_windows(closed)
         keep = [] if before is None else self.pending.records()[len(closed) :]
         self.pending = WindowStore()
         self.pending.add_all(keep)
