@@ -225,6 +225,15 @@ def _caption_lines(summary: Summary) -> list[str]:
     """Short lines under the table (each fits 80 columns, so narrow terminals do not wrap a
     number onto a line of its own)."""
     lines = [f"{summary['requests']} requests in all ({summary['failures']} failed)"]
+    goodput = summary.get("goodput")  # only with a p99 SLO
+    if goodput is not None and goodput["goodput_rps"] is not None:
+        share = goodput["good_share"]
+        lines.append(
+            f"goodput {_fmt(goodput['goodput_rps'], 1)} req/s within "
+            f"{goodput['threshold_ms']:g} ms"
+            + (f" ({share:.1%} of answers)" if share is not None else "")
+            + f" of {_fmt(summary['throughput_rps'], 1)} req/s answered"
+        )
     loadgen = summary.get("loadgen")  # only runs of the load engine have this section
     if loadgen is not None:
         lag_p99 = loadgen["schedule_lag_ms"].get("p99")

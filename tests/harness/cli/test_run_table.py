@@ -1,6 +1,7 @@
 """The end-of-run table `harness run` prints: every number read from the typed summary, the
-per-endpoint latency from the intended send AND from the actual send, and a caption whose
-lines fit a narrow terminal (an 87-column terminal used to get a lone "0" on its own line)."""
+per-endpoint latency from the intended send AND from the actual send, goodput beside
+throughput, and a caption whose lines fit a narrow terminal (an 87-column terminal used to
+get a lone "0" on its own line)."""
 
 from __future__ import annotations
 
@@ -70,4 +71,6 @@ def test_caption_lines_stay_whole_in_a_narrow_terminal(summary, width):
     ):
         assert line in text, text
     assert re.search(r"^SLO p99_ms: 3[12]\.\d\d vs 10\.0 \[FAIL\]", text, re.M), text
+    # every answer took 32 ms from its intended start: none is within the 10 ms SLO
+    assert "goodput 0.0 req/s within 10 ms (0.0% of answers) of 200.0 req/s answered" in text
     assert not re.search(r"^\s*\d+\s*$", text, re.M), "a number wrapped onto its own line"
