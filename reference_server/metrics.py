@@ -26,6 +26,8 @@ prometheus_client's exposition would add, so `render` writes the text format its
   reference_server_device_info{provider,device,degraded}  gauge = 1
   reference_server_degraded / reference_server_ready      gauge 0/1
   nv_gpu_utilization, nv_gpu_memory_{used,total}_bytes   gauge {gpu_uuid}, only on CUDA
+  process_cpu_seconds_total, process_resident_memory_bytes, ...  this process (Linux /proc),
+      prometheus_client's process collector: the dashboards' CPU and memory panels
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric
+from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -298,8 +301,11 @@ def render(registry: CollectorRegistry) -> bytes:
     for metric in registry.collect():
         mtype = "untyped" if metric.type == "unknown" else metric.type
         doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
-        lines.append(f"# HELP {metric.name} {doc}")
-        lines.append(f"# TYPE {metric.name} {mtype}")
+        name = metric.name
+        if mtype == "counter" and all(s.name == f"{name}_total" for s in metric.samples):
+            name += "_total"  # prometheus_client's counters drop the suffix from the family
+        lines.append(f"# HELP {name} {doc}")
+        lines.append(f"# TYPE {name} {mtype}")
         for s in metric.samples:
             labels = ",".join(f'{k}="{_escape(str(v))}"' for k, v in s.labels.items())
             label_part = f"{{{labels}}}" if labels else ""
@@ -314,6 +320,7 @@ class ServerMetrics:
     def __init__(self, core: InferenceCore, gpu: GpuProbe | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_CoreCollector(core, gpu or GpuProbe()))
+        ProcessCollector(registry=self.registry)
 
     def render(self) -> bytes:
         return render(self.registry)
