@@ -5,6 +5,11 @@ listeners on `config.host` (port 0 = let the kernel pick), announce the bound po
 stdout line `listening http=P grpc=P metrics=P` once everything is ready (scripts and tests
 read it), then serve until SIGTERM/SIGINT or `stop` is set.
 
+Under a supervisor (`--workers N`, supervisor.py) the same `serve` runs in each worker with
+a `WorkerRole` (worker.py): shared ports, /metrics and admin changes handed to the
+supervisor, a private listener (the reported "metrics" port) for the per-worker metrics and
+admin API, readiness on the ready board.
+
 Graceful shutdown, in this order and within `config.shutdown_grace_s`:
   1. the core turns unready at once (`/v2/health/ready` answers 503, so balancers drain us);
   2. the HTTP and gRPC listeners stop accepting; idle keep-alive connections are closed;
@@ -26,6 +31,7 @@ from reference_server.core import InferenceCore
 from reference_server.http import admin, kserve, tfserving
 from reference_server.http.routing import Request, Response, Router
 from reference_server.http.server import HttpServer
+from reference_server.worker import ReadyBoard, WorkerRole, forwarder, keep_marking, watch_parent
 
 logger = logging.getLogger(__name__)
 
@@ -55,37 +61,55 @@ def metrics_handler(core: InferenceCore) -> Callable[[Request, dict[str, str]], 
     return handler
 
 
-def build_http_router(core: InferenceCore, config: ServerConfig) -> Router:
-    """Every route of the main HTTP port: KServe v2, TF Serving, admin, /metrics."""
+def build_http_router(
+    core: InferenceCore, config: ServerConfig, role: WorkerRole | None = None
+) -> Router:
+    """Every route of the main HTTP port: KServe v2, TF Serving, admin, /metrics (a worker
+    hands /metrics and admin changes to its supervisor)."""
     router = Router()
     kserve.add_routes(router, core)
     tfserving.add_routes(router, core)
-    admin.add_routes(router, core, config.admin_token)
-    router.add("GET", "/metrics", metrics_handler(core))
+    if role is None:
+        admin.add_routes(router, core, config.admin_token)
+        router.add("GET", "/metrics", metrics_handler(core))
+    else:
+        forward = forwarder(role.control_url)
+        admin.add_routes(router, core, config.admin_token, forward=forward)
+        router.add("GET", "/metrics", lambda req, params: forward(req))
     return router
 
 
-def build_metrics_router(core: InferenceCore) -> Router:
+def build_metrics_router(
+    core: InferenceCore, config: ServerConfig | None = None, role: WorkerRole | None = None
+) -> Router:
+    """The metrics port; a worker's private listener also takes the supervisor's admin calls."""
     router = Router()
     router.add("GET", "/metrics", metrics_handler(core))
+    if role is not None and config is not None:
+        admin.add_routes(router, core, config.admin_token, accept_ids=True)
     return router
 
 
 class _Listeners:
     """The three listeners of one process, started and stopped together."""
 
-    def __init__(self, core: InferenceCore, config: ServerConfig) -> None:
+    def __init__(
+        self, core: InferenceCore, config: ServerConfig, role: WorkerRole | None = None
+    ) -> None:
         self.core = core
         self.config = config
+        self.shared = role is not None  # a worker: the HTTP and gRPC ports are shared
         admission = Router()
         kserve.add_admission(admission, core)
         self.http = HttpServer(
-            build_http_router(core, config),
+            build_http_router(core, config, role),
             max_body_bytes=config.max_body_bytes,
             admission=admission,
         )
         self.metrics = HttpServer(
-            build_metrics_router(core), max_body_bytes=_METRICS_BODY_LIMIT, name="metrics"
+            build_metrics_router(core, config, role),
+            max_body_bytes=_METRICS_BODY_LIMIT,
+            name="metrics",
         )
         self.grpc = None
 
@@ -93,9 +117,9 @@ class _Listeners:
         from reference_server.grpc_service import start_grpc_server
 
         host = self.config.host
-        http_port = await self.http.start(host, self.config.http_port)
+        http_port = await self.http.start(host, self.config.http_port, reuse_port=self.shared)
         self.grpc, grpc_port = await start_grpc_server(
-            self.core, host, self.config.grpc_port, self.config.max_body_bytes
+            self.core, host, self.config.grpc_port, self.config.max_body_bytes, self.shared
         )
         metrics_port = await self.metrics.start(host, self.config.metrics_port)
         return BoundPorts(http_port, grpc_port, metrics_port)
@@ -132,16 +156,18 @@ async def serve(
     config: ServerConfig,
     ready_callback: Callable[[BoundPorts], None] | None = None,
     stop: asyncio.Event | None = None,
+    role: WorkerRole | None = None,
 ) -> int:
     """Run one server until SIGTERM/SIGINT (or `stop` is set); return the exit code (0).
 
     `ready_callback(ports)` is called once every listener is bound and the models are
     ready; by default it prints the `listening http=... grpc=... metrics=...` line.
+    `role`: this process is a worker of a supervisor (see worker.py).
     Start-up failures raise (ModelLoadError, DeviceUnavailable, OSError for a port).
     """
     core = InferenceCore(config)  # loads every model; nothing else runs on the loop yet
     await core.start()
-    listeners = _Listeners(core, config)
+    listeners = _Listeners(core, config, role)
     try:
         ports = await listeners.start()
     except BaseException:
@@ -150,9 +176,19 @@ async def serve(
         raise
     stop = stop or asyncio.Event()
     _install_signals(stop)
+    marking = None
+    if role is not None:
+        board = ReadyBoard(role.board)
+        core.peers_ready = board.all_ready
+        board.set(role.index, core.local_ready)  # before the supervisor hears we listen
+        marking = asyncio.ensure_future(keep_marking(board, role.index, lambda: core.local_ready))
+        await watch_parent(stop)
     logger.info("serving: %s (provider %s)", ports.announcement(), core.provider)
     (ready_callback or _print_ports)(ports)
     await stop.wait()
+    if marking is not None:
+        marking.cancel()
+        board.set(role.index, False)  # draining: not ready any more
     return await _shutdown(core, listeners, config.shutdown_grace_s)
 
 

@@ -3,6 +3,9 @@
 Both front doors share `add_arguments` and `run`, so the options cannot drift apart
 (`harness serve` imports this module; this package never imports `harness`).
 
+`--workers N` (N > 1) runs a supervisor and N worker processes sharing the ports
+(supervisor.py); the workers are this same command with the hidden `--worker-*` options.
+
 Exit codes: 0 served and shut down cleanly; 2 configuration error (bad option, bad model
 repository or model); 3 infrastructure error (`--device cuda` without a usable GPU, a port
 that cannot be bound). Start-up errors print one line on stderr.
@@ -16,6 +19,7 @@ import logging
 import os
 import sys
 from collections.abc import Coroutine, Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -54,6 +58,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-body-bytes", type=int, metavar="N")
     parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="server processes sharing the HTTP and gRPC ports (SO_REUSEPORT), each with its "
+        "own model instances; one /metrics sums them (default 1)",
+    )
+    # a worker of a supervisor (set by the supervisor only)
+    parser.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-control", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-board", help=argparse.SUPPRESS)
+    parser.add_argument(
         "--event-loop",
         choices=("asyncio", "uvloop"),
         default="uvloop",
@@ -70,6 +85,7 @@ _CONFIG_OPTIONS = (
     "device",
     "intra_op_threads",
     "max_body_bytes",
+    "workers",
 )
 
 
@@ -103,8 +119,6 @@ def _run_loop(coro: Coroutine[Any, Any, int], event_loop: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Start the server described by parsed `args`; return the process exit code."""
-    from reference_server.app import serve
-
     try:
         config = config_from_args(args)
     except ValidationError as exc:
@@ -114,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"error: invalid server configuration: {errors}\n")
         return EXIT_CONFIG
     try:
-        return _run_loop(serve(config), args.event_loop)
+        return _run_loop(_main_coroutine(config, args), args.event_loop)
     except DeviceUnavailable as exc:
         sys.stderr.write(f"error: {_one_line(exc)}\n")
         return EXIT_INFRA
@@ -124,6 +138,32 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         sys.stderr.write(f"error: cannot start the server: {_one_line(exc)}\n")
         return EXIT_INFRA
+
+
+def _main_coroutine(config: ServerConfig, args: argparse.Namespace) -> Coroutine[Any, Any, int]:
+    """One server, a worker of a supervisor, or the supervisor of `config.workers` workers."""
+    from reference_server.app import serve
+
+    if args.worker_index is not None:
+        from reference_server.worker import WorkerRole
+
+        role = WorkerRole(args.worker_index, args.worker_control, Path(args.worker_board))
+        return serve(config.model_copy(update={"workers": 1}), role=role)
+    if config.workers == 1:
+        return serve(config)
+    from reference_server.supervisor import Supervisor, WorkerOptions
+
+    if config.model_repository is None:  # built once here, not raced by N workers
+        config = config.model_copy(update={"model_repository": _default_repository()})
+    level = logging.getLevelName(logging.getLogger("reference_server").getEffectiveLevel())
+    return Supervisor(config, WorkerOptions(args.event_loop, level)).run()
+
+
+def _default_repository() -> Path:
+    from reference_server.config import default_model_repository
+    from reference_server.models.build import ensure_repository
+
+    return ensure_repository(default_model_repository())
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -38,3 +38,4 @@ class ServerConfig(BaseModel):
     admin_token: str | None = Field(default=None, min_length=1)  # None = admin API off
     max_body_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     shutdown_grace_s: float = Field(default=10.0, ge=0)
+    workers: int = Field(default=1, ge=1, le=256)  # > 1: processes sharing the ports

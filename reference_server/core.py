@@ -173,7 +173,8 @@ class InferenceCore:
     stop(grace_s)` waits for in-flight requests, then stops the batchers.
 
     Attributes/methods used by the front ends:
-      live: bool, ready: bool (False while shutting down or after device loss, unready policy)
+      live: bool, ready: bool (False while shutting down or after device loss, unready policy;
+          a worker of `--workers N` is ready only while every worker is: `peers_ready`)
       degraded: bool and provider: str ("CUDAExecutionProvider" | "CPUExecutionProvider")
       faults: reference_server.faults.FaultState (admin API manipulates it)
       in_flight: int
@@ -223,6 +224,7 @@ class InferenceCore:
         self.requests_by_protocol: dict[str, int] = {}  # inference requests per front end
         self._started = False
         self._shutting_down = False
+        self.peers_ready: Callable[[], bool] | None = None  # set by a worker: all ready?
         self._idle: asyncio.Event | None = None
         self._rebuild: asyncio.Future | None = None
         self.metrics = ServerMetrics(self)
@@ -272,6 +274,12 @@ class InferenceCore:
     # -- state -------------------------------------------------------------------------------
     @property
     def ready(self) -> bool:
+        """This process is ready and, under a supervisor (`--workers N`), so is every worker."""
+        return self.local_ready and (self.peers_ready is None or self.peers_ready())
+
+    @property
+    def local_ready(self) -> bool:
+        """Started, not shutting down, and no device-loss fault with the unready policy."""
         if self._shutting_down or not self._started:
             return False
         return not (self.faults.active and self.faults.device_loss() == "unready")

@@ -121,12 +121,13 @@ class FaultState:
         self.active = False
 
     # -- admin API -----------------------------------------------------------------------
-    def add(self, spec: dict) -> dict:
-        """Validate and activate a fault; returns it with its assigned id."""
+    def add(self, spec: dict, fault_id: str | None = None) -> dict:
+        """Validate and activate a fault; returns it with its id (assigned here unless given:
+        a supervisor gives every worker the same id for one fault)."""
         parsed = parse_spec(spec)
         now = self._clock()
         expires = now + parsed.duration_s if parsed.duration_s else None
-        fault = Fault(f"{parsed.type}-{next(self._ids)}", parsed, now, expires)
+        fault = Fault(fault_id or f"{parsed.type}-{next(self._ids)}", parsed, now, expires)
         self._faults[fault.id] = fault
         logger.warning("fault added: %s", fault.to_dict(now))
         self._changed_now()

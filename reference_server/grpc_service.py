@@ -410,8 +410,10 @@ async def start_grpc_server(
     host: str,
     port: int,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    reuse_port: bool = False,
 ) -> tuple[grpc.aio.Server, int]:
     """Start the gRPC front end on `host:port` (0 = pick one); return (server, bound port).
+    `reuse_port`: share the port with other processes (SO_REUSEPORT, `--workers N`).
 
     Messages over `max_message_bytes` (pass ServerConfig.max_body_bytes) are refused by
     gRPC itself with RESOURCE_EXHAUSTED. Stop with `await server.stop(grace_s)`.
@@ -419,7 +421,7 @@ async def start_grpc_server(
     options = [
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
-        ("grpc.so_reuseport", 0),
+        ("grpc.so_reuseport", int(reuse_port)),
         # gRPC core's write scheduling for throughput: +3-9 % saturated unary/stream calls
         # on one core, p99 a little lower, p50 at concurrency 1 alike (three A/B runs)
         ("grpc.optimization_target", "throughput"),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Awaitable, Callable
 
 from reference_server.core import InferenceCore
 from reference_server.errors import InvalidInput, NotFound, Unauthorized
@@ -26,10 +27,26 @@ from reference_server.http.routing import Request, Response, Router, json_loads,
 logger = logging.getLogger(__name__)
 
 
+FAULT_ID_HEADER = "x-fault-id"  # a supervisor's fan-out: the id every worker must use
+Forward = Callable[[Request], Awaitable[Response]]
+
+
 class AdminRoutes:
-    def __init__(self, core: InferenceCore, token: str | None) -> None:
+    """`forward`: a worker of `--workers N` hands changes (once authorized) to its supervisor,
+    which applies them to every worker; `accept_ids`: the worker's private listener takes the
+    supervisor's fault id from the X-Fault-Id header. Listing is answered locally."""
+
+    def __init__(
+        self,
+        core: InferenceCore,
+        token: str | None,
+        forward: Forward | None = None,
+        accept_ids: bool = False,
+    ) -> None:
         self.core = core
         self._token = token.encode() if token else None
+        self._forward = forward
+        self._accept_ids = accept_ids
 
     def _authorize(self, req: Request) -> None:
         if self._token is None:
@@ -44,35 +61,48 @@ class AdminRoutes:
         self._authorize(req)
         return json_response({"faults": self.core.faults.list()})
 
-    def add_fault(self, req: Request, params: dict[str, str]) -> Response:
+    async def add_fault(self, req: Request, params: dict[str, str]) -> Response:
         self._authorize(req)
+        if self._forward is not None:
+            return await self._forward(req)
         try:
             spec = json_loads(req.body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidInput(f"malformed JSON fault spec: {exc}") from None
         if not isinstance(spec, dict):
             raise InvalidInput("a fault spec must be a JSON object")
-        fault = self.core.faults.add(spec)  # validates; InvalidInput names the field
+        fault_id = req.headers.get(FAULT_ID_HEADER) if self._accept_ids else None
+        fault = self.core.faults.add(spec, fault_id)  # validates; InvalidInput names the field
         logger.warning("admin: fault added: %s", fault)
         return json_response(fault, 201)
 
-    def remove_fault(self, req: Request, params: dict[str, str]) -> Response:
+    async def remove_fault(self, req: Request, params: dict[str, str]) -> Response:
         self._authorize(req)
+        if self._forward is not None:
+            return await self._forward(req)
         if not self.core.faults.remove(params["id"]):
             raise NotFound(f"no active fault with id '{params['id']}'")
         logger.warning("admin: fault %s removed", params["id"])
         return json_response({"removed": params["id"]})
 
-    def clear_faults(self, req: Request, params: dict[str, str]) -> Response:
+    async def clear_faults(self, req: Request, params: dict[str, str]) -> Response:
         self._authorize(req)
+        if self._forward is not None:
+            return await self._forward(req)
         count = self.core.faults.clear()
         logger.warning("admin: all faults cleared")
         return json_response({"removed": count})
 
 
-def add_routes(router: Router, core: InferenceCore, token: str | None) -> AdminRoutes:
-    """Register /admin routes; they answer 404 unless `token` is set."""
-    r = AdminRoutes(core, token)
+def add_routes(
+    router: Router,
+    core: InferenceCore,
+    token: str | None,
+    forward: Forward | None = None,
+    accept_ids: bool = False,
+) -> AdminRoutes:
+    """Register /admin routes; they answer 404 unless `token` is set (see AdminRoutes)."""
+    r = AdminRoutes(core, token, forward, accept_ids)
     router.add("GET", "/admin/faults", r.list_faults)
     router.add("POST", "/admin/faults", r.add_fault)
     router.add("DELETE", "/admin/faults", r.clear_faults)

@@ -91,12 +91,14 @@ class HttpServer:
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.TimerHandle | None = None
 
-    async def start(self, host: str, port: int) -> int:
-        """Listen on host:port (0 = pick) and return the bound port."""
+    async def start(self, host: str, port: int, reuse_port: bool = False) -> int:
+        """Listen on host:port (0 = pick) and return the bound port; `reuse_port`: share the
+        port with other processes (SO_REUSEPORT, the kernel spreads connections)."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: HttpProtocol(self), host, port, backlog=1024, reuse_address=True
-        )
+            lambda: HttpProtocol(self), host, port, backlog=1024, reuse_address=True,
+            reuse_port=reuse_port or None,
+        )  # fmt: skip
         self._sweep()
         return self._server.sockets[0].getsockname()[1]
 
