@@ -1,4 +1,5 @@
-"""`harness serve`: run one reference server in the foreground.
+"""`harness serve`: run one reference server in the foreground (`--workers N`: N processes
+on its ports under one supervisor, see reference_server.supervisor).
 
 The options and behaviour are exactly those of `python -m reference_server` (both call
 `reference_server.cli`); logging is configured by `harness` itself (`-v`), the server's INFO

@@ -86,6 +86,8 @@ class StackConfig(StrictModel):
 
     local: bool = True
     replicas: int = Field(1, ge=1, le=64)
+    workers: int = Field(1, ge=1, le=64)
+    """Server processes per replica sharing its ports (`harness serve --workers`)."""
     model_repository: str | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     monitor: bool = False

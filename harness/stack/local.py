@@ -145,8 +145,10 @@ class LocalStack:
         fault_proxies: bool = False,
         state_file: Path | None = None,
         monitor: bool = False,
+        workers: int = 1,
     ) -> None:
-        """`fault_proxies`: a fault proxy in front of every replica and of the stack.
+        """`workers`: server processes per replica (`--workers`, one port, one /metrics).
+        `fault_proxies`: a fault proxy in front of every replica and of the stack.
         `monitor`: a Prometheus scraping every replica (`prometheus_url` once started).
         `state_file`: write the state there once started (and after that, trust it: `stop`
         also stops the replicas an actor restarted and recorded there)."""
@@ -155,6 +157,9 @@ class LocalStack:
         if host not in LOOPBACK_HOSTS:
             raise ConfigError(f"stack host {host!r}: the local stack only binds loopback")
         self.replica_count = replicas
+        if workers < 1:
+            raise ConfigError(f"stack.workers: must be >= 1, got {workers}")
+        self.workers = workers
         self.model_repository = model_repository
         self.device = device
         self.admin_token = admin_token
@@ -179,6 +184,7 @@ class LocalStack:
         repo = self._ensure_models()
         workdir = self._workdir()
         self._args = ["--model-repository", str(repo), "--device", self.device]
+        self._args += ["--workers", str(self.workers)] if self.workers > 1 else []
         self._args += list(self.extra_server_args)
         env = dict(os.environ)
         if self.admin_token:
