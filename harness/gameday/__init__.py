@@ -10,6 +10,8 @@ load's own windows, the hypothesis judged, every fault provably gone afterwards.
     load_process  the load engine in a child process (stopped by PID with SIGINT)
     stack         the stack with fault proxies; snapshots before/after; forced rollback
     report        gameday.json from the run directory (through harness.analysis.impact)
+    record        run.json / summary / history marked kind "gameday"; stack logs kept
+    signals       SIGTERM as Ctrl-C; a second interrupt waits for the cleanup
 
 The analysis itself is pure and lives in `harness.analysis.impact`.
 """

@@ -32,6 +32,7 @@ from chaoslib.types import Schedule, Strategy
 
 from harness.gameday.clock import FaultClock
 from harness.gameday.plan import GamedayPlan
+from harness.gameday.signals import as_interrupt
 
 __all__ = ["run_in_main_thread"]
 
@@ -73,11 +74,7 @@ class _SigtermAsCtrlC(RunEventHandler):
     """SIGTERM raises KeyboardInterrupt while chaoslib runs (see the module doc)."""
 
     def started(self, experiment: Any, journal: Any) -> None:
-        signal.signal(signal.SIGTERM, _interrupt)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+        signal.signal(signal.SIGTERM, as_interrupt)
 
 
 def _watch(clock: FaultClock, max_fault_s: float, overran: threading.Event) -> None:

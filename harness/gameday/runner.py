@@ -32,9 +32,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-import signal
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -58,6 +56,7 @@ from harness.gameday import record, report
 from harness.gameday.live import LiveLoad, SteadyResult
 from harness.gameday.load_process import LoadProcess
 from harness.gameday.plan import GamedayPlan, GamedaySettings, make_plan
+from harness.gameday.signals import deferred_interrupts, interrupts
 from harness.gameday.stack import force_rollback, load_scenario_for, snapshot, started_stack
 from harness.results import load_run, new_run_id, read_events
 from harness.stack.local import read_state
@@ -109,7 +108,7 @@ def run_gameday(
     run_id = run_id or new_run_id(scenario.name)
     with tempfile.TemporaryDirectory(prefix="harness-gameday-") as tmp:
         day = _Gameday(plan, Path(out_dir), run_id, Path(tmp))
-        with _interrupts():
+        with interrupts():
             day.run()
         return day.finish()
 
@@ -117,28 +116,6 @@ def run_gameday(
 def dry_run(scenario: Scenario, experiment: Path, settings: GamedaySettings) -> GamedayPlan:
     """The plan only: checked, nothing started, nothing written."""
     return make_plan(scenario, Path(experiment), settings)
-
-
-@contextlib.contextmanager
-def _interrupts() -> Iterator[None]:
-    """SIGTERM behaves like Ctrl-C; a stray SIGUSR1 (the watchdog's, after chaoslib restored
-    its handlers) is ignored instead of killing the process. Main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def to_interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    old = {
-        signal.SIGTERM: signal.signal(signal.SIGTERM, to_interrupt),
-        signal.SIGUSR1: signal.signal(signal.SIGUSR1, lambda s, f: None),
-    }
-    try:
-        yield
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
 
 
 class _Gameday:
@@ -172,7 +149,7 @@ class _Gameday:
                     self.rec.status = "failed"
                     self.rec.errors.append(f"crashed: {type(exc).__name__}: {exc}")
                 finally:
-                    with _deferred_interrupts():
+                    with deferred_interrupts():
                         self._wind_down()
         except KeyboardInterrupt:
             self.rec.status = "interrupted"
@@ -410,22 +387,3 @@ class _Gameday:
         if status == "failed":
             return self.exit_hint
         return EXIT_PASS if passed and not self.rec.errors else EXIT_FAIL
-
-
-@contextlib.contextmanager
-def _deferred_interrupts() -> Iterator[None]:
-    """While rolling back and stopping: a second Ctrl-C is noted, not obeyed (stopping half
-    way would leave faults or processes behind); it is raised once the cleanup is done."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    old = signal.signal(signal.SIGINT, lambda s, f: caught.append(s))
-    old_term = signal.signal(signal.SIGTERM, lambda s, f: caught.append(s))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
-        signal.signal(signal.SIGTERM, old_term)
-    if caught:
-        log.warning("a second interrupt arrived during the cleanup; the cleanup finished first")

@@ -31,7 +31,14 @@ from typing import Any
 
 from harness.errors import ConfigError, InfrastructureError, TargetUnavailable
 from harness.stack.local import ReplicaState, StackState, is_ours
-from harness.stack.server_process import launch_orphan, pid_alive, rest_call, rest_request
+from harness.stack.server_process import (
+    launch_orphan,
+    pid_alive,
+    rest_call,
+    rest_request,
+    terminate_pid,
+    wait_until_ready,
+)
 
 __all__ = [
     "ReplicaHealth",
@@ -46,6 +53,7 @@ __all__ = [
     "reset_toxics",
     "restart_replica",
     "rollback_all",
+    "running_with",
     "stack_health",
 ]
 
@@ -86,12 +94,18 @@ def restart_replica(state: StackState, index: int, ready_timeout_s: float = 60.0
     or the fault proxy's upstream stays valid) and wait until it is ready; the new state.
 
     A replica that is still running is left as it is (a rollback may run after a method that
-    never killed it)."""
+    never killed it). A server already running with the replica's exact command line is
+    adopted instead of started twice: an earlier restart interrupted half way (Ctrl-C or
+    SIGTERM while it launched) leaves one behind that the state does not know, holding the
+    replica's ports."""
     replica = _replica(state, index)
     if pid_alive(replica.pid):
         return state
     if not replica.argv:
         raise ConfigError(f"replica {index}: the state file records no command line to restart")
+    stray = running_with(replica.argv)
+    if stray is not None:
+        return _adopt(state, index, stray, ready_timeout_s)
     log_path = Path(replica.log_path)
     if log_path.exists():  # keep the dead replica's log for the post-mortem
         log_path.replace(log_path.with_name(log_path.name + f".{replica.pid}"))
@@ -103,6 +117,36 @@ def restart_replica(state: StackState, index: int, ready_timeout_s: float = 60.0
     if replica.http_url != f"http://{host}:{ports.http}":  # nginx would point at nothing
         raise InfrastructureError(f"replica {index} came back on other ports: {ports}")
     log.warning("replica %d restarted as pid %d on %s", index, pid, replica.http_url)
+    replicas = list(state.replicas)
+    replicas[index] = replace(replica, pid=pid)
+    return replace(state, replicas=tuple(replicas))
+
+
+def running_with(argv: tuple[str, ...]) -> int | None:
+    """The PID of a live process whose command line is exactly `argv` (None if none)."""
+    wanted = b"\0".join(a.encode() for a in argv) + b"\0"
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "cmdline").read_bytes() != wanted:
+                continue
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if pid_alive(int(entry.name)) and is_ours(int(entry.name)):
+            return int(entry.name)
+    return None
+
+
+def _adopt(state: StackState, index: int, pid: int, ready_timeout_s: float) -> StackState:
+    replica = state.replicas[index]
+    try:
+        wait_until_ready(replica.http_url, ready_timeout_s)
+    except TargetUnavailable:  # started but never ready: replace it
+        log.warning("replica %d: stray pid %d never became ready; stopping it", index, pid)
+        terminate_pid(pid, grace_s=5.0)
+        return restart_replica(state, index, ready_timeout_s)
+    log.warning("replica %d already runs as pid %d (an interrupted restart): adopted", index, pid)
     replicas = list(state.replicas)
     replicas[index] = replace(replica, pid=pid)
     return replace(state, replicas=tuple(replicas))

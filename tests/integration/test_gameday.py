@@ -7,12 +7,14 @@ started is listed in gameday.json and checked gone. Bounded: ~30 s of load at 40
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,23 @@ def _scenario(tmp: Path, duration: str = "32s", p99_ms: float = 250, **load: Any
     path = tmp / "scenario.yaml"
     path.write_text(json.dumps(data))  # JSON is YAML
     return path
+
+
+@contextlib.contextmanager
+def stopped(proc: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """On the way out (a failed assertion mid-run included), a game day still running is
+    interrupted with SIGINT, so it rolls back and stops every process it started; killed
+    only if it has not ended 90 s later (a SIGKILL would leave its stack running)."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.communicate(timeout=90)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
 
 
 def _gameday(*args: object, timeout: float = 200) -> subprocess.CompletedProcess[str]:
@@ -191,7 +210,7 @@ def test_a_signal_mid_experiment_rolls_back_and_keeps_the_data(tmp_path: Path, s
         cmd, cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, start_new_session=True,
     )  # fmt: skip
-    with reaped(proc):
+    with stopped(proc):
         events = run_dir / "events.jsonl"
         wait_for(lambda: events.exists() and "fault_start" in events.read_text(), 120, "fault")
         os.kill(proc.pid, sig)  # the game day alone, mid-method (replica dead)
@@ -250,4 +269,32 @@ def test_the_watchdog_rolls_back_a_method_that_overruns_its_maximum(tmp_path: Pa
     assert all(t == [] for t in doc["rollback"]["after"]["proxy_toxics"].values())
     assert not [p for p in psutil.process_iter(["cmdline"])
                 if p.info["cmdline"] == ["sleep", "60"]], "the stuck action was ended"  # fmt: skip
+    _assert_all_stopped(doc)
+
+
+def test_sigterm_inside_a_python_activity_still_interrupts(tmp_path: Path) -> None:
+    """SIGTERM while `restart_replica` runs (a Python activity of a few seconds: the replica
+    starts and loads its models). chaoslib's own SIGTERM handler would raise an exception
+    that the activity reports as a failure, and the method would go on; the game day makes it
+    an interrupt like Ctrl-C: rolled back, stopped, exit 130."""
+    out, run_dir = tmp_path / "out", tmp_path / "out" / "restarting"
+    cmd = harness_cmd("gameday", "node-kill", "--scenario", _scenario(tmp_path), "--out", out,
+                      "--run-id", "restarting", *FAST)  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    with stopped(proc):
+        events = run_dir / "events.jsonl"
+        wait_for(lambda: events.exists() and "fault_end" in events.read_text(), 120, "restart")
+        os.kill(proc.pid, signal.SIGTERM)  # the restart activity has just begun
+        output, _ = proc.communicate(timeout=120)
+    doc = _doc(run_dir)
+    print(output[-4000:], json.dumps(doc["rollback"], indent=1))
+    assert proc.returncode == 130 == doc["verdict"]["exit_code"], output[-3000:]
+    assert doc["status"] == "interrupted"
+    journal = json.loads((run_dir / "journal.json").read_text())
+    assert journal["status"] == "interrupted"
+    assert doc["rollback"]["after"]["replicas_up"] == [True, True]
+    assert doc["rollback"]["equal"] is True
     _assert_all_stopped(doc)

@@ -36,8 +36,15 @@ from harness.latency.sparse import merge
 from harness.results import list_runs, load_run
 from harness.results.windows import decode_windows, per_second
 from reference_server.runtime import cuda_device_present
-from tests.integration.cli_helpers import REPO, cli_env, harness_cmd, reaped, wait_for
-from tests.integration.test_gameday import FAST, _assert_all_stopped, _doc, _events, _scenario
+from tests.integration.cli_helpers import REPO, cli_env, harness_cmd, wait_for
+from tests.integration.test_gameday import (
+    FAST,
+    _assert_all_stopped,
+    _doc,
+    _events,
+    _scenario,
+    stopped,
+)
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -114,7 +121,7 @@ def test_network_latency_raises_p99_by_the_toxic_while_on_and_returns(tmp_path: 
     tolerance = ["--recovery-p99-factor", "2.5", "--recovery-p99-slack-ms", "6",
                  "--recovery-error-slack", "0.02"]  # fmt: skip
     proc = _start(tmp_path, "network-latency", "latency", *tolerance)
-    with reaped(proc):
+    with stopped(proc):
         output = _finish(proc)
     run_dir = tmp_path / "out" / "latency"
     doc = _doc(run_dir)
@@ -166,7 +173,7 @@ def _assert_the_run_is_recorded_as_a_game_day(run_dir: Path, verdict: str) -> No
 def test_gpu_loss_unready_moves_traffic_to_the_healthy_replica(tmp_path: Path) -> None:
     proc = _start(tmp_path, "gpu-loss-unready", "unready")
     run_dir = tmp_path / "out" / "unready"
-    with reaped(proc):
+    with stopped(proc):
         lost, healthy = _replicas(tmp_path)
         _until(lambda: _has_event(run_dir, "fault_start"), 120, "the fault")
         # Sampled while the fault is on: replica 1 serves ~40 req/s; once it served 40 more
@@ -198,7 +205,7 @@ def test_gpu_loss_unready_moves_traffic_to_the_healthy_replica(tmp_path: Path) -
 def test_gpu_loss_cpu_fallback_keeps_serving_degraded_without_errors(tmp_path: Path) -> None:
     proc = _start(tmp_path, "gpu-loss-cpu-fallback", "fallback")
     run_dir = tmp_path / "out" / "fallback"
-    with reaped(proc):
+    with stopped(proc):
         lost, healthy = _replicas(tmp_path)
         assert _degraded(lost) is False
         _until(lambda: _has_event(run_dir, "fault_start"), 120, "the fault")
