@@ -61,7 +61,7 @@ class _Family:
 
 def format_value(value: float) -> str:
     """Integers as the workers write them (`20`, not `20.0`); other values as Go writes them."""
-    if value.is_integer() and abs(value) < 2**53:
+    if float(value).is_integer() and abs(value) < 2**53:
         return str(int(value))
     return floatToGoString(value)
 
