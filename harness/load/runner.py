@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -122,8 +123,11 @@ def target_for(
         model_repository=repo,
         device=stack_cfg.device,
         workdir=workdir / "stack",
+        monitor=stack_cfg.monitor,
     )
     with stack:
+        if stack.prometheus is not None:  # `stack: {monitor: true}`: tell the user where
+            print(f"Prometheus for this run's stack: {stack.prometheus.url}", file=sys.stderr)
         grpc = scenario.target.protocol == "kserve-grpc"
         yield Target(
             stack.grpc_url if grpc else stack.url,
