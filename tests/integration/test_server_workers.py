@@ -281,6 +281,19 @@ def test_a_killed_worker_is_reported_restarted_and_given_the_active_faults(
         served = _per_worker(_metrics(srv.metrics))[1][1]
         assert served > served_at_restart  # the new worker served ...
         assert all(slow), slow  # ... under the fault it was given at its start
+        # one id for a fault on every worker, though the new worker has added fewer faults
+        status, body = _request(
+            srv.http, "POST", "/admin/faults", {"type": "latency", "fixed_ms": 0}, AUTH
+        )
+        assert status == 201
+        second = json.loads(body)["id"]
+        listed = {_request(srv.http, "GET", "/admin/faults", None, AUTH)[1] for _ in range(12)}
+        assert len(listed) == 1 and len(json.loads(listed.pop())["faults"]) == 2
+        status, _ = _request(srv.http, "DELETE", f"/admin/faults/{second}", None, AUTH)
+        assert status == 200
+        listed = {_request(srv.http, "GET", "/admin/faults", None, AUTH)[1] for _ in range(12)}
+        assert [f["id"] for f in json.loads(listed.pop())["faults"]] == ["latency-1"]
+        assert not listed  # every worker lists the same one fault
         workers = _children(srv.proc.pid)
         assert srv.terminate() == 0
     assert unready
