@@ -178,7 +178,7 @@ async def serve(
     _install_signals(stop)
     marking = None
     if role is not None:
-        board = ReadyBoard(role.board)
+        board = ReadyBoard(role.board_fd)
         core.peers_ready = board.all_ready
         board.set(role.index, core.local_ready)  # before the supervisor hears we listen
         marking = asyncio.ensure_future(keep_marking(board, role.index, lambda: core.local_ready))

@@ -67,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # a worker of a supervisor (set by the supervisor only)
     parser.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--worker-control", help=argparse.SUPPRESS)
-    parser.add_argument("--worker-board", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-board-fd", type=int, help=argparse.SUPPRESS)
     parser.add_argument(
         "--event-loop",
         choices=("asyncio", "uvloop"),
@@ -147,7 +147,7 @@ def _main_coroutine(config: ServerConfig, args: argparse.Namespace) -> Coroutine
     if args.worker_index is not None:
         from reference_server.worker import WorkerRole
 
-        role = WorkerRole(args.worker_index, args.worker_control, Path(args.worker_board))
+        role = WorkerRole(args.worker_index, args.worker_control, args.worker_board_fd)
         return serve(config.model_copy(update={"workers": 1}), role=role)
     if config.workers == 1:
         return serve(config)

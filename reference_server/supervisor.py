@@ -36,15 +36,12 @@ import contextlib
 import itertools
 import logging
 import os
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from reference_server.config import ServerConfig
 from reference_server.http import client
@@ -103,8 +100,7 @@ class Supervisor:
         self._faults: dict[str, tuple[dict, float]] = {}  # id -> (spec, added at, monotonic)
         self._fault_ids = itertools.count(1)
         self._admin_lock = asyncio.Lock()
-        self._dir = Path(tempfile.mkdtemp(prefix="reference-server-workers-"))
-        self._board = ReadyBoard.create(self._dir / "ready", config.workers)
+        self._board = ReadyBoard.create(config.workers)
         self._reserved = [_reserve(config.host, p) for p in (config.http_port, config.grpc_port)]
         self.http_port, self.grpc_port = (s.getsockname()[1] for s in self._reserved)
         self._control_url = ""
@@ -157,6 +153,7 @@ class Supervisor:
             stdout=asyncio.subprocess.PIPE,
             env=env,
             start_new_session=True,  # a terminal's Ctrl-C reaches us only; we stop them
+            pass_fds=(self._board.fd,),
         )
         try:
             port = await asyncio.wait_for(_private_port(process), START_TIMEOUT_S)
@@ -186,7 +183,7 @@ class Supervisor:
         if c.model_repository is not None:
             argv += ["--model-repository", str(c.model_repository)]
         argv += ["--worker-index", str(index), "--worker-control", self._control_url]
-        return [*argv, "--worker-board", str(self._dir / "ready")]
+        return [*argv, "--worker-board-fd", str(self._board.fd)]
 
     async def _watch(self, stop: asyncio.Event) -> int:
         """Restart workers that die until `stop`; EXIT_INFRA when restarting gives up."""
@@ -252,7 +249,6 @@ class Supervisor:
         for sock in self._reserved:
             sock.close()
         self._board.close()
-        shutil.rmtree(self._dir, ignore_errors=True)
 
     # -- /metrics ----------------------------------------------------------------------------
     def _metrics_router(self) -> Router:

@@ -8,8 +8,10 @@ A worker is an ordinary server (its own core, ONNX Runtime sessions and batchers
     every worker, so whichever worker a client reaches, the answer is the server's;
   - serves its own, per-worker /metrics and admin API on its private listener (the "metrics"
     port it reports to the supervisor; the supervisor's fan-out uses it);
-  - marks its readiness in the ready board, a small shared file, and is ready only while every
-    worker is (`InferenceCore.peers_ready`), so a probe gets the same answer from any worker;
+  - marks its readiness in the ready board, a small shared memory map (an unlinked file the
+    supervisor hands down as a file descriptor: nothing is left on disk), and is ready only
+    while every worker is (`InferenceCore.peers_ready`), so a probe gets the same answer from
+    any worker;
   - drains and exits when its supervisor goes away (its stdin, a pipe from the supervisor,
     reaches end of file), so a killed supervisor leaves no worker behind.
 """
@@ -20,8 +22,8 @@ import asyncio
 import logging
 import mmap
 import os
+import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from reference_server.http import client
 from reference_server.http.routing import Request, Response, json_response
@@ -38,27 +40,27 @@ BOARD_REFRESH_S = 0.2  # how often a worker re-marks its readiness (a fault may 
 class WorkerRole:
     index: int
     control_url: str  # http://host:port of the supervisor's control listener
-    board: Path  # the ready board file
+    board_fd: int  # the ready board, inherited from the supervisor
 
 
 class ReadyBoard:
-    """One byte per worker in a shared file: 1 = that worker is ready.
+    """One byte per worker in a shared mapping: 1 = that worker is ready.
 
-    The supervisor creates it (all 0) and clears a dead worker's byte; each worker sets its
-    own. Reads and writes of single bytes through a shared mapping need no lock."""
+    The supervisor creates it (all 0) on an unlinked temporary file whose descriptor the
+    workers inherit (`fd`), and clears a dead worker's byte; each worker sets its own. Reads
+    and writes of single bytes through a shared mapping need no lock."""
 
-    def __init__(self, path: Path) -> None:
-        fd = os.open(path, os.O_RDWR)
-        try:
-            self._map = mmap.mmap(fd, 0)
-        finally:
-            os.close(fd)
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._map = mmap.mmap(fd, 0)
         self.size = len(self._map)
 
     @classmethod
-    def create(cls, path: Path, workers: int) -> ReadyBoard:
-        path.write_bytes(bytes(workers))
-        return cls(path)
+    def create(cls, workers: int) -> ReadyBoard:
+        fd, path = tempfile.mkstemp(prefix="reference-server-ready-")
+        os.unlink(path)  # gone from the disk at once; lives while a process holds it
+        os.write(fd, bytes(workers))
+        return cls(fd)
 
     def set(self, index: int, ready: bool) -> None:
         self._map[index] = int(ready)
@@ -68,6 +70,7 @@ class ReadyBoard:
 
     def close(self) -> None:
         self._map.close()
+        os.close(self.fd)
 
 
 def forwarder(control_url: str):

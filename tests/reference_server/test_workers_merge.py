@@ -6,7 +6,7 @@ and with the names metrics.py renders), not the merge's own output.
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 from reference_server.metrics_merge import merge_expositions
 from reference_server.worker import ReadyBoard
@@ -90,9 +90,9 @@ def test_one_exposition_is_itself() -> None:
     assert merge_expositions([WORKER_0]) == WORKER_0
 
 
-def test_the_ready_board_is_all_ready_only_when_every_byte_is(tmp_path: Path) -> None:
-    board = ReadyBoard.create(tmp_path / "ready", 3)
-    other = ReadyBoard(tmp_path / "ready")  # another process's view of the same file
+def test_the_ready_board_is_all_ready_only_when_every_byte_is() -> None:
+    board = ReadyBoard.create(3)
+    other = ReadyBoard(os.dup(board.fd))  # another mapping of the same file, as a worker's
     assert not other.all_ready()
     for i in range(3):
         board.set(i, True)
@@ -106,7 +106,7 @@ def test_the_ready_board_is_all_ready_only_when_every_byte_is(tmp_path: Path) ->
     other.close()
 
 
-def test_a_core_is_ready_only_while_its_peers_are(tmp_path: Path, config) -> None:
+def test_a_core_is_ready_only_while_its_peers_are(config) -> None:
     import asyncio
 
     from reference_server.core import InferenceCore
@@ -114,7 +114,7 @@ def test_a_core_is_ready_only_while_its_peers_are(tmp_path: Path, config) -> Non
     async def check() -> tuple[bool, bool, bool]:
         core = InferenceCore(config)
         await core.start()
-        board = ReadyBoard.create(tmp_path / "ready", 2)
+        board = ReadyBoard.create(2)
         core.peers_ready = board.all_ready
         board.set(0, True)
         alone = core.ready  # worker 1 not ready yet
