@@ -82,7 +82,7 @@ class _OpenLoopMixin:
             warm(min(load.max_outstanding, WARM_CONNECTIONS))
         runtime.wait_started()
         schedule = worker_schedule(
-            SCENARIO, runtime.worker_index, SCENARIO.workers, SPEC.seed, SPEC.trace_path
+            SCENARIO, runtime.worker_index, runtime.n_workers, SPEC.seed, SPEC.trace_path
         )
         driver.run(schedule)
         driver.drain(SPEC.drain_s)

@@ -14,10 +14,17 @@ shape (`scenarios.load_shape`) stops Locust once `done` is set.
 While the run goes it serves live Prometheus metrics (`scenarios.live_metrics`: offered and
 achieved rate, per-second p50/p99 from the intended start, errors, generator health, stage,
 fault) on a loopback port written to `stream/live.json`.
+
+Workers on other machines join through `scenarios.launch --remote`: before becoming Locust
+workers they send `harness_hello` requests; the master answers each with its clock and version
+(the first also with the run spec and the files it names), and keeps each worker's verdict
+(`harness_join`: clock skew, round trip, refused or not) in `stream/workers.json`, the roster
+the orchestrator reads to say who is missing.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import time
@@ -27,9 +34,10 @@ from typing import Any
 import gevent
 from gevent.event import Event
 
+from harness import __version__
 from harness.latency.windows import WindowRecord, WindowStore
 from harness.loadgen import stream
-from harness.loadgen.spec import RunSpec
+from harness.loadgen.spec import JOIN_HELLO, JOIN_REPORT, RunSpec
 from scenarios.live_metrics import LiveMetrics
 from scenarios.worker import MSG_FINAL, MSG_FINISH, MSG_START, MSG_WINDOWS
 
@@ -43,7 +51,9 @@ class MasterRuntime:
         self.environment = environment
         self.spec = spec
         self.scenario = spec.parsed_scenario()
-        self.n_workers = self.scenario.workers
+        self.n_workers = spec.total_workers
+        self.joined: list[dict[str, Any]] = []  # remote workers' join verdicts
+        self.connected: list[str] = []  # Locust client ids, in order of arrival
         self.dir = spec.stream_dir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.epoch: float | None = None
@@ -64,6 +74,10 @@ class MasterRuntime:
         stream.write_json_atomic(self.dir / "master.json", {"port": port, "pid": os.getpid()})
         runner.register_message(MSG_WINDOWS, self._on_windows)
         runner.register_message(MSG_FINAL, self._on_final)
+        runner.register_message(JOIN_HELLO, self._on_hello)
+        runner.register_message(JOIN_REPORT, self._on_join_report)
+        environment.events.worker_connect.add_listener(self._on_worker_connect)
+        self._write_roster()
         environment.events.test_start.add_listener(self._on_test_start)
         environment.events.quitting.add_listener(self._on_quitting)
         gevent.spawn(self._watch)
@@ -75,6 +89,65 @@ class MasterRuntime:
         """Append an event; `ts` (seconds since second 0) defaults to now."""
         ts = self.elapsed() if ts is None else ts
         stream.append_lines(self.dir / stream.EVENTS, [{"ts": ts, "type": kind, **fields}])
+
+    # -- workers joining -------------------------------------------------------------------
+    def _write_roster(self) -> None:
+        stream.write_json_atomic(
+            self.dir / stream.ROSTER,
+            {
+                "expected": self.n_workers,
+                "local": self.scenario.workers,
+                "external": self.spec.external_workers,
+                "connected": list(self.connected),
+                "remote": list(self.joined),
+            },
+        )
+
+    def _on_worker_connect(self, client_id: str, **_: Any) -> None:
+        if client_id not in self.connected:
+            self.connected.append(client_id)
+            self._write_roster()
+
+    def _forget_index(self, node_id: str) -> None:
+        """Locust numbers every node that sends it a message (its debug log line asks for the
+        index); a joining worker's hello must not take a worker index from the real workers."""
+        runner = self.environment.runner
+        indexes = getattr(runner, "worker_indexes", None)
+        if indexes is not None and indexes.get(node_id) == runner.worker_index_max - 1:
+            del indexes[node_id]
+            runner.worker_index_max -= 1
+
+    def _files(self) -> dict[str, Any]:
+        """The files the spec names, for a worker that cannot read the master's disk."""
+        out = {}
+        for key in ("dataset_path", "trace_path"):
+            path = getattr(self.spec, key)
+            if path:
+                out[key] = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+        return out
+
+    def _on_hello(self, environment: Any, msg: Any, **_: Any) -> None:
+        self._forget_index(msg.node_id)
+        reply: dict[str, Any] = {"seq": msg.data.get("seq"), "version": __version__}
+        if msg.data.get("want_spec"):
+            reply["spec"] = self.spec.to_json()
+            reply["files"] = self._files()
+        reply["master_time"] = time.time()  # last: as close to the send as possible
+        environment.runner.send_message(JOIN_HELLO, reply, client_id=msg.node_id)
+
+    def _on_join_report(self, environment: Any, msg: Any, **_: Any) -> None:
+        self._forget_index(msg.node_id)
+        report = dict(msg.data)
+        self.joined.append(report)
+        self._write_roster()
+        if report.get("refused"):
+            log.error("worker on %s refused to join: %s", report.get("host"), report["refused"])
+            self.event("worker_refused", host=report.get("host"), reason=report["refused"])
+        else:
+            log.info(
+                "worker on %s joins: clock skew %+.3f ms (rtt %.3f ms)",
+                report.get("host"), report.get("clock_skew_ms"), report.get("rtt_ms"),
+            )  # fmt: skip
 
     # -- start -----------------------------------------------------------------------------
     def _on_test_start(self, environment: Any, **_: Any) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import gc
 import logging
 import math
+import socket
 import time
 from typing import Any
 
@@ -49,6 +50,7 @@ class WorkerRuntime:
         self.environment = environment
         self.spec = spec
         self.scenario = spec.parsed_scenario()
+        self.n_workers = max(spec.total_workers, 1)  # local and remote: the schedule's shares
         self.clock = time.perf_counter
         self.started = Event()
         self.finished = Event()  # no new requests from here on
@@ -71,9 +73,7 @@ class WorkerRuntime:
     # -- lifecycle -------------------------------------------------------------------------
     @property
     def worker_index(self) -> int:
-        return max(int(getattr(self.environment.runner, "worker_index", 0)), 0) % max(
-            self.scenario.workers, 1
-        )
+        return max(int(getattr(self.environment.runner, "worker_index", 0)), 0) % self.n_workers
 
     def _on_start(self, environment: Any, msg: Any, **_: Any) -> None:
         if self.started.is_set():
@@ -162,6 +162,7 @@ class WorkerRuntime:
     def totals(self) -> dict[str, Any]:
         return {
             "worker": self.worker_index,
+            "host": socket.gethostname(),
             "sent": self.stats.sent_total,
             "dropped": self.stats.dropped_total,
             "abandoned": self.stats.abandoned_total,

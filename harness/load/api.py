@@ -15,9 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.config import Scenario
+from harness.load.remote import ExternalWorkers
 from harness.load.runner import RunOutcome, execute
 
-__all__ = ["RunOutcome", "run_scenario"]
+__all__ = ["ExternalWorkers", "RunOutcome", "run_scenario"]
 
 
 def run_scenario(
@@ -27,6 +28,7 @@ def run_scenario(
     show_progress: bool = True,
     record_raw: bool = False,
     ready_timeout_s: float = 60.0,
+    external: ExternalWorkers | None = None,
 ) -> RunOutcome:
     """Run `scenario` and write `<out_dir>/<run-id>/`; returns run_dir, summary, exit code.
 
@@ -34,7 +36,8 @@ def run_scenario(
     Locust failed), 130 interrupted (status "incomplete", what was measured is kept).
     Raises ConfigError (exit 2) only for problems found before anything started.
     `record_raw` (for tests) also logs every request to `stream/raw-<worker>.jsonl`;
-    `ready_timeout_s` bounds the wait for the target (and its models) to become ready.
+    `ready_timeout_s` bounds the wait for the target (and its models) to become ready;
+    `external` adds workers from other machines (`harness worker --master HOST:PORT`).
     """
     return execute(
         scenario,
@@ -43,4 +46,5 @@ def run_scenario(
         show_progress=show_progress,
         record_raw=record_raw,
         ready_timeout_s=ready_timeout_s,
+        external=external,
     )

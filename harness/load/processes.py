@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import InfrastructureError
+from harness.load.remote import ExternalWorkers
 from harness.loadgen import stream
 from harness.loadgen.spec import ENV_VAR
 
@@ -46,6 +47,7 @@ class LocustProcesses:
     master: subprocess.Popen
     workers: list[subprocess.Popen] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
+    master_port: int = 0
 
     @property
     def pids(self) -> list[int]:
@@ -109,17 +111,29 @@ def _spawn(
 
 
 def start_locust(
-    spec_path: Path, run_dir: Path, n_workers: int, start_timeout_s: float = 60.0
+    spec_path: Path,
+    run_dir: Path,
+    n_workers: int,
+    start_timeout_s: float = 60.0,
+    external: ExternalWorkers | None = None,
 ) -> LocustProcesses:
-    """Start the master (ephemeral port) and `n_workers` workers; the workers import Locust
-    while the master starts and connect once its port is known (`scenarios.launch`)."""
+    """Start the master (ephemeral loopback port, or `external`'s bind address) and `n_workers`
+    local workers; the workers import Locust while the master starts and connect once its
+    port is known (`scenarios.launch`). With `external`, the master also waits (at most
+    `external.wait_s`) for `external.count` workers from other machines."""
     env = locust_env(spec_path)
     stream_dir = run_dir / "stream"
     stream_dir.mkdir(parents=True, exist_ok=True)
     (stream_dir / MASTER_FILE).unlink(missing_ok=True)
-    master_args = ["--headless", "--master", "--master-bind-host", "127.0.0.1"]
-    master_args += ["--master-bind-port", "0", "--expect-workers", str(n_workers)]
-    master_args += ["--expect-workers-max-wait", str(int(start_timeout_s))]
+    bind_host, bind_port, master_host = "127.0.0.1", 0, "127.0.0.1"
+    expected, max_wait = n_workers, start_timeout_s
+    if external is not None:
+        bind_host, bind_port = external.bind_host, external.bind_port
+        master_host = external.local_master_host
+        expected, max_wait = n_workers + external.count, external.wait_s
+    master_args = ["--headless", "--master", "--master-bind-host", bind_host]
+    master_args += ["--master-bind-port", str(bind_port), "--expect-workers", str(expected)]
+    master_args += ["--expect-workers-max-wait", str(max(1, round(max_wait)))]
     master_args += ["--csv", str(run_dir / "locust"), "--exit-code-on-error", "0"]
     master_log = run_dir / "locust-master.log"
     procs = LocustProcesses(_spawn(master_args, env, master_log), logs=[master_log])
@@ -128,10 +142,10 @@ def start_locust(
     try:
         for i in range(n_workers):
             log_path = run_dir / f"locust-worker-{i}.log"
-            args = ["--worker", "--master-host", "127.0.0.1"]
+            args = ["--worker", "--master-host", master_host]
             procs.workers.append(_spawn(args, env, log_path, launcher))
             procs.logs.append(log_path)
-        _wait_master_port(procs, port_file, start_timeout_s)
+        procs.master_port = _wait_master_port(procs, port_file, start_timeout_s)
     except BaseException:
         procs.stop(grace_s=5.0)
         raise

@@ -20,6 +20,7 @@ failed, 3 failed, 130 interrupted.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import signal
 import sys
@@ -34,6 +35,7 @@ from harness.config import Scenario
 from harness.errors import HarnessError, InfrastructureError
 from harness.load.processes import LocustProcesses, start_locust
 from harness.load.progress import ProgressView, RunMonitor
+from harness.load.remote import ExternalWorkers, missing_message
 from harness.load.resolve import Target, resolve_spec
 from harness.load.scrape import MetricsScraper
 from harness.loadgen import stream
@@ -142,11 +144,34 @@ def _offered(scenario: Scenario) -> Any:
     return scenario.users_at
 
 
+def _master_address(procs: LocustProcesses, external: ExternalWorkers | None) -> str:
+    host = "127.0.0.1" if external is None else external.bind_host
+    return f"{host}:{procs.master_port}"
+
+
+def _announce(procs: LocustProcesses, external: ExternalWorkers | None) -> None:
+    if external is not None and external.count:
+        print(
+            f"Locust master at {_master_address(procs, external)} waits up to "
+            f"{external.wait_s:g} s for {external.count} remote worker(s): on each machine run "
+            f"`{external.join_hint(procs.master_port)}`",
+            file=sys.stderr,
+        )
+
+
 def _watch(
-    procs: LocustProcesses, view: ProgressView, stop: threading.Event, spec: RunSpec, planned: float
+    procs: LocustProcesses,
+    view: ProgressView,
+    stop: threading.Event,
+    spec: RunSpec,
+    planned: float,
+    external: ExternalWorkers | None = None,
 ) -> _Verdict:
     control = spec.stream_dir / stream.CONTROL
-    deadline = time.monotonic() + planned + spec.drain_s + 90.0
+    wait_s = 0.0 if external is None else external.wait_s
+    started_at = time.monotonic()
+    deadline = started_at + wait_s + planned + spec.drain_s + 90.0
+    next_waiting_note = started_at + 10.0
     verdict, stop_sent_at = _Verdict(), None
 
     def request_stop(reason: str) -> None:
@@ -158,6 +183,14 @@ def _watch(
     finished_at = None
     while not procs.master_exited():
         view.update()
+        now = time.monotonic()
+        if external is not None and now > next_waiting_note:
+            next_waiting_note = now + 10.0
+            if not (spec.stream_dir / stream.START).exists():
+                address = _master_address(procs, external)
+                note = missing_message(spec.stream_dir, address, now - started_at)
+                if note:
+                    print(f"waiting: {note}", file=sys.stderr)
         if finished_at is None and (spec.stream_dir / stream.FINAL).exists():
             finished_at = time.monotonic()
         if finished_at is not None and time.monotonic() - finished_at > 1.0:
@@ -179,11 +212,22 @@ def _watch(
             break
         time.sleep(0.25)
     view.update()
-    return _finish_verdict(verdict, spec, procs)
+    return _finish_verdict(verdict, spec, procs, external, time.monotonic() - started_at)
 
 
-def _finish_verdict(verdict: _Verdict, spec: RunSpec, procs: LocustProcesses) -> _Verdict:
+def _finish_verdict(
+    verdict: _Verdict,
+    spec: RunSpec,
+    procs: LocustProcesses,
+    external: ExternalWorkers | None = None,
+    waited_s: float = 0.0,
+) -> _Verdict:
     final = stream.read_json(spec.stream_dir / stream.FINAL) or {}
+    never_started = not (spec.stream_dir / stream.START).exists()
+    if verdict.error is None and verdict.reason is None and never_started:
+        missing = missing_message(spec.stream_dir, _master_address(procs, external), waited_s)
+        if missing is not None:
+            verdict.error = InfrastructureError(f"the load never started: {missing}")
     if verdict.error is not None:
         verdict.status, verdict.reason = "failed", str(verdict.error)
     elif verdict.reason is not None:
@@ -198,7 +242,12 @@ def _finish_verdict(verdict: _Verdict, spec: RunSpec, procs: LocustProcesses) ->
 
 
 def _drive(
-    scenario: Scenario, spec: RunSpec, target: Target, stop: threading.Event, progress: bool
+    scenario: Scenario,
+    spec: RunSpec,
+    target: Target,
+    stop: threading.Event,
+    progress: bool,
+    external: ExternalWorkers | None = None,
 ) -> tuple[_Verdict, MetricsScraper]:
     run_dir = Path(spec.run_dir)
     spec.stream_dir.mkdir(parents=True, exist_ok=True)
@@ -209,9 +258,10 @@ def _drive(
     monitor = RunMonitor(spec.stream_dir, planned, _offered(scenario), unit)
     procs = None
     try:
-        procs = start_locust(spec_path, run_dir, scenario.workers)
+        procs = start_locust(spec_path, run_dir, scenario.workers, external=external)
+        _announce(procs, external)
         with ProgressView(monitor, progress) as view:
-            return _watch(procs, view, stop, spec, planned), scraper
+            return _watch(procs, view, stop, spec, planned, external), scraper
     finally:
         if procs is not None:
             procs.stop(grace_s=10.0)
@@ -240,9 +290,11 @@ def execute(
     show_progress: bool = True,
     record_raw: bool = False,
     ready_timeout_s: float = 60.0,
+    external: ExternalWorkers | None = None,
 ) -> RunOutcome:
     """Run `scenario`, write `<out_dir>/<run-id>/`, return the outcome (never raises for a
-    failed run: the failure is recorded in the run directory and the exit code)."""
+    failed run: the failure is recorded in the run directory and the exit code). With
+    `external`, the master also waits for workers on other machines (`harness worker`)."""
     writer = RunWriter(
         out_dir, scenario.name, scenario_config=scenario.model_dump(mode="json"), run_id=run_id
     )
@@ -252,11 +304,17 @@ def execute(
         try:
             with target_for(scenario, run_dir) as target:
                 spec = resolve_spec(scenario, run_dir, target, ready_timeout_s, record_raw)
+                if external is not None:
+                    spec = dataclasses.replace(
+                        spec,
+                        external_workers=external.count,
+                        max_clock_skew_ms=external.max_clock_skew_ms,
+                    )
                 log.info("target %s ready; run spec resolved", target.url)
                 writer.update(target_url=target.url, seed=spec.seed)
                 if stop.is_set():  # Ctrl-C while the stack was starting: start no load
                     raise KeyboardInterrupt
-                verdict, scraper = _drive(scenario, spec, target, stop, show_progress)
+                verdict, scraper = _drive(scenario, spec, target, stop, show_progress, external)
         except HarnessError as exc:
             verdict = _Verdict("failed", str(exc), exc)
         except KeyboardInterrupt:

@@ -6,6 +6,13 @@ they run must be resolved once — overrides applied, the stack's real URL fille
 metadata and the dataset located, the seed fixed — and then read, not re-derived, by every
 process. The scenario itself travels as its validated, resolved dict and is re-validated by the
 same pydantic models on the other side.
+
+Workers on other machines (`harness worker --master HOST:PORT`) share no file system with the
+master: they ask the master for the spec over Locust's own messaging before they become Locust
+workers (`scenarios.launch`); the master answers with the spec, the files it names (dataset,
+trace) and its clock and version. `JOIN_*` below is that exchange's contract; the worker
+refuses to join when `join_refusal` says so (another harness version, or a clock further from
+the master's than `max_clock_skew_ms`: windows are per second of a common epoch).
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from harness.loadgen.health import HealthThresholds
 from harness.loadgen.payloads import TensorSpec
 
 ENV_VAR = "HARNESS_RUN_SPEC"
+JOIN_HELLO = "harness_hello"  # worker -> master {version, host, seq}; master -> worker (reply)
+JOIN_REPORT = "harness_join"  # worker -> master: the verdict on joining (JoinReport.to_dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +68,13 @@ class RunSpec:
     start_lead_s: float = 1.0  # second 0 begins this long after the master starts the test
     random_pool: int = 64  # random-input samples pre-encoded per endpoint and worker
     record_raw: bool = False  # tests: also log every request to stream/raw-<worker>.jsonl
+    external_workers: int = 0  # workers on other machines (`harness worker`), beside local ones
+    max_clock_skew_ms: float = 50.0  # a remote worker further from the master's clock refuses
+
+    @property
+    def total_workers(self) -> int:
+        """Every worker the master waits for and the schedule is dealt to."""
+        return self.parsed_scenario().workers + self.external_workers
 
     @property
     def stream_dir(self) -> Path:
@@ -94,3 +110,63 @@ class RunSpec:
                 "which writes the resolved run spec and points this variable at it"
             )
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+
+# -- joining from another machine ---------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ClockSample:
+    """One request/response exchange: worker clock at send and receive, master clock between."""
+
+    sent: float
+    master: float
+    received: float
+
+    @property
+    def rtt(self) -> float:
+        return self.received - self.sent
+
+    @property
+    def skew(self) -> float:
+        """Master minus worker clock, assuming the master answered half way (error <= rtt/2)."""
+        return self.master - (self.sent + self.received) / 2.0
+
+
+def best_sample(samples: list[ClockSample]) -> ClockSample:
+    """The exchange with the shortest round trip (the tightest bound, as NTP's filter)."""
+    if not samples:
+        raise ValueError("no clock samples")
+    return min(samples, key=lambda s: s.rtt)
+
+
+@dataclass(frozen=True, slots=True)
+class JoinReport:
+    """A remote worker's verdict on joining, sent to the master and kept in the summary."""
+
+    host: str
+    version: str
+    master_version: str
+    clock_skew_ms: float
+    rtt_ms: float
+    max_clock_skew_ms: float
+    refused: str | None = None  # why the worker refused to join; None: it joined
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def join_refusal(
+    worker_version: str, master_version: str, skew_ms: float, limit_ms: float, master: str
+) -> str | None:
+    """Why a worker must not join the master at `master`, in words; None when it may."""
+    if worker_version != master_version:
+        return (
+            f"this worker runs harness {worker_version} but the master at {master} runs "
+            f"harness {master_version}: install the same version on every machine"
+        )
+    if abs(skew_ms) > limit_ms:
+        return (
+            f"this worker's clock is {skew_ms:+.3f} ms from the master's at {master} "
+            f"(limit {limit_ms:g} ms; windows are per second of one epoch): "
+            "synchronise the clocks (NTP/chrony) or raise --max-clock-skew-ms"
+        )
+    return None

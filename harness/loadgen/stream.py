@@ -10,7 +10,8 @@ was shipped) simply appears again; `merge_stream` adds duplicates exactly. A tor
 
 Layout under `<run_dir>/stream/`: windows.jsonl, health.jsonl, events.jsonl, start.json
 (the wall-clock epoch of second 0), control.json (orchestrator -> master: stop), final.json
-(master: every worker's totals once the load ended).
+(master: every worker's totals once the load ended), workers.json (master: the roster of
+workers expected, connected, and each remote worker's join verdict).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 WINDOWS, HEALTH, EVENTS = "windows.jsonl", "health.jsonl", "events.jsonl"
 START, CONTROL, FINAL = "start.json", "control.json", "final.json"
+ROSTER = "workers.json"  # master: workers expected, connected, remote join verdicts
 
 
 def record_to_json(record: WindowRecord) -> dict[str, Any]:
