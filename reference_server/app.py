@@ -183,7 +183,10 @@ async def serve(
         board.set(role.index, core.local_ready)  # before the supervisor hears we listen
         marking = asyncio.ensure_future(keep_marking(board, role.index, lambda: core.local_ready))
         await watch_parent(stop)
-    logger.info("serving: %s (provider %s)", ports.announcement(), core.provider)
+    if role is None:
+        logger.info("serving: %s (provider %s)", ports.announcement(), core.provider)
+    else:  # never the `listening ...` pattern: a log shared with the supervisor is parsed
+        logger.info("worker %d serving (private port %d)", role.index, ports.metrics)
     (ready_callback or _print_ports)(ports)
     await stop.wait()
     if marking is not None:

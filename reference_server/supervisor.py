@@ -123,7 +123,7 @@ class Supervisor:
                 line = (
                     f"listening http={self.http_port} grpc={self.grpc_port} metrics={metrics_port}"
                 )
-                logger.info("serving with %d workers: %s", len(self.workers), line)
+                logger.info("serving with %d workers", len(self.workers))
                 (announce or _print_line)(line)
                 code = await self._watch(stop)
         finally:

@@ -307,3 +307,24 @@ def test_a_killed_supervisor_leaves_no_worker(pair_repository: Path, tmp_path: P
         srv.proc.kill()
         srv.wait(10)
         wait_for(lambda: all(_gone(pid) for pid in workers), 15, "the orphaned workers to exit")
+
+
+def test_a_stack_with_workers_starts_each_replica_with_them(
+    pair_repository: Path, tmp_path: Path
+) -> None:
+    from harness.config import StackConfig
+    from harness.stack import LocalStack
+
+    cfg = StackConfig.model_validate({"workers": 2, "model_repository": str(pair_repository)})
+    stack = LocalStack(
+        replicas=1, model_repository=pair_repository, device="cpu", workers=cfg.workers,
+        workdir=tmp_path / "stack",
+    )  # fmt: skip
+    with stack:
+        replica = stack.replicas[0]
+        workers = _children(replica.pid)
+        port = int(stack.url.rsplit(":", 1)[1])
+        assert _infer(port, 2) == [3.0, 4.0, 5.0, 6.0]
+        status, body = _request(replica.ports.metrics, "GET", "/metrics")
+    assert status == 200 and _value(body.decode(), "reference_server_workers") == 2
+    assert len(workers) == 2 and all(_gone(pid) for pid in workers)
