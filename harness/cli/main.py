@@ -35,6 +35,7 @@ SUBCOMMANDS: dict[str, str] = {
     "gameday": "harness.cli.gameday",
     "faultproxy": "harness.cli.faultproxy",
     "report": "harness.cli.report",
+    "worker": "harness.cli.worker",
 }
 
 

@@ -1,5 +1,6 @@
 """`harness run SCENARIO.yaml [--out DIR] [--set key=value ...] [--run-id ID] [--no-progress]
-[--baseline last|RUN_ID [--margin 0.05]] [--junit FILE] [--json]`.
+[--baseline last|RUN_ID [--margin 0.05]] [--junit FILE] [--json]
+[--workers-external N [--master-bind HOST:PORT] [--workers-wait S] [--max-clock-skew-ms MS]]`.
 
 Validates the scenario first (a bad file exits 2 naming the file and the field, and nothing
 starts; so does a --baseline RUN_ID that does not exist), runs it
@@ -9,6 +10,10 @@ significant change beyond the margin on p50, p99, error rate or throughput is a 
 and the verdict is printed per metric, kept in gate.json and history.duckdb. `--junit`
 writes JUnit XML (one testcase per SLO check and per gate metric); `--json` prints the
 summary (with "gate" when --baseline) as the only thing on stdout, the table going to stderr.
+`--workers-external N` makes the Locust master bind `--master-bind` (default 0.0.0.0:5557) and
+wait, at most `--workers-wait` seconds, for N `harness worker --master HOST:PORT` from other
+machines beside the scenario's local workers; a worker whose clock is further than
+`--max-clock-skew-ms` (default 50) from the master's refuses to join.
 Exit codes: 0 SLO met and no regression, 1 SLO failed or a regression, 2 bad
 usage/scenario, 3 infrastructure (target never ready, worker lost), 130 interrupted
 (results kept, status "incomplete"; no gate).
@@ -32,6 +37,7 @@ from harness.results.schema import Summary
 
 if TYPE_CHECKING:
     from harness.gate import GateConfig, GateResult
+    from harness.load.remote import ExternalWorkers
 
 
 def add_parser(subparsers: Any) -> None:
@@ -62,6 +68,34 @@ def add_parser(subparsers: Any) -> None:
         "(default 20)",
     )
     parser.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML")
+    remote = parser.add_argument_group("load from many machines")
+    remote.add_argument(
+        "--workers-external",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also wait for N workers from other machines (`harness worker --master`)",
+    )
+    remote.add_argument(
+        "--master-bind",
+        metavar="HOST:PORT",
+        default=None,
+        help="where the Locust master listens for them (default 0.0.0.0:5557)",
+    )
+    remote.add_argument(
+        "--workers-wait",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="how long to wait for every worker before giving up, exit 3 (default 120)",
+    )
+    remote.add_argument(
+        "--max-clock-skew-ms",
+        type=float,
+        default=50.0,
+        metavar="MS",
+        help="a remote worker whose clock is further from the master's refuses (default 50)",
+    )
     parser.add_argument(
         "--json",
         action="store_true",
@@ -82,8 +116,20 @@ def _gate_config(args: argparse.Namespace) -> GateConfig | None:
         raise ConfigError(f"--margin: {exc}") from exc
 
 
+def _external(args: argparse.Namespace) -> ExternalWorkers | None:
+    from harness.load.remote import ExternalWorkers, parse_address
+
+    if not args.workers_external and args.master_bind is None:
+        return None
+    host, port = parse_address(args.master_bind or "0.0.0.0", "--master-bind")
+    return ExternalWorkers(
+        args.workers_external, host, port, args.workers_wait, args.max_clock_skew_ms
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, overrides=args.overrides)
+    external = _external(args)
     gate_config = _gate_config(args)
     baseline = None
     if gate_config is not None:
@@ -93,7 +139,11 @@ def run(args: argparse.Namespace) -> int:
     from harness.load.api import run_scenario
 
     outcome = run_scenario(
-        scenario, args.out, run_id=args.run_id, show_progress=not args.no_progress
+        scenario,
+        args.out,
+        run_id=args.run_id,
+        show_progress=not args.no_progress,
+        external=external,
     )
     console = _console(stderr=args.json)
     console.print()

@@ -4,7 +4,9 @@ Why it is reported next to the latency numbers: an open-loop generator that drop
 at its `max_outstanding` cap, fell behind its schedule, saturated a CPU or lost a worker did
 not offer the load the scenario asked for, and the reader must see that in the same place as
 the percentiles. Built from the master's stream (per-second health lines and each worker's
-final totals, including an HDR histogram of schedule lag).
+final totals, including an HDR histogram of schedule lag). With workers on several machines,
+`per_worker` says the same per worker (one slow machine is visible, not averaged away) and
+`remote_workers` keeps each remote worker's join verdict: its clock skew to the master's.
 """
 
 from __future__ import annotations
@@ -34,6 +36,33 @@ def _lag_ms(workers: list[dict[str, Any]]) -> dict[str, float | None]:
     }
 
 
+def per_worker(health: list[dict[str, Any]], workers: list[dict[str, Any]]) -> list[dict]:
+    """Each worker's self-health: CPU, schedule lag, drops, unhealthy seconds (by index)."""
+    out = []
+    for totals in sorted(workers, key=lambda w: int(w.get("worker", 0))):
+        index = int(totals.get("worker", 0))
+        mine = [h for h in health if int(h.get("worker", -1)) == index]
+        out.append(
+            {
+                "worker": index,
+                "host": totals.get("host"),
+                "sent": int(totals.get("sent", 0)),
+                "dropped": int(totals.get("dropped", 0)),
+                "cpu_s": float(totals.get("cpu_s", 0.0)),
+                "max_cpu_percent": max((float(h["cpu_percent"]) for h in mine), default=None),
+                "schedule_lag_ms": _lag_ms([totals]),
+                "unhealthy_seconds": sorted({int(h["second"]) for h in mine if not h["healthy"]}),
+            }
+        )
+    return out
+
+
+def _expected_workers(run_dir: Path, scenario: Scenario) -> tuple[int, list[dict[str, Any]]]:
+    """Every worker the master waited for (local + remote) and the remote join verdicts."""
+    roster = stream.read_json(run_dir / "stream" / stream.ROSTER) or {}
+    return int(roster.get("expected", scenario.workers)), list(roster.get("remote", []))
+
+
 def loadgen_section(run_dir: Path, scenario: Scenario) -> dict[str, Any]:
     """The section, from `<run_dir>/stream` (and run_spec.json for the planned load)."""
     stream_dir = run_dir / "stream"
@@ -43,9 +72,10 @@ def loadgen_section(run_dir: Path, scenario: Scenario) -> dict[str, Any]:
     events, _ = stream.read_lines(stream_dir / stream.EVENTS)
     unhealthy = sorted({int(h["second"]) for h in health if not h.get("healthy", True)})
     reasons = sorted({r for h in health for r in h.get("reasons", [])})
+    expected, remote = _expected_workers(run_dir, scenario)
     section: dict[str, Any] = {
         "mode": scenario.load.mode,
-        "workers_expected": scenario.workers,
+        "workers_expected": expected,
         "workers_finished": len(workers),
         "workers_lost": [e.get("worker") for e in events if e.get("type") == "worker_lost"],
         "sent": sum(int(w.get("sent", 0)) for w in workers),
@@ -57,6 +87,8 @@ def loadgen_section(run_dir: Path, scenario: Scenario) -> dict[str, Any]:
         "max_cpu_percent": max((float(h.get("cpu_percent", 0)) for h in health), default=None),
         "unhealthy_seconds": unhealthy,
         "unhealthy_reasons": reasons[:20],
+        "per_worker": per_worker(health, workers),
+        "remote_workers": remote,
         **planned_load(run_dir, scenario),
     }
     return section
@@ -77,4 +109,3 @@ def planned_load(run_dir: Path, scenario: Scenario) -> dict[str, Any]:
         "planned_requests": round(planned, 1),
         "planned_rps": round(planned / length, 3) if length else None,
     }
-

@@ -86,6 +86,8 @@ class LoadgenSummary(TypedDict):
     max_cpu_percent: float | None
     unhealthy_seconds: list[int]
     unhealthy_reasons: list[str]
+    per_worker: NotRequired[list[dict[str, Any]]]  # worker, host, sent, dropped, cpu, lag
+    remote_workers: NotRequired[list[dict[str, Any]]]  # host, clock_skew_ms, rtt_ms, refused
     planned_requests: NotRequired[float]
     planned_rps: NotRequired[float | None]
 
