@@ -53,6 +53,7 @@ def test_the_defaults_are_the_documented_ones(tmp_path: Path, capsys) -> None:
         ("--recovery-p99-factor", "0.9", "--recovery-p99-factor: must be >= 1, got 0.9"),
         ("--recovery-p99-factor", "nan", "--recovery-p99-factor: must be >= 1, got nan"),
         ("--recovery-p99-slack-ms", "-1", "--recovery-p99-slack-ms: must be >= 0, got -1"),
+        ("--recovery-p99-slack-ms", "inf", "--recovery-p99-slack-ms: must be >= 0, got inf"),
         ("--recovery-error-slack", "1.5", "--recovery-error-slack: must be in [0, 1], got 1.5"),
         ("--recovery-error-slack", "-0.1", "--recovery-error-slack: must be in [0, 1], got -0.1"),
     ],
