@@ -200,6 +200,10 @@ def _watch(
         if (dead or view.monitor.lost_workers) and not finished and verdict.error is None:
             who = dead or view.monitor.lost_workers
             message = f"locust worker(s) {who} exited or stopped answering during the run"
+            if not (spec.stream_dir / stream.START).exists():  # e.g. the master gave up
+                address = _master_address(procs, external)
+                missing = missing_message(spec.stream_dir, address, time.monotonic() - started_at)
+                message = f"the load never started: {missing}" if missing else message
             verdict.error = InfrastructureError(message)
             request_stop(message)
         if stop.is_set() and verdict.reason is None:
