@@ -4,7 +4,9 @@ Both front doors share `add_arguments` and `run`, so the options cannot drift ap
 (`harness serve` imports this module; this package never imports `harness`).
 
 `--workers N` (N > 1) runs a supervisor and N worker processes sharing the ports
-(supervisor.py); the workers are this same command with the hidden `--worker-*` options.
+(supervisor.py); the workers are this same command with the hidden `--worker-*` options. A
+worker that cannot start makes the supervisor exit with that worker's code (2 or 3); a
+worker that keeps dying, exit 3.
 
 Exit codes: 0 served and shut down cleanly; 2 configuration error (bad option, bad model
 repository or model); 3 infrastructure error (`--device cuda` without a usable GPU, a port

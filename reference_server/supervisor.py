@@ -138,7 +138,7 @@ class Supervisor:
         results = await asyncio.gather(*starts, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
-                sys.stderr.write(f"error: {result}\n")
+                logger.error("%s: stopping", result)
                 code = result.code if isinstance(result, WorkerStartError) else None
                 return code if code in (2, 3) else EXIT_INFRA
         return 0

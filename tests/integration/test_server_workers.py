@@ -14,6 +14,8 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +30,7 @@ from tests.integration.cli_helpers import wait_for
 from tests.reference_server.conftest import (
     ADMIN_TOKEN,
     PAIR_CONFIG,
+    REPO_ROOT,
     RunningServer,
     _pair_model,
     running_server,
@@ -328,3 +331,14 @@ def test_a_stack_with_workers_starts_each_replica_with_them(
         status, body = _request(replica.ports.metrics, "GET", "/metrics")
     assert status == 200 and _value(body.decode(), "reference_server_workers") == 2
     assert len(workers) == 2 and all(_gone(pid) for pid in workers)
+
+
+def test_a_worker_that_cannot_start_ends_the_server_with_its_code(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    cmd = [sys.executable, "-m", "reference_server", "--http-port", "0", "--grpc-port", "0"]
+    cmd += ["--metrics-port", "0", "--workers", "2", "--model-repository", str(missing)]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr  # the worker's own exit code (configuration)
+    lines = proc.stderr.splitlines()
+    assert f"error: {missing}: model repository directory does not exist" in lines  # its line
+    assert "listening" not in proc.stdout
