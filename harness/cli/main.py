@@ -36,6 +36,7 @@ SUBCOMMANDS: dict[str, str] = {
     "faultproxy": "harness.cli.faultproxy",
     "report": "harness.cli.report",
     "worker": "harness.cli.worker",
+    "k8s-job": "harness.cli.k8s_job",
 }
 
 
