@@ -197,6 +197,24 @@ def test_an_admin_latency_fault_reaches_every_worker(server: RunningServer) -> N
     assert time.monotonic() - start < 0.3  # removed everywhere (this worker at least)
 
 
+def test_device_loss_makes_every_worker_unready_until_removed(server: RunningServer) -> None:
+    status, _ = _request(
+        server.http, "POST", "/admin/faults", {"type": "device_loss", "policy": "unready"}, AUTH
+    )
+    assert status == 201
+    try:
+        probes = [_ready_status(server.http) for _ in range(CONNECTIONS)]
+        gc = grpcclient.InferenceServerClient(f"127.0.0.1:{server.grpc}")
+        grpc_ready = [gc.is_server_ready() for _ in range(4)]
+        gc.close()
+        merged = _value(_metrics(server.metrics), "reference_server_ready")
+    finally:
+        status, _ = _request(server.http, "DELETE", "/admin/faults", None, AUTH)
+    assert status == 200
+    assert probes == [503] * CONNECTIONS and grpc_ready == [False] * 4 and merged == 0
+    wait_for(lambda: all(_ready_status(server.http) == 200 for _ in range(8)), 5, "ready again")
+
+
 def _http_call(port: int, k: int, out: list) -> None:
     try:
         out.append((k, _infer(port, k)))
