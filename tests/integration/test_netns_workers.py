@@ -203,6 +203,9 @@ def test_a_remote_worker_joins_and_the_merge_counts_every_request(
     server, url = _server(hosts)
     run = _run(hosts, tmp_path, _scenario(tmp_path, url, rate, duration))
     port = _master_port(tmp_path)
+    roster = tmp_path / "results" / "r" / "stream" / "workers.json"
+    # the local worker first: the remote one's join exchange must not take a worker index
+    wait_for(lambda: roster.exists() and json.loads(roster.read_text())["connected"], 30, "local")
     worker = _worker(hosts, tmp_path, port)
     _, run_err = run.communicate(timeout=50)
     _, worker_err = worker.communicate(timeout=20)
