@@ -13,7 +13,7 @@ What the supervisor does (worker.py says what a worker does):
     in the environment), and prints `listening http=P grpc=P metrics=P` once every worker
     listens and is ready; the metrics port is the supervisor's own;
   - serves one /metrics (its metrics port, and through the workers the HTTP port's) that
-    merges every worker's at scrape time (metrics_merge.py), plus per-worker series:
+    merges every worker's at scrape time (control.py, metrics_merge.py), plus per-worker series:
     reference_server_worker_info{worker,pid}, reference_server_worker_restarts_total{worker},
     reference_server_worker_inference_requests{worker,pid}, reference_server_workers;
   - applies each admin change (add, remove, clear a fault) to every worker, one change at a
@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import itertools
 import logging
 import os
 import signal
@@ -44,11 +43,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from reference_server.config import ServerConfig
-from reference_server.http import client
-from reference_server.http.admin import FAULT_ID_HEADER
-from reference_server.http.routing import Request, Response, Router, json_loads, json_response
+from reference_server.control import Control
 from reference_server.http.server import HttpServer
-from reference_server.metrics_merge import format_value, merge_expositions
 from reference_server.worker import ReadyBoard
 
 __all__ = ["Supervisor", "WorkerOptions"]
@@ -59,7 +55,6 @@ EXIT_INFRA = 3
 MAX_RESTARTS = 5
 RESTART_WINDOW_S = 60.0
 START_TIMEOUT_S = 120.0
-METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LISTENING = b"listening http="
 
 
@@ -97,13 +92,14 @@ class Supervisor:
         self.options = options or WorkerOptions()
         self.workers: dict[int, _Worker] = {}
         self._restart_times: collections.deque[float] = collections.deque()
-        self._faults: dict[str, tuple[dict, float]] = {}  # id -> (spec, added at, monotonic)
-        self._fault_ids = itertools.count(1)
-        self._admin_lock = asyncio.Lock()
+        self.control = Control(self._by_index, config.admin_token)  # /metrics, admin
         self._board = ReadyBoard.create(config.workers)
         self._reserved = [_reserve(config.host, p) for p in (config.http_port, config.grpc_port)]
         self.http_port, self.grpc_port = (s.getsockname()[1] for s in self._reserved)
         self._control_url = ""
+
+    def _by_index(self) -> list[_Worker]:
+        return sorted(self.workers.values(), key=lambda w: w.index)
 
     # -- life ------------------------------------------------------------------------------
     async def run(
@@ -112,8 +108,8 @@ class Supervisor:
         """Serve until SIGTERM/SIGINT (or `stop`); the exit code."""
         stop = stop or asyncio.Event()
         host = self.config.host
-        control = HttpServer(self._control_router(), max_body_bytes=1 << 20, name="control")
-        public = HttpServer(self._metrics_router(), max_body_bytes=1 << 16, name="metrics")
+        control = HttpServer(self.control.control_router(), max_body_bytes=1 << 20, name="control")
+        public = HttpServer(self.control.metrics_router(), max_body_bytes=1 << 16, name="metrics")
         try:
             self._control_url = f"http://{_url_host(host)}:{await control.start(host, 0)}"
             metrics_port = await public.start(host, self.config.metrics_port)
@@ -215,10 +211,10 @@ class Supervisor:
             )
             return False
         try:
-            async with self._admin_lock:  # no fault change between the start and the replay
+            async with self.control.lock:  # no fault change between the start and the replay
                 worker = await self._start_worker(dead.index)
                 worker.restarts = dead.restarts + 1
-                await self._replay_faults(worker)
+                await self.control.replay_faults(worker)
         except (WorkerStartError, OSError, TimeoutError) as exc:
             logger.error("worker %d could not be restarted (%s): stopping", dead.index, exc)
             return False
@@ -250,127 +246,6 @@ class Supervisor:
             sock.close()
         self._board.close()
 
-    # -- /metrics ----------------------------------------------------------------------------
-    def _metrics_router(self) -> Router:
-        router = Router()
-        router.add("GET", "/metrics", self._metrics)
-        return router
-
-    async def _metrics(self, req: Request, params: dict[str, str]) -> Response:
-        workers = sorted(self.workers.values(), key=lambda w: w.index)
-        replies = await asyncio.gather(
-            *(client.request("GET", w.private_url + "/metrics") for w in workers),
-            return_exceptions=True,
-        )
-        texts: dict[int, str] = {}
-        for worker, reply in zip(workers, replies, strict=True):
-            if isinstance(reply, client.HttpReply) and reply.status == 200:
-                texts[worker.index] = reply.body.decode()
-            else:
-                logger.warning("worker %d gave no metrics: %r", worker.index, reply)
-        body = merge_expositions(texts.values()) + self._worker_series(workers, texts)
-        return Response(200, body.encode(), METRICS_CONTENT_TYPE)
-
-    @staticmethod
-    def _worker_series(workers: list[_Worker], texts: dict[int, str]) -> str:
-        info, restarts, served = [], [], []
-        for w in workers:
-            labels = f'worker="{w.index}",pid="{w.pid}"'
-            info.append(f"reference_server_worker_info{{{labels}}} 1")
-            restarts.append(
-                f'reference_server_worker_restarts_total{{worker="{w.index}"}} {w.restarts}'
-            )
-            if w.index in texts:
-                count = _sample_sum(texts[w.index], "reference_server_inference_requests{")
-                served.append(
-                    f"reference_server_worker_inference_requests{{{labels}}} {format_value(count)}"
-                )
-        return "\n".join([
-            "# HELP reference_server_workers Worker processes that answered this scrape",
-            "# TYPE reference_server_workers gauge",
-            f"reference_server_workers {len(texts)}",
-            "# HELP reference_server_worker_info Worker processes by index and PID",
-            "# TYPE reference_server_worker_info gauge",
-            *info,
-            "# HELP reference_server_worker_restarts_total Times a worker was restarted",
-            "# TYPE reference_server_worker_restarts_total counter",
-            *restarts,
-            "# HELP reference_server_worker_inference_requests Inference requests per worker",
-            "# TYPE reference_server_worker_inference_requests counter",
-            *served,
-            "",
-        ])  # fmt: skip
-
-    # -- admin fan-out -------------------------------------------------------------------------
-    def _control_router(self) -> Router:
-        router = self._metrics_router()
-        router.add("POST", "/admin/faults", self._admin)
-        router.add("DELETE", "/admin/faults", self._admin)
-        router.add("DELETE", "/admin/faults/{id}", self._admin)
-        return router
-
-    async def _admin(self, req: Request, params: dict[str, str]) -> Response:
-        """Apply one admin change to every worker; answer as the first worker answered."""
-        headers = {k: req.headers[k] for k in ("authorization", "content-type") if k in req.headers}
-        async with self._admin_lock:
-            fault_id = self._new_fault_id(req.body) if req.method == "POST" else None
-            if fault_id:
-                headers[FAULT_ID_HEADER] = fault_id
-            workers = sorted(self.workers.values(), key=lambda w: w.index)
-            replies = await asyncio.gather(
-                *(client.request(req.method, w.private_url + req.path, req.body, headers)
-                  for w in workers),
-                return_exceptions=True,
-            )  # fmt: skip
-            answers = [r for r in replies if isinstance(r, client.HttpReply)]
-            if not answers:
-                return json_response({"error": "no worker answered"}, 503)
-            first = answers[0]
-            if len(answers) < len(workers) or any(a.status != first.status for a in answers):
-                logger.error("admin %s %s: workers disagree or are missing: %r",
-                             req.method, req.path, replies)  # fmt: skip
-            self._record(req, params, first.status, fault_id)
-        content_type = first.headers.get("content-type", "application/json")
-        return Response(first.status, first.body, content_type)
-
-    def _new_fault_id(self, body: bytes) -> str:
-        try:
-            spec = json_loads(body)
-        except (ValueError, UnicodeDecodeError):
-            spec = None
-        kind = spec.get("type") if isinstance(spec, dict) else None
-        return f"{kind if isinstance(kind, str) else 'fault'}-{next(self._fault_ids)}"
-
-    def _record(self, req: Request, params: dict[str, str], status: int, fault_id: str | None):
-        """Keep the active faults, to replay them to a restarted worker."""
-        if req.method == "POST" and status == 201 and fault_id:
-            self._faults[fault_id] = (json_loads(req.body), time.monotonic())
-        elif req.method == "DELETE" and status == 200:
-            if "id" in params:
-                self._faults.pop(params["id"], None)
-            else:
-                self._faults.clear()
-
-    async def _replay_faults(self, worker: _Worker) -> None:
-        now = time.monotonic()
-        headers = {"authorization": f"Bearer {self.config.admin_token}"}
-        for fault_id, (spec, added) in list(self._faults.items()):
-            duration = spec.get("duration_s")
-            if duration:
-                left = float(duration) - (now - added)
-                if left <= 0:
-                    del self._faults[fault_id]
-                    continue
-                spec = {**spec, "duration_s": left}
-            body = json_response(spec).body
-            reply = await client.request(
-                "POST", worker.private_url + "/admin/faults", body,
-                {**headers, FAULT_ID_HEADER: fault_id, "content-type": "application/json"},
-            )  # fmt: skip
-            if reply.status != 201:
-                logger.error("fault %s not replayed to worker %d: HTTP %d", fault_id,
-                             worker.index, reply.status)  # fmt: skip
-
 
 def _reserve(host: str, port: int) -> socket.socket:
     """A socket bound to host:port with SO_REUSEPORT and never listening: it holds the port
@@ -399,12 +274,6 @@ async def _private_port(process: asyncio.subprocess.Process) -> int | None:
 async def _drain(stream: asyncio.StreamReader) -> None:
     while await stream.readline():
         pass
-
-
-def _sample_sum(text: str, prefix: str) -> float:
-    return sum(
-        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix)
-    )
 
 
 def _url_host(host: str) -> str:
