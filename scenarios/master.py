@@ -108,6 +108,15 @@ class MasterRuntime:
             self.connected.append(client_id)
             self._write_roster()
 
+    def _forget_index(self, node_id: str) -> None:
+        """Locust numbers every node that sends it a message (its debug log line asks for the
+        index); a joining worker's hello must not take a worker index from the real workers."""
+        runner = self.environment.runner
+        indexes = getattr(runner, "worker_indexes", None)
+        if indexes is not None and indexes.get(node_id) == runner.worker_index_max - 1:
+            del indexes[node_id]
+            runner.worker_index_max -= 1
+
     def _files(self) -> dict[str, Any]:
         """The files the spec names, for a worker that cannot read the master's disk."""
         out = {}
@@ -118,6 +127,7 @@ class MasterRuntime:
         return out
 
     def _on_hello(self, environment: Any, msg: Any, **_: Any) -> None:
+        self._forget_index(msg.node_id)
         reply: dict[str, Any] = {"seq": msg.data.get("seq"), "version": __version__}
         if msg.data.get("want_spec"):
             reply["spec"] = self.spec.to_json()
@@ -126,6 +136,7 @@ class MasterRuntime:
         environment.runner.send_message(JOIN_HELLO, reply, client_id=msg.node_id)
 
     def _on_join_report(self, environment: Any, msg: Any, **_: Any) -> None:
+        self._forget_index(msg.node_id)
         report = dict(msg.data)
         self.joined.append(report)
         self._write_roster()
