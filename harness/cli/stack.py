@@ -29,6 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="stack_command", metavar="ACTION", required=True)
     up = actions.add_parser("up", help="start N replicas (nginx in front when N > 1)")
     up.add_argument("--replicas", type=int, default=1)
+    up.add_argument(
+        "--workers", type=int, default=1, help="server processes per replica (one port each)"
+    )
     up.add_argument("--model-repository", type=Path, default=None)
     up.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     up.add_argument("--admin-token", default=None, help="enable the fault-injection admin API")
@@ -73,6 +76,7 @@ def _up(args: argparse.Namespace, state_file: Path, console: Console) -> int:
         fault_proxies=args.fault_proxies,
         state_file=state_file,  # written at start (mode 0600); stop() stops what it names
         monitor=args.monitor,
+        workers=args.workers,
     )
     stack.start()
     detached = False

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,12 @@ def started_stack(scenario: Scenario, workdir: Path, state_file: Path) -> Iterat
         workdir=workdir,
         fault_proxies=True,
         state_file=state_file,
+        workers=cfg.workers,
+        monitor=cfg.monitor,
     )
     with stack:
+        if stack.prometheus is not None:  # `stack: {monitor: true}`: watch the game day there
+            print(f"Prometheus for this game day's stack: {stack.prometheus.url}", file=sys.stderr)
         yield stack
 
 

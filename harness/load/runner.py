@@ -126,6 +126,7 @@ def target_for(
         device=stack_cfg.device,
         workdir=workdir / "stack",
         monitor=stack_cfg.monitor,
+        workers=stack_cfg.workers,
     )
     with stack:
         if stack.prometheus is not None:  # `stack: {monitor: true}`: tell the user where

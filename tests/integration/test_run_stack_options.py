@@ -1,5 +1,6 @@
-"""`stack: {monitor: true}` in a scenario: the run's local stack comes with a Prometheus that
-scrapes every replica, the user is told its URL, and it stops with the stack."""
+"""What a scenario's `stack:` section asks of a run's local stack. `monitor: true`: a
+Prometheus that scrapes every replica, the user is told its URL, and it stops with the stack.
+`workers: N`: N server processes per replica."""
 
 from __future__ import annotations
 
@@ -45,3 +46,21 @@ def test_a_monitored_stack_is_scraped_and_stopped(
 
         wait_for(replicas_up, timeout_s=30, what="Prometheus scraping both replicas")
     assert not prometheus[0].is_running(), "Prometheus stops with the stack"
+
+
+def test_stack_workers_reach_the_replicas_of_a_run(model_repository: Path, tmp_path: Path) -> None:
+    """`stack: {workers: 2}`: each replica of the run's stack is two server processes on one
+    port (the merged /metrics counts them), not one."""
+    scenario = validate_scenario({
+        "name": "two-workers",
+        "target": {"url": "http://127.0.0.1:9", "protocol": "kserve-http", "model": "mlp"},
+        "stack": {"local": True, "replicas": 1, "device": "cpu", "workers": 2,
+                  "model_repository": str(model_repository)},
+        "load": {"mode": "open", "rate": 10, "duration": "5s"},
+    }, "test")  # fmt: skip
+    with target_for(scenario, tmp_path) as target:
+        (metrics_url,) = target.metrics_urls
+        with urllib.request.urlopen(metrics_url, timeout=10) as resp:
+            text = resp.read().decode()
+    workers = [line for line in text.splitlines() if line.startswith("reference_server_workers ")]
+    assert [float(line.split()[1]) for line in workers] == [2.0], workers
