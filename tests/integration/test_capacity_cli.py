@@ -33,7 +33,7 @@ def test_capacity_report_on_a_real_short_sweep(tmp_path: Path) -> None:
     results, reports = tmp_path / "results", tmp_path / "reports"
     rc = main(
         ["capacity", str(scen), "--peak-qps", "1000", "--headroom", "0.2", "--out",
-         str(results), "--reports", str(reports), "--no-progress", "--max-load", "800",
+         str(results), "--reports", str(reports), "--no-progress", "--max-load", "400",
          "--max-step-duration", "8s"]
     )  # fmt: skip
     assert rc == 0

@@ -46,7 +46,7 @@ def test_the_sweep_finds_a_known_capacity(tmp_path: Path) -> None:
     with DelayServerProcess(median_ms=10.0, sigma=0.0, slots=4) as server:
         scenario = _scenario(server.url, 100)
         settings = sweep_settings(
-            scenario, resolution=25, max_steps=7, max_workers=1, max_step_duration_s=16
+            scenario, resolution=50, max_steps=6, max_workers=1, max_step_duration_s=16
         )
         outcome = run_sweep(scenario, tmp_path, settings, progress=False)
     result, meta = outcome.result, read_sweep(outcome.run_dir).meta
