@@ -21,23 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import InfrastructureError
+from harness.load.locust_side import LOCUSTFILE, REPO_ROOT, locust_side_env
 from harness.load.remote import ExternalWorkers
 from harness.loadgen import stream
 from harness.loadgen.spec import ENV_VAR
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-LOCUSTFILE = REPO_ROOT / "scenarios" / "locustfile.py"
 MASTER_FILE = "master.json"
 
 
 def locust_env(spec_path: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env[ENV_VAR] = str(spec_path)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    return env
+    return locust_side_env(**{ENV_VAR: str(spec_path)})
 
 
 @dataclass

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.load.locust_side import REPO_ROOT, locust_side_env
 from harness.loadgen import stream
 
 DEFAULT_PORT = 5557  # Locust's own default master port
@@ -108,12 +109,7 @@ def worker_command(master: str, workdir: Path, wait_s: float) -> list[str]:
 def run_worker(master: str, workdir: Path, wait_s: float = 120.0) -> None:
     """Replace this process with a remote Locust worker of the master at `master` (its exit
     code is the worker's: 0 when the run ended, 3 when it refused to join)."""
-    from harness.load.processes import REPO_ROOT
-
     command = worker_command(master, workdir, wait_s)
     workdir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
-    env.setdefault("PYTHONUNBUFFERED", "1")
     os.chdir(REPO_ROOT)
-    os.execve(command[0], command, env)
+    os.execve(command[0], command, locust_side_env())

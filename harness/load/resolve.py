@@ -15,6 +15,7 @@ from pathlib import Path
 
 from harness.config import Endpoint, Scenario
 from harness.errors import ConfigError, HarnessError
+from harness.load.locust_side import REPO_ROOT
 from harness.load.target import fetch_input_specs, wait_ready
 from harness.loadgen.health import HealthThresholds
 from harness.loadgen.payloads import TensorSpec
@@ -22,7 +23,6 @@ from harness.loadgen.spec import EndpointSpec, RunSpec
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True, slots=True)

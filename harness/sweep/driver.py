@@ -260,7 +260,15 @@ def run_sweep(
     writer.start()
     try:
         with shared_stack(scenario, writer.run_dir) as base:
-            measure = StepRunner(base, writer, settings, run_step or engine_step(progress))
+            measure = StepRunner(
+                base,
+                writer,
+                run_step or engine_step(progress),
+                settings.criteria,
+                step_s=settings.step_duration_s,
+                max_step_s=settings.max_step_duration_s,
+                max_workers=settings.max_workers,
+            )
             result = search_max_load(
                 measure, criteria=settings.criteria, **settings.search_options()
             )

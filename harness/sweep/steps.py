@@ -4,7 +4,7 @@
 driver was given), turns its summary into a `StepResult` with the server's concurrency
 (Little's law), and says whether the target was measured there at all (`classify`). A step
 the generator limited is re-run with more Locust workers; an unstable-within-the-SLO or
-short-of-data one at twice the length, within the caps in `SweepSettings`.
+short-of-data one at twice the length, within the caps the driver passes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness.analysis.capacity.sweep_search import StepResult, SweepCriteria
 from harness.config import Scenario, validate_scenario
@@ -23,9 +23,6 @@ from harness.errors import ConfigError
 from harness.load.api import RunOutcome
 from harness.results.schema import Summary
 from harness.results.store import RunWriter
-
-if TYPE_CHECKING:
-    from harness.sweep.driver import SweepSettings
 
 __all__ = [
     "GENERATOR",
@@ -135,16 +132,27 @@ class StepRunner:
     """
 
     def __init__(
-        self, scenario: Scenario, writer: RunWriter, settings: SweepSettings, run_step: RunStep
+        self,
+        scenario: Scenario,
+        writer: RunWriter,
+        run_step: RunStep,
+        criteria: SweepCriteria,
+        *,
+        step_s: float | None = None,
+        max_step_s: float | None = None,
+        max_workers: int = 1,
     ) -> None:
+        """`step_s`: each step's length (None: the scenario's); `max_step_s`: the cap for
+        re-runs at twice the length (None: no re-runs); `max_workers`: the bound on Locust
+        workers when the generator is the limit."""
         self.scenario = scenario
         self.writer = writer
         self.run_step = run_step
-        self.criteria = settings.criteria
-        self.base_s = settings.step_duration_s or scenario.total_duration_s()
-        self.cap_s = settings.max_step_duration_s or self.base_s
+        self.criteria = criteria
+        self.base_s = step_s or scenario.total_duration_s()
+        self.cap_s = max_step_s or self.base_s
         self.workers = scenario.workers
-        self.max_workers = max(settings.max_workers, scenario.workers)
+        self.max_workers = max(max_workers, scenario.workers)
         self.count = 0
         self.t0 = time.monotonic()
         self.unmeasured: list[float] = []
