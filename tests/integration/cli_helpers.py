@@ -34,14 +34,17 @@ def run_cli(*args: object, timeout: float = 180) -> subprocess.CompletedProcess[
     )  # fmt: skip
 
 
-def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    """Poll `predicate` until it returns something truthy, or fail at the deadline."""
+def wait_for(
+    predicate: Callable[[], Any], timeout_s: float, what: str, every_s: float = 0.05
+) -> Any:
+    """Poll `predicate` every `every_s` until it returns something truthy, or fail at the
+    deadline."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.05)
+        time.sleep(every_s)
     raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -94,13 +93,7 @@ def _has_event(run_dir: Path, kind: str) -> bool:
 
 def _until(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
     """`wait_for` at a gentler pace (each poll is two HTTP scrapes on a 2-core host)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
+    return wait_for(predicate, timeout_s, what, every_s=0.2)
 
 
 def _finish(proc: subprocess.Popen[str]) -> str:
