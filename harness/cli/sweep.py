@@ -158,8 +158,10 @@ def print_curves(console: Console, meta: dict[str, Any]) -> None:
     if usl and "error" not in usl:
         n_star = usl["n_star"]
         peak = "unbounded" if n_star is None or n_star > 1e6 else f"{n_star:.1f}"
+        sources = meta.get("concurrency_from") or []
+        by = "its own counter" if sources == ["server counter"] else "X x mean latency"
         n_is = (
-            "N = requests in flight at the server (X x mean latency)"
+            f"N = requests in flight at the server ({by})"
             if meta.get("concurrency") == "server"
             else "N = users"
         )

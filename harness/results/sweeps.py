@@ -38,11 +38,18 @@ SWEEP_SCHEMA = pa.schema(
         ("unmeasured_reason", pa.string()),  # "" when measured
         ("concurrency", pa.float64()),  # in flight at the server (X x mean R); NaN: unknown
         ("workers", pa.int64()),  # Locust workers that ran the step; 0: unknown
+        ("concurrency_from", pa.string()),  # "server counter" | "little's law" | "" (unknown)
     ]
 )
 SWEEP_COLUMNS = tuple(SWEEP_SCHEMA.names)
 # Columns sweeps written before they existed lack: read as these (steps were all judged).
-_LATER_COLUMNS = {"verdict": None, "unmeasured_reason": "", "concurrency": np.nan, "workers": 0}
+_LATER_COLUMNS = {
+    "verdict": None,
+    "unmeasured_reason": "",
+    "concurrency": np.nan,
+    "workers": 0,
+    "concurrency_from": "",
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -304,6 +304,7 @@ def step_rows(result: SearchResult, mode: str) -> list[dict[str, Any]]:
             "unmeasured_reason": s.unmeasured or "",
             "concurrency": s.concurrency if s.concurrency is not None else math.nan,
             "workers": s.workers if s.workers is not None else 0,
+            "concurrency_from": s.concurrency_from if s.concurrency is not None else "",
         }
         for i, (s, ok, verdict) in enumerate(
             zip(result.steps, result.passed, result.verdicts, strict=True)

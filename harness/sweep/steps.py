@@ -17,12 +17,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
+
 from harness.analysis.capacity.sweep_search import StepResult, SweepCriteria
 from harness.config import Scenario, validate_scenario
-from harness.errors import ConfigError
+from harness.errors import ConfigError, StoreError
 from harness.load.api import RunOutcome
 from harness.results.schema import Summary
-from harness.results.store import RunWriter
+from harness.results.store import RunWriter, load_run
 
 __all__ = [
     "GENERATOR",
@@ -92,6 +94,32 @@ def step_from_summary(
         concurrency=None if x is None or sent_mean is None else x * sent_mean / 1000.0,
         workers=workers,
     )
+
+
+INFLIGHT_SECONDS = "reference_server_inflight_seconds_total"
+"""The server's own integral of its in-flight count: rate() of it is what the HPA's adapter
+rule reads (deploy/k8s/monitoring/prometheus-adapter-rules.yaml)."""
+
+
+def server_inflight(run_dir: Path, from_s: float, to_s: float) -> float | None:
+    """Average requests in flight at the server over [from_s, to_s] (seconds of the run's
+    clock), from its in-flight-seconds counter scraped during the step, summed over replicas:
+    (counter at the last scrape in the span - at the first) / the time between them. None
+    when the target does not export the counter or the span holds under 2 s of scrapes."""
+    table = load_run(run_dir).server_metrics
+    if table is None:
+        return None
+    rows = table.filter(pc.equal(table.column("metric"), INFLIGHT_SECONDS)).to_pydict()
+    totals: dict[float, float] = {}
+    for ts, value in zip(rows["ts"], rows["value"], strict=True):
+        if from_s <= ts <= to_s:
+            totals[ts] = totals.get(ts, 0.0) + value  # replicas of one tick share its ts
+    if len(totals) < 2:
+        return None
+    first, last = min(totals), max(totals)
+    if last - first < 2.0:
+        return None
+    return (totals[last] - totals[first]) / (last - first)
 
 
 SHORT_OF_DATA = ("< min_duration_s", "< min_requests", "p99 unbounded", "blocks measured")
@@ -205,6 +233,7 @@ class StepRunner:
             # returned: the user asked the sweep to stop, not to judge a truncated step.
             raise SweepInterrupted(f"interrupted during step {k} (load {load:g}, {run_id})")
         step = step_from_summary(load, outcome.summary, run_id, self.workers)
+        step = self._with_server_inflight(step, outcome, seconds)
         why = classify(outcome.summary, step, self.criteria)
         if why is not None and why.startswith(GENERATOR) and self.workers >= self.max_workers:
             achieved = "nothing" if math.isnan(step.throughput) else (
@@ -226,6 +255,22 @@ class StepRunner:
             unmeasured=why,
         )
         return step
+
+    @staticmethod
+    def _with_server_inflight(step: StepResult, outcome: RunOutcome, seconds: float) -> StepResult:
+        """The server's own in-flight average over the measured part of the step, when it
+        exports one (else Little's law on the latency from the send, as `step_from_summary`
+        estimated it): then the fits and the plan count what the HPA's metric counts."""
+        validity = outcome.summary["validity"]
+        start = float(validity["analysed_from_s"]) + float(validity["warmup_s"] or 0)
+        try:
+            measured = server_inflight(Path(outcome.run_dir), start, seconds)
+        except (StoreError, OSError) as exc:
+            log.info("%s: no server in-flight counter read (%s)", outcome.run_dir, exc)
+            measured = None
+        if measured is None:
+            return step
+        return replace(step, concurrency=measured, concurrency_from="server counter")
 
     def _event(self, kind: str, **fields: Any) -> None:
         self.writer.event(kind, ts=time.monotonic() - self.t0, **fields)

@@ -53,7 +53,8 @@ class StepResult:
     p50_ms: float | None = None
     run_id: str | None = None
     unmeasured: str | None = None  # why the target was not measured here (None: measured)
-    concurrency: float | None = None  # requests in flight at the server (Little: X x R)
+    concurrency: float | None = None  # requests in flight at the server (average)
+    concurrency_from: str = "little's law"  # or "server counter" (its in-flight seconds)
     workers: int | None = None  # load-generator processes that ran the step
 
     @property
@@ -330,6 +331,7 @@ def analyse_sweep(
         "usl": None,
         "latency": None,
         "concurrency": "server" if known and measured else "load",
+        "concurrency_from": sorted({s.concurrency_from for s in measured}) if known else [],
         "fitted_steps": [s.run_id for s in measured],
     }
     keep = np.ones(load.size, dtype=bool)

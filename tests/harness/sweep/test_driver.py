@@ -291,3 +291,27 @@ def test_an_unstable_step_already_over_the_slo_is_not_rerun_to_settle(tmp_path: 
     out = run_sweep(base, tmp_path, settings, progress=False, run_step=_engine(calls, verdict))
     assert [(c[0], c[1]) for c in calls] == [(100, 5), (100, 10), (200, 5), (200, 10), (400, 5)]
     assert out.result.verdicts == ("pass", "pass", "fail")
+
+
+def test_server_inflight_is_the_counter_rate_over_the_measured_span(tmp_path: Path) -> None:
+    """Two replicas' in-flight-seconds counters scraped each second (shared tick times):
+    over [4, 8] the sum grows from 3.0 + 1.0 to 9.2 + 3.0 = 8.2 s of in-flight time in 4 s ->
+    2.05 requests in flight on average. Scrapes outside the span (warm-up, the drain) and
+    other metrics do not count; fewer than 2 s of scrapes give None."""
+    from harness.results import RunWriter
+    from harness.sweep.steps import INFLIGHT_SECONDS, server_inflight
+
+    writer = RunWriter(tmp_path, "inflight", scenario_config={})
+    writer.start()
+    counter = {0: 0.0, 2: 1.0, 4: 3.0, 6: 6.0, 8: 9.2, 10: 9.2}  # replica 0
+    rows = []
+    for ts, value in counter.items():
+        rows += [(float(ts), INFLIGHT_SECONDS, {"replica": "0"}, value),
+                 (float(ts), INFLIGHT_SECONDS, {"replica": "1"}, value / 3 if ts > 2 else 0.0),
+                 (float(ts), "nv_inference_request_success", {}, 1000.0 * ts)]  # fmt: skip
+    writer.write_server_metrics(rows)
+    assert server_inflight(writer.run_dir, 4.0, 8.0) == pytest.approx((9.2 + 9.2 / 3 - 4.0) / 4)
+    assert server_inflight(writer.run_dir, 4.0, 5.0) is None  # one scrape in the span
+    bare = RunWriter(tmp_path / "bare", "no-metrics", scenario_config={})  # no /metrics
+    bare.start()
+    assert server_inflight(bare.run_dir, 0.0, 10.0) is None

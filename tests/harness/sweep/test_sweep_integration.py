@@ -68,6 +68,14 @@ def test_real_closed_loop_sweep(tmp_path: Path) -> None:
     assert table["load"] == [1.0, 2.0]
     assert all(x > 10 for x in table["throughput_rps"])  # real requests were served
     assert all(0 < p < 5000 for p in table["p99_ms"])
+    # N for the fits is the server's own in-flight average (its in-flight-seconds counter,
+    # what the HPA's adapter reads): above 0, at most the users, and at most Little's law on
+    # the client's latency from the send (the server's time is part of the client's)
+    assert table["concurrency_from"] == ["server counter"] * 2
+    for load, n, run_id in zip(table["load"], table["concurrency"], table["run_id"], strict=True):
+        summary = json.loads((run_dir / "steps" / run_id / "summary.json").read_text())
+        little = summary["throughput_rps"] * summary["latency_uncorrected_ms"]["mean"] / 1000
+        assert 0 < n <= min(load, little * 1.02), (n, load, little)
     for run_id in table["run_id"]:
         summary = json.loads((run_dir / "steps" / run_id / "summary.json").read_text())
         assert summary["requests"] > 0 and summary["failures"] == 0

@@ -315,6 +315,7 @@ def test_analyse_sweep_errors_are_reported_whole() -> None:
         "usl": {"error": "USL fit needs at least 4 distinct load levels, got 2"},
         "latency": {"error": "latency fit needs at least 4 distinct load levels, got 2"},
         "concurrency": "load",  # no step knew its server concurrency: N is the user count
+        "concurrency_from": [],
         "fitted_steps": [None, None],
     }
     # every load past the peak (N* = 43.6 < 48): only the lowest is kept for the latency fit
