@@ -132,6 +132,15 @@ def sweep_operating_point(
     if slo is None:
         raise ConfigError(f"{sweep_dir}: no p99 SLO in the sweep; give --slo-p99-ms")
     measured = sw.columns["verdict"] != "unmeasured"  # those steps measured nothing
+    levels = len(set(sw.columns["load"][measured].tolist()))
+    if sw.mode == "closed" and levels < 4:
+        left_out = int((~measured).sum())
+        raise ConfigError(
+            f"{sweep_dir}: {levels} measured load levels; the USL fit behind a closed-loop "
+            "plan needs 4"
+            + (f" ({left_out} step(s) unmeasured, see sweep.json)" if left_out else "")
+            + ": sweep more levels (--max-steps), or give --latency-ms and --concurrency"
+        )
     c = {name: column[measured] for name, column in sw.columns.items()}
     if sw.mode == "closed":
         # N as the sweep's fits took it: the server's in-flight requests when every step

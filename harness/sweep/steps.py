@@ -145,6 +145,8 @@ def classify(summary: Summary, step: StepResult, criteria: SweepCriteria) -> str
         if 2 * unhealthy >= total or (not criteria.passes(step) and not target_failed):
             return f"{GENERATOR} was unhealthy in {unhealthy} of {total} s ({why})"
     short = [r for r in summary["validity"]["reasons"] if any(k in r for k in SHORT_OF_DATA)]
+    if not criteria.require_stable:  # --allow-unstable: too few stability blocks is no bar
+        short = [r for r in short if "blocks measured" not in r]
     if short:
         return "too little data: " + "; ".join(short)
     return None

@@ -491,3 +491,41 @@ def test_think_time_sweep_fits_and_plans_on_the_server_concurrency(
     op = json.loads((plan_dir / "plan.json").read_text())["operating_point"]
     assert op["concurrency"] == pytest.approx(42.97, rel=0.02)
     assert op["server_inflight"] == op["concurrency"]  # already counted at the server
+
+
+def test_a_closed_sweep_with_too_few_measured_levels_is_refused_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """1 2 4 users measured, 8 left to a starved generator: the plan cannot fit a USL on 3
+    levels and says so, naming the unmeasured step, instead of the fit's own message."""
+    import harness.load.api
+
+    def starved_at_8(scenario: Scenario, out_dir: Path, run_id=None, show_progress=True):
+        outcome = fake_run_scenario(scenario, out_dir, run_id, show_progress)
+        if scenario.load.users < 8:
+            return outcome
+        summary = {**outcome.summary, "validity": {**outcome.summary["validity"], "measured_s": 0},
+                   "loadgen": full_summary(loadgen={"unhealthy_seconds": [0, 1, 2]})["loadgen"]}
+        summary["loadgen"]["unhealthy_seconds"] = list(range(10))
+        return dataclasses.replace(outcome, summary=summary)
+
+    monkeypatch.setattr(harness.load.api, "run_scenario", starved_at_8)
+    scen = tmp_path / "closed.yaml"
+    scen.write_text(yaml.safe_dump({
+        "name": "few-levels",
+        "target": {"url": "http://127.0.0.1:9", "protocol": "kserve-http", "model": "digits"},
+        "load": {"mode": "closed", "users": 1, "duration": "10s"},
+        "slo": {"p99_ms": 1000}, "validity": SHORT_STEPS,
+    }))  # fmt: skip
+    out = tmp_path / "results"
+    assert main(["sweep", str(scen), "--out", str(out), "--no-progress", "--max-steps", "6",
+                 "--max-workers", "1"]) == 0  # fmt: skip
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    capsys.readouterr()
+    assert main(["plan", "--peak-qps", "100", "--from", str(run_dir)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err == (
+        f"error: {run_dir}: 3 measured load levels; the USL fit behind a closed-loop plan "
+        "needs 4 (1 step(s) unmeasured, see sweep.json): sweep more levels (--max-steps), "
+        "or give --latency-ms and --concurrency"
+    )

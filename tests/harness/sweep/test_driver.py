@@ -315,3 +315,26 @@ def test_server_inflight_is_the_counter_rate_over_the_measured_span(tmp_path: Pa
     bare = RunWriter(tmp_path / "bare", "no-metrics", scenario_config={})  # no /metrics
     bare.start()
     assert server_inflight(bare.run_dir, 0.0, 10.0) is None
+
+
+def test_with_allow_unstable_too_few_stability_blocks_is_no_bar(tmp_path: Path) -> None:
+    """2 s steps against a 2 x 1 s stability rule: "not stable: 1 of 2 blocks measured". With
+    --allow-unstable the step is judged on its numbers (measured); without, it is short of
+    data (unmeasured)."""
+    calls: list = []
+
+    def verdict(load, seconds, workers):
+        return {"validity": {"stable": False, "reasons": ["not stable: 1 of 2 blocks measured"]}}
+
+    base = scenario({"mode": "closed", "users": 1, "duration": "5s"})
+    lenient = sweep_settings(base, max_steps=2, allow_unstable=True)
+    out = run_sweep(base, tmp_path / "a", lenient, progress=False,
+                    run_step=_engine(calls, verdict))  # fmt: skip
+    assert out.result.verdicts == ("pass", "pass")
+    strict = sweep_settings(base, max_steps=2)
+    out = run_sweep(base, tmp_path / "b", strict, progress=False,
+                    run_step=_engine(calls, verdict))  # fmt: skip
+    assert out.result.verdicts == ("unmeasured",)
+    assert out.result.steps[0].unmeasured == (
+        "too little data: not stable: 1 of 2 blocks measured"
+    )
