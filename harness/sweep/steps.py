@@ -93,6 +93,7 @@ def step_from_summary(
         run_id=run_id,
         concurrency=None if x is None or sent_mean is None else x * sent_mean / 1000.0,
         workers=workers,
+        measured_s=float(summary["validity"]["measured_s"]),
     )
 
 

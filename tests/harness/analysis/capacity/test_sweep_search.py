@@ -440,3 +440,20 @@ def test_open_loop_sweeps_get_a_usl_fit_when_the_server_concurrency_is_known() -
     without = analyse_sweep([replace(s, concurrency=None) for s in steps], "open",
                             SweepCriteria(p99_ms=1000))
     assert without["usl"] is None  # rates are not a concurrency: no USL
+
+
+def test_falling_behind_the_offered_rate_allows_for_poisson_sampling() -> None:
+    """Achieved / offered < 95 % fails a step only beyond 3 Poisson standard deviations of
+    the count: 3 s at 100 req/s (300 expected, sd 17.3): 90 % is -1.7 sd, chance -- passes;
+    60 s at 100 req/s (6000, sd 77.5 -> slack 3.9 %): 90 % fails; without a known length no
+    slack (the old rule)."""
+    criteria = SweepCriteria(p99_ms=50, min_throughput_ratio=0.95)
+    short = StepResult(100, 90.0, 10.0, 0.0, True, measured_s=3)
+    assert criteria.sampling_slack(short) == pytest.approx(3 / math.sqrt(300))
+    assert criteria.passes(short)
+    long = replace(short, measured_s=60)
+    assert criteria.failures(long) == ["throughput 90.0% of offered < 95%"]
+    assert criteria.failures(replace(short, measured_s=None)) == [
+        "throughput 90.0% of offered < 95%"
+    ]
+    assert criteria.passes(replace(long, throughput=92.0))  # -2.6 % within 3.9 %: chance
