@@ -170,6 +170,26 @@ def config(model_repository: Path, server_config: Callable[..., object]) -> obje
 
 
 @pytest.fixture(scope="session")
+def unqueued_repository(model_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built repository without the shipped queue policies (no queue timeout): for tests
+    of batching and routing that pile up requests on purpose, where a 100 ms queue timeout on
+    a busy host would reject some -- a test of the queue policy, not of what they check."""
+    import shutil
+
+    copy = tmp_path_factory.mktemp("unqueued") / "repo"
+    shutil.copytree(model_repository, copy)
+    for path in copy.glob("*/config.pbtxt"):
+        text = path.read_text()
+        path.write_text(re.sub(r"\n\s*default_queue_policy \{[^}]*\}", "", text))
+    return copy
+
+
+@pytest.fixture
+def unqueued_config(unqueued_repository: Path, server_config: Callable[..., object]) -> object:
+    return server_config(unqueued_repository)
+
+
+@pytest.fixture(scope="session")
 def server(
     http_model_repository: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:

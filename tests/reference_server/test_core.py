@@ -53,7 +53,7 @@ def test_outputs_equal_direct_onnxruntime(
 
 
 def test_concurrent_requests_are_batched_and_answer_the_right_caller(
-    config: object, model_repository: Path
+    unqueued_config: object, model_repository: Path
 ) -> None:
     rng = np.random.default_rng(4)
     inputs = [rng.random((int(rng.integers(1, 4)), 256), np.float32) for _ in range(120)]
@@ -68,7 +68,7 @@ def test_concurrent_requests_are_batched_and_answer_the_right_caller(
         assert core.requests_by_protocol == {"http": 60, "grpc": 60}
         return responses, core.model_statistics("mlp")["model_stats"][0]
 
-    responses, stats = run_with_core(config, body)
+    responses, stats = run_with_core(unqueued_config, body)
     expected = _reference(model_repository, "mlp", "1", np.concatenate(inputs))[0]
     start = 0
     for x, response in zip(inputs, responses, strict=True):
