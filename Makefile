@@ -33,7 +33,9 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 bench: setup
-	for b in benchmarks/bench_server.py benchmarks/bench_loadgen.py benchmarks/bench_analysis.py; do $(PY) $$b || exit 1; done
+	for b in benchmarks/bench_server.py benchmarks/bench_loadgen.py benchmarks/bench_analysis.py \
+	         benchmarks/bench_faultproxy.py benchmarks/bench_overload.py benchmarks/bench_workers.py; \
+	do $(PY) $$b || exit 1; done
 
 # Mutation testing of one pure-core package (capacity, ab, latency, schedules, config), by
 # hand: too slow for CI on 2 cores. `make mutate PKG=capacity ARGS=--survivors`
