@@ -245,7 +245,14 @@ def _summary(
             head += f" (~{math.ceil(max(need) / rate):,} s at this rate)" if rate > 0 else ""
     else:
         head = "No significant difference (no equivalence margin was tested)"
-    rest = [f"{r.label}: {r.verdict}" for r in gating if r.label not in head]
+    # the other metrics, by name: a headline that names "latency p99.9" (or says "error
+    # rate" in the equivalence margins) has not named "latency p99" or the error rate metric
+    named = (
+        set(by.get(verdict, ()))
+        if verdict in (Verdict.WORSE, Verdict.BETTER, Verdict.INCONCLUSIVE)
+        else set()
+    )
+    rest = [f"{r.label}: {r.verdict}" for r in gating if r.label not in named]
     return head + (". Also " + "; ".join(rest) if rest else "") + "."
 
 

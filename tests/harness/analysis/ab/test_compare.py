@@ -115,7 +115,7 @@ def test_equivalent_summary_names_both_margins() -> None:
     assert result.summary == (
         "No regression beyond the margins (latency ±5% of A, error rate ±0.2 pp): "
         "B is equivalent. Also typical latency (shift): equivalent; latency distribution: "
-        "no significant difference; latency p99: equivalent."
+        "no significant difference; latency p99: equivalent; error rate: equivalent."
     )
 
 
@@ -393,4 +393,21 @@ def test_inconclusive_summary_at_under_one_request_per_second() -> None:
         "Inconclusive: not enough data on typical latency (shift), latency distribution, "
         f"latency p99, error rate; about {need:,} requests in total would resolve it "
         f"(~{2 * need:,} s at this rate)."
+    )
+
+
+def test_the_summary_names_every_other_metric_by_its_own_name() -> None:
+    """A headline naming "latency p99.9" has not named "latency p99" (a substring of it):
+    the p99's own verdict still follows in "Also"."""
+    from harness.analysis.ab.compare import _summary
+    from harness.analysis.ab.equivalence import Verdict
+    from harness.analysis.ab.metrics_ab import MetricResult
+
+    def metric(label: str, verdict: str) -> MetricResult:
+        return MetricResult(label.replace(" ", "_"), label, True, "test", verdict)
+
+    gating = [metric("latency p99.9", "worse"), metric("latency p99", "no significant difference")]
+    text = _summary(Verdict.WORSE, gating, CompareConfig(), rate=100.0)
+    assert text == (
+        "REGRESSION: B is worse on latency p99.9. Also latency p99: no significant difference."
     )
