@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "HPASettings",
@@ -84,6 +84,15 @@ class HPASettings(BaseModel):
     scale_up: ScalingRules = DEFAULT_UP
     scale_down: ScalingRules = DEFAULT_DOWN
     initial_replicas: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _bounds_in_order(self) -> HPASettings:
+        # Kubernetes rejects such an HPA; a simulation of one would answer nothing real
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas {self.min_replicas} > max_replicas {self.max_replicas}"
+            )
+        return self
 
 
 class PodLoadModel(Protocol):

@@ -147,3 +147,11 @@ def test_setting_specs() -> None:
     for bad in ("plan:nope=1", "plan:tolerance=-1", "plan:scale_up=3", "plan:x"):
         with pytest.raises(ValueError):
             setting_from_spec(base, bad)
+
+
+def test_settings_with_min_above_max_are_refused_by_name() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"min_replicas 5 > max_replicas 3"):
+        HPASettings(min_replicas=5, max_replicas=3, inflight_target=1.0)
+    assert HPASettings(min_replicas=3, max_replicas=3, inflight_target=1.0).max_replicas == 3
