@@ -74,6 +74,8 @@ def anderson_ksamp_hist(samples: list[SparseHist]) -> ADResult:
         counts[i, np.searchsorted(grid, h.values)] = h.counts
     n_i = counts.sum(axis=1)
     n = float(n_i.sum())
+    if n < 4 or np.any(n_i == 0):  # the variance formula divides by (N-1)(N-2)(N-3) and n_i
+        return ADResult(a2akn=math.nan, statistic=math.nan, sigma=math.nan)
     lj = counts.sum(axis=0)
     bj = np.cumsum(lj) - lj / 2
     m_ij = np.cumsum(counts, axis=1) - counts / 2

@@ -107,3 +107,16 @@ def test_the_upper_half_includes_the_bin_at_the_pooled_median() -> None:
     two = TwoSampleAD.from_totals(np.array([1.0, 1.0, 0.0]), np.array([0.0, 1.0, 1.0]))
     np.testing.assert_array_equal(two.upper, [False, True, True])
     assert two.upper_tail_shift() == pytest.approx(0.3125 / 0.75)
+
+
+def test_too_few_requests_give_no_statistic_instead_of_dividing_by_zero() -> None:
+    """Three requests in all (or an empty arm): the standardisation divides by (N-1)(N-2)(N-3)
+    and by each n_i, so there is no statistic -- NaN, never a ZeroDivisionError."""
+    import math
+
+    for samples in ([_hist(np.array([1, 2])), _hist(np.array([3]))],
+                    [_hist(np.array([1, 2, 3, 4])), _hist(np.array([], dtype=np.int64))]):
+        result = anderson_ksamp_hist(samples)
+        assert math.isnan(result.statistic) and math.isnan(result.a2akn)
+    four = anderson_ksamp_hist([_hist(np.array([1, 2])), _hist(np.array([3, 4]))])
+    assert math.isfinite(four.statistic)  # from four requests on it is defined
