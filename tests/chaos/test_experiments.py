@@ -96,10 +96,8 @@ def test_kubernetes_experiments_were_only_validated():
     assert ("chaosk8s.pod.actions", "terminate_pods") in used
     node_actions = ("cordon_node", "drain_nodes", "uncordon_node")
     assert {("chaosk8s.node.actions", f) for f in node_actions} <= used
-    pytest.skip(
-        "not run: no Kubernetes cluster here; pod kill, drain and the GPU-node cordon + evict "
-        "were validated by `chaos validate` only"
-    )
+    # Not run: no Kubernetes cluster here; pod kill, drain and the GPU-node cordon + evict are
+    # checked by `chaos validate` (above) and by the actions they name (this test) only.
 
 
 def test_the_real_chaos_discover_lists_our_actions_and_probes(tmp_path: Path):

@@ -196,22 +196,7 @@ def test_sweep_cli_then_plan_from_it(tmp_path: Path, monkeypatch: pytest.MonkeyP
     import harness.load.api
 
     monkeypatch.setattr(harness.load.api, "run_scenario", fake_run_scenario)
-    scen = tmp_path / "closed.yaml"
-    scen.write_text(
-        yaml.safe_dump(
-            {
-                "name": "sweep-test",
-                "target": {
-                    "url": "http://127.0.0.1:9",
-                    "protocol": "kserve-http",
-                    "model": "digits",
-                },
-                "load": {"mode": "closed", "users": 1, "duration": "10s"},
-                "slo": {"p99_ms": 100},
-                "validity": SHORT_STEPS,
-            }
-        )
-    )
+    scen = write_closed_scenario(tmp_path, "sweep-test", "10s")
     out = tmp_path / "results"
     rc = main(["sweep", str(scen), "--out", str(out), "--no-progress", "--max-steps", "20"])
     assert rc == 0
@@ -251,6 +236,19 @@ def test_sweep_cli_then_plan_from_it(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert op20["concurrency"] == 20
     assert op20["throughput"] == pytest.approx(usl_x(20, 100, 0.05, 0.0005), rel=0.02)
     assert any("given by hand" in n for n in op20["notes"])
+
+
+def write_closed_scenario(
+    tmp_path: Path, name: str, duration: str, p99_ms: float = 100, **load: object
+) -> Path:
+    """A closed-loop scenario file of 1 user (or `load`'s) for the faked engines."""
+    path = tmp_path / "closed.yaml"
+    target = {"url": "http://127.0.0.1:9", "protocol": "kserve-http", "model": "digits"}
+    scenario = {"name": name, "target": target,
+                "load": {"mode": "closed", "users": 1, "duration": duration, **load},
+                "slo": {"p99_ms": p99_ms}, "validity": SHORT_STEPS}  # fmt: skip
+    path.write_text(yaml.safe_dump(scenario))
+    return path
 
 
 def write_open_scenario(tmp_path: Path, name: str, rate: float) -> Path:
@@ -330,22 +328,7 @@ def test_unstable_steps_rerun_longer_up_to_the_cap(
         return dataclasses.replace(outcome, summary=summary)
 
     monkeypatch.setattr(harness.load.api, "run_scenario", slow_to_settle)
-    scen = tmp_path / "closed.yaml"
-    scen.write_text(
-        yaml.safe_dump(
-            {
-                "name": "settle",
-                "target": {
-                    "url": "http://127.0.0.1:9",
-                    "protocol": "kserve-http",
-                    "model": "digits",
-                },
-                "load": {"mode": "closed", "users": 1, "duration": "5s"},
-                "slo": {"p99_ms": 100},
-                "validity": SHORT_STEPS,
-            }
-        )
-    )
+    scen = write_closed_scenario(tmp_path, "settle", "5s")
     out = tmp_path / "results"
     assert (
         main(
@@ -468,14 +451,7 @@ def test_think_time_sweep_fits_and_plans_on_the_server_concurrency(
     import harness.load.api
 
     monkeypatch.setattr(harness.load.api, "run_scenario", fake_thinking_users)
-    scen = tmp_path / "thinking.yaml"
-    scen.write_text(yaml.safe_dump({
-        "name": "thinking",
-        "target": {"url": "http://127.0.0.1:9", "protocol": "kserve-http", "model": "digits"},
-        "load": {"mode": "closed", "users": 4, "duration": "10s", "wait_time": 0.1},
-        "slo": {"p99_ms": 100},
-        "validity": SHORT_STEPS,
-    }))  # fmt: skip
+    scen = write_closed_scenario(tmp_path, "thinking", "10s", users=4, wait_time=0.1)
     out = tmp_path / "results"
     assert main(["sweep", str(scen), "--out", str(out), "--no-progress", "--max-steps", "20"]) == 0
     printed = " ".join(capsys.readouterr().out.split())
@@ -510,13 +486,7 @@ def test_a_closed_sweep_with_too_few_measured_levels_is_refused_by_name(
         return dataclasses.replace(outcome, summary=summary)
 
     monkeypatch.setattr(harness.load.api, "run_scenario", starved_at_8)
-    scen = tmp_path / "closed.yaml"
-    scen.write_text(yaml.safe_dump({
-        "name": "few-levels",
-        "target": {"url": "http://127.0.0.1:9", "protocol": "kserve-http", "model": "digits"},
-        "load": {"mode": "closed", "users": 1, "duration": "10s"},
-        "slo": {"p99_ms": 1000}, "validity": SHORT_STEPS,
-    }))  # fmt: skip
+    scen = write_closed_scenario(tmp_path, "few-levels", "10s", p99_ms=1000)
     out = tmp_path / "results"
     assert main(["sweep", str(scen), "--out", str(out), "--no-progress", "--max-steps", "6",
                  "--max-workers", "1"]) == 0  # fmt: skip
