@@ -8,6 +8,13 @@ asv's rule, applied per metric: a metric *regressed* only when BOTH
     exact test for the error rate) and, for throughput, a z-test on the per-second
     successes with an autocorrelation-robust (long-run) variance; Holm's correction across
     these four p-values at `alpha`.
+Throughput of an open-loop run is judged differently: there the request rate is the
+scenario's input (a Poisson schedule), so two runs' req/s differ by the schedule's own noise
+(+-3 % per run at 100 req/s for 10 s) and say nothing about the server. What the server
+controls is how much of the offered load it served, so an open-loop throughput is the share of
+offered requests (answered, failed, dropped at the generator's cap or never answered) that
+succeeded, compared by Fisher's exact test: 1.0 -> 1.0 for a server that keeps up, falling
+when it cannot.
 A significant change inside the margin is noise the gate tolerates (asv's "ratio factor");
 a large ratio on too little data is not significant and does not fail the gate either. A
 metric without a test (an arm too short for the comparison) is "inconclusive", never a
@@ -35,12 +42,14 @@ __all__ = [
     "GateMetric",
     "aa_false_positive_rate",
     "judge_arms",
+    "served_share_test",
     "throughput_test",
 ]
 
 GATE_METRICS = ("p50", "p99", "error_rate", "throughput")
 _HIGHER_IS_WORSE = {"p50": True, "p99": True, "error_rate": True, "throughput": False}
 _UNITS = {"p50": "ms", "p99": "ms", "error_rate": "fraction", "throughput": "req/s"}
+SERVED_SHARE_UNIT = "share of offered"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +124,8 @@ class ThroughputTest:
     a: float
     b: float
     p_value: float | None
+    method: str = "z-test, long-run variance"
+    unit: str = "req/s"
 
 
 def throughput_test(a: ArmWindows, b: ArmWindows) -> ThroughputTest:
@@ -133,6 +144,27 @@ def throughput_test(a: ArmWindows, b: ArmWindows) -> ThroughputTest:
     return ThroughputTest(mean_a, mean_b, float(2 * stats.norm.sf(abs(z))))
 
 
+def served_share_test(a: ArmWindows, b: ArmWindows, unserved: tuple[int, int]) -> ThroughputTest:
+    """Open loop: the share of offered requests each run served successfully, and Fisher's
+    exact p-value of the difference. Offered = every request of the measured seconds with an
+    outcome (windows are keyed by intended send time) + `unserved` (requests the generator
+    dropped at its outstanding cap or abandoned unanswered at the end of the run)."""
+    shares, table = [], []
+    for arm, lost in zip((a, b), unserved, strict=True):
+        served = int(arm.counts.sum())
+        offered = int(arm.requests.sum()) + max(int(lost), 0)
+        shares.append(served / offered if offered else math.nan)
+        table.append([served, offered - served])
+    method = "open loop: share of offered requests served, Fisher's exact test"
+    unit = SERVED_SHARE_UNIT
+    if not all(sum(row) for row in table):
+        return ThroughputTest(shares[0], shares[1], None, method, unit)
+    if table[0][1] == table[1][1] == 0:  # both served everything: no difference to test
+        return ThroughputTest(shares[0], shares[1], 1.0, method, unit)
+    p = float(stats.fisher_exact(table).pvalue)
+    return ThroughputTest(shares[0], shares[1], p, method, unit)
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or math.isnan(a) or math.isnan(b):
         return None
@@ -142,27 +174,37 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def _raw(comparison: Comparison, tput: ThroughputTest) -> dict[str, tuple]:
-    """metric -> (A, B, p-value, method)."""
+    """metric -> (A, B, p-value, method, unit)."""
     out: dict[str, tuple] = {}
     for name in ("p50", "p99", "error_rate"):
         m = comparison.metric(name)
-        out[name] = (m.a, m.b, m.p_value, m.method)
-    out["throughput"] = (tput.a, tput.b, tput.p_value, "z-test, long-run variance")
+        out[name] = (m.a, m.b, m.p_value, m.method, _UNITS[name])
+    out["throughput"] = (tput.a, tput.b, tput.p_value, tput.method, tput.unit)
     return out
 
 
 def judge_arms(
-    a: ArmWindows, b: ArmWindows, config: GateConfig | None = None
+    a: ArmWindows,
+    b: ArmWindows,
+    config: GateConfig | None = None,
+    *,
+    open_loop_unserved: tuple[int, int] | None = None,
 ) -> tuple[tuple[GateMetric, ...], Comparison]:
-    """Judge run B against baseline run A (two separate runs) on `GATE_METRICS`."""
+    """Judge run B against baseline run A (two separate runs) on `GATE_METRICS`.
+    `open_loop_unserved`: both runs are open loop; (A, B) requests offered but never answered
+    (dropped + abandoned): throughput is then judged as the share of offered load served."""
     config = config or GateConfig()
     comparison = compare_arms(a, b, config.compare_config(), design="two-runs")
-    raw = _raw(comparison, throughput_test(a, b))
+    if open_loop_unserved is None:
+        tput = throughput_test(a, b)
+    else:
+        tput = served_share_test(a, b, open_loop_unserved)
+    raw = _raw(comparison, tput)
     tested = [name for name in GATE_METRICS if raw[name][2] is not None]
     adjusted = dict(zip(tested, holm([raw[name][2] for name in tested]), strict=True))
     metrics = []
     for name in GATE_METRICS:
-        base, value, p, method = raw[name]
+        base, value, p, method, unit = raw[name]
         ratio = _ratio(base, value)
         p_adj = adjusted.get(name)
         significant = p_adj is not None and p_adj < config.alpha
@@ -177,7 +219,7 @@ def judge_arms(
         metrics.append(
             GateMetric(
                 metric=name,
-                unit=_UNITS[name],
+                unit=unit,
                 baseline=base,
                 value=value,
                 ratio=ratio,

@@ -29,7 +29,7 @@ from harness.results.history import (
     latest_complete_run,
     record_comparison,
 )
-from harness.results.store import load_run
+from harness.results.store import Run, load_run
 
 __all__ = [
     "GATE_FILE",
@@ -118,6 +118,19 @@ def _summary(metrics: tuple[GateMetric, ...], baseline_id: str, margin: float) -
     return f"no significant regression beyond {margin:.0%} against {baseline_id}{tail}"
 
 
+def _open_loop_unserved(base: Run, run: Run) -> tuple[int, int] | None:
+    """Both runs open loop: each one's requests offered but never answered (dropped at the
+    generator's outstanding cap + abandoned at the end); else None (throughput in req/s)."""
+    out = []
+    for one in (base, run):
+        load = (one.meta.get("scenario_config") or {}).get("load") or {}
+        if load.get("mode") != "open":
+            return None
+        loadgen = (one.summary or {}).get("loadgen") or {}
+        out.append(int(loadgen.get("dropped", 0)) + int(loadgen.get("abandoned", 0)))
+    return out[0], out[1]
+
+
 def gate_run(
     run_dir: str | os.PathLike[str],
     baseline_dir: str | os.PathLike[str],
@@ -127,7 +140,10 @@ def gate_run(
     endpoint merged, warm-up and unhealthy seconds left out)."""
     config = config or GateConfig()
     run, base = load_run(run_dir), load_run(baseline_dir)
-    metrics, comparison = judge_arms(read_run_arm(base), read_run_arm(run), config)
+    unserved = _open_loop_unserved(base, run)
+    metrics, comparison = judge_arms(
+        read_run_arm(base), read_run_arm(run), config, open_loop_unserved=unserved
+    )
     regression = any(m.verdict == "regressed" for m in metrics)
     warnings = tuple(w for w in comparison.warnings if "two separate runs" not in w)
     if base.meta.get("scenario") != run.meta.get("scenario"):

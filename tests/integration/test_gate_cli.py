@@ -81,6 +81,10 @@ def test_a_rerun_of_the_same_build_passes_and_reports_json_junit_history(
     assert gate == json.loads((out / "rerun" / "gate.json").read_text())
     assert gate["verdict"] == "pass" and gate["baseline_run_id"] == "base"
     assert [m["metric"] for m in gate["metrics"]] == ["p50", "p99", "error_rate", "throughput"]
+    # open loop: throughput is the share of offered requests served (a server keeping up
+    # serves all of them in both runs), not req/s, which is the Poisson schedule's own noise
+    throughput = gate["metrics"][-1]
+    assert throughput["unit"] == "share of offered" and throughput["value"] == 1.0
     assert "gate: pass" in done.stderr and "p99:" in done.stderr
 
     xml = junitparser.JUnitXml.fromfile(str(junit))

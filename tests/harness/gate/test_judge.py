@@ -13,7 +13,13 @@ import pytest
 from scipy import stats
 
 from harness.analysis.ab.synthetic import ArmSpec, simulate_pair
-from harness.gate.judge import GateConfig, aa_false_positive_rate, judge_arms, throughput_test
+from harness.gate.judge import (
+    GateConfig,
+    aa_false_positive_rate,
+    judge_arms,
+    served_share_test,
+    throughput_test,
+)
 from harness.gate.junit import junit_xml
 from harness.gate.runs import GateResult
 
@@ -73,6 +79,43 @@ def test_throughput_test_by_hand_for_independent_seconds() -> None:
     result = throughput_test(flat, flat)
     assert (result.a, result.b, result.p_value) == (100.0, 100.0, 1.0)
     assert throughput_test(a, b).p_value is not None and 0 <= throughput_test(a, b).p_value <= 1
+
+
+def test_open_loop_throughput_is_the_served_share_not_the_schedules_noise() -> None:
+    """Open loop, both runs served everything: B's schedule happened to offer 8 % less
+    (Poisson noise of a short run, or a lower rate) -- judged in req/s that is a regression
+    (the CI failure this rule fixes); judged as the share of offered load served, 1.0 -> 1.0."""
+    a, b = simulate_pair(ArmSpec(rate=100), ArmSpec(rate=92), 60, np.random.default_rng(7),
+                         design="two-runs", load_sd=0.0)  # fmt: skip
+    as_rate = {m.metric: m for m in judge_arms(a, b, FAST)[0]}
+    assert as_rate["throughput"].verdict == "regressed" and as_rate["throughput"].unit == "req/s"
+    served = {m.metric: m for m in judge_arms(a, b, FAST, open_loop_unserved=(0, 0))[0]}[
+        "throughput"
+    ]
+    assert (served.baseline, served.value, served.p_value) == (1.0, 1.0, 1.0)
+    assert served.verdict == "ok" and served.unit == "share of offered"
+
+
+def test_open_loop_a_server_that_cannot_keep_up_regresses_throughput() -> None:
+    """B answered everything it answered, but 10 % of its offered requests were dropped at the
+    generator's outstanding cap: the served share falls 1.0 -> ~0.9, a regression."""
+    a, b = simulate_pair(ArmSpec(rate=100), ArmSpec(rate=100), 60, np.random.default_rng(8),
+                         design="two-runs")  # fmt: skip
+    lost = int(b.requests.sum()) // 9
+    metrics, _ = judge_arms(a, b, FAST, open_loop_unserved=(0, lost))
+    tput = {m.metric: m for m in metrics}["throughput"]
+    offered = int(b.requests.sum()) + lost
+    assert tput.value == pytest.approx(int(b.counts.sum()) / offered)
+    assert tput.verdict == "regressed" and tput.ratio < 0.95
+    # the p-value is Fisher's on (served, not served) of A and B, computed here by hand
+    served_a, served_b = int(a.counts.sum()), int(b.counts.sum())
+    table = [[served_a, int(a.requests.sum()) - served_a], [served_b, offered - served_b]]
+    assert served_share_test(a, b, (0, lost)).p_value == pytest.approx(
+        stats.fisher_exact(table).pvalue
+    )
+    # a couple of drops in a thousand requests is inside the margin: not a regression
+    few = {m.metric: m for m in judge_arms(a, b, FAST, open_loop_unserved=(0, 3))[0]}
+    assert few["throughput"].verdict == "ok"
 
 
 def test_margin_and_alpha_are_checked() -> None:
