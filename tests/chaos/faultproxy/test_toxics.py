@@ -168,7 +168,10 @@ def test_slow_close_holds_the_close_back(api, bye_port):
     assert time_to_close()[1] < 0.25  # a busy host's scheduling; the toxic adds 0.3 s
     api.add_toxic("bye", "slow_close", {"delay": 300})
     data, elapsed = time_to_close()
-    assert data == b"bye" and 0.3 <= elapsed <= 2.0
+    # 0.29, not 0.3: the proxy's 300 ms start when the upstream's end-of-stream reaches it,
+    # which can be a few ms before this side's connect() returns and starts the stopwatch
+    # (seen: 0.2997 s on a busy host)
+    assert data == b"bye" and 0.29 <= elapsed <= 2.0
 
 
 def _delayed(port: int, requests: int) -> list[bool]:
