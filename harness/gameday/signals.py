@@ -28,12 +28,16 @@ def as_interrupt(signum: int, frame: object) -> None:
 
 @contextlib.contextmanager
 def interrupts() -> Iterator[None]:
-    """SIGTERM behaves like Ctrl-C; a stray SIGUSR1 (the watchdog's, after chaoslib restored
-    its handlers) is ignored instead of killing the process. Main thread only."""
+    """SIGINT and SIGTERM raise what Ctrl-C raises; a stray SIGUSR1 (the watchdog's, after
+    chaoslib restored its handlers) is ignored instead of killing the process. Main thread
+    only. SIGINT is set explicitly, as `harness run` does: a process started from a shell's
+    background job (`cmd &` without job control) or by some CI runners inherits SIGINT
+    *ignored*, and Python keeps it so -- a Ctrl-C meant to stop the game day would be lost."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     old = {
+        signal.SIGINT: signal.signal(signal.SIGINT, as_interrupt),
         signal.SIGTERM: signal.signal(signal.SIGTERM, as_interrupt),
         signal.SIGUSR1: signal.signal(signal.SIGUSR1, lambda s, f: None),
     }

@@ -201,7 +201,9 @@ def test_a_steady_state_failing_before_the_method_fails_the_game_day(tmp_path: P
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
 def test_a_signal_mid_experiment_rolls_back_and_keeps_the_data(tmp_path: Path, sig: int) -> None:
     """Ctrl-C (SIGINT) or SIGTERM (chaoslib's own handler is installed while the experiment
-    runs) while the replica is dead: rolled back, stopped, data kept, exit 130."""
+    runs) while the replica is dead: rolled back, stopped, data kept, exit 130. The game day
+    starts with SIGINT inherited *ignored*, as from a shell's background job: it must still
+    obey (it once ran its 20 s fault to the end and exited 0 when started that way)."""
     out, run_dir = tmp_path / "out", tmp_path / "out" / "interrupted"
     cmd = harness_cmd("gameday", "node-kill", "--scenario", _scenario(tmp_path, duration="45s"),
                       "--out", out, "--run-id", "interrupted", "--config", "fault_s=20",
@@ -209,6 +211,7 @@ def test_a_signal_mid_experiment_rolls_back_and_keeps_the_data(tmp_path: Path, s
     proc = subprocess.Popen(
         cmd, cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )  # fmt: skip
     with stopped(proc):
         events = run_dir / "events.jsonl"
