@@ -7,7 +7,10 @@ first: a closed loop of 64 connections saturates the server, then an open loop a
 rate gives the answers per second the server keeps while an open-loop client shares the host.
 Then 0.8x, 1x, 2x, 4x that capacity and 0.8x again (host drift), 5 s each. Goodput = answers
 within the SLO (250 ms from the intended send) per second. Printed: goodput at each level over
-goodput at 0.8x; goal >= 0.9 at 2x and 4x (no congestive collapse). About a minute.
+goodput at 0.8x; goal >= 0.9 at 2x and 4x (no congestive collapse). Last, the front-end
+ceiling: benchmarks/null_refuser.py (reads each request and answers 503, nothing else) offered
+the same 2x and 4x loads -- a share of those it cannot answer within the SLO is load that no
+server reading its sockets in order on this host could have served in time. About a minute.
 
     python benchmarks/bench_overload.py [--seconds 5] [--slo-ms 250]
 """
@@ -24,6 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import psutil
 
 HERE = Path(__file__).resolve().parent
@@ -38,6 +42,7 @@ from openloop_http import (  # noqa: E402
 )
 
 LISTENING = re.compile(rb"listening http=(\d+)")
+CEILING_LEVELS = (2.0, 4.0)
 LEVELS = (0.8, 1.0, 2.0, 4.0, 0.8)
 
 
@@ -51,10 +56,15 @@ class Level:
     client_cpu: float  # cores
 
 
-def start_server(repository: Path) -> tuple[subprocess.Popen, int]:
-    cmd = [sys.executable, "-m", "reference_server", "--host", "127.0.0.1"]
-    cmd += ["--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"]
-    cmd += ["--model-repository", str(repository), "--device", "cpu", "--intra-op-threads", "1"]
+def start_server(repository: Path | None) -> tuple[subprocess.Popen, int]:
+    """The reference server on `repository`; None: the null refuser (the front-end ceiling)."""
+    if repository is None:
+        cmd = [sys.executable, str(HERE / "null_refuser.py")]
+    else:
+        cmd = [sys.executable, "-m", "reference_server", "--host", "127.0.0.1"]
+        cmd += ["--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"]
+        cmd += ["--model-repository", str(repository), "--device", "cpu"]
+        cmd += ["--intra-op-threads", "1"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE)
     assert proc.stdout is not None
@@ -77,6 +87,54 @@ def measure(port: int, request: bytes, rate: float, seconds: float, slo_s: float
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value * 1e3:.0f}"
+
+
+def in_slo(result: LoadResult, slo_s: float) -> float:
+    """Share of the offered requests answered (200 or 503) within `slo_s` of their intended
+    send: the load a server read and dealt with in time."""
+    offered = result.offered_rps * result.duration_s
+    done = np.count_nonzero(np.asarray(result.answered + result.refused) <= slo_s)
+    return float(done / offered) if offered else 0.0
+
+
+def ideal_ratio(null: Level, base: Level, capacity: float, ort_per_answer_s: float) -> float:
+    """An upper bound on the goodput ratio any server could keep at `null`'s offered load on
+    this host: refusing costs it only what the null refuser spent per request, answering
+    only in-process ONNX Runtime's CPU per sample at its best batch size; it may use the
+    cores the client leaves free and answers at most `capacity`/s.
+    Answers a: a * ort + (offered - a) * refusal <= budget."""
+    budget = (os.cpu_count() or 1) - null.client_cpu
+    per_refusal = null.server_cpu / null.offered_rps
+    answers = (budget - null.offered_rps * per_refusal) / max(ort_per_answer_s - per_refusal, 1e-9)
+    return max(0.0, min(capacity, answers)) / base.goodput_rps
+
+
+def report_ceiling(
+    levels: list[Level], ceiling: list[Level], slo_s: float, capacity: float, ort_s: float
+) -> None:
+    """The front-end ceiling beside the reference server at the same offered loads."""
+    cores = os.cpu_count() or 1
+    print("front-end ceiling (null refuser: read each request, answer 503) at the same loads:")
+    print(
+        "level  offered  in SLO: null refuser  reference server  null srv cpu  cli cpu  "
+        "ideal goodput/0.8x  measured"
+    )
+    ours = {lv.factor: lv for lv in levels[1:4]}
+    for lv in ceiling:
+        mine = ours[lv.factor]
+        print(
+            f"{lv.factor:4.1f}x  {lv.offered_rps:7.0f}  {in_slo(lv.result, slo_s):20.2f}  "
+            f"{in_slo(mine.result, slo_s):16.2f}  {lv.server_cpu:12.2f}  {lv.client_cpu:7.2f}  "
+            f"{ideal_ratio(lv, levels[0], capacity, ort_s):18.2f}  "
+            f"{mine.goodput_rps / levels[0].goodput_rps:8.2f}"
+        )
+    print(
+        f"(in SLO: share of the offered requests answered, 200 or 503, within the SLO. ideal: "
+        f"an upper bound -- refusals at the null refuser's CPU cost, answers at in-process "
+        f"ORT's {ort_s * 1e6:.0f} us of CPU per sample, on what the client leaves of {cores} "
+        f"cores, at most capacity -- below 0.9 the goal is out of reach on this host for any "
+        f"server; above it, the gap to 'measured' is the server's own cost)"
+    )
 
 
 def report(capacity: float, closed: float, levels: list[Level]) -> None:
@@ -128,12 +186,33 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(1.0)  # let the server drain between levels
         report(capacity, closed, levels)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
+    refuser, port = start_server(None)
+    try:
+        ceiling = []
+        for factor in CEILING_LEVELS:
+            rate = factor * capacity
+            result, goodput, srv, cli = measure(
+                port, one_row, rate, args.seconds, args.slo_ms / 1e3, refuser.pid
+            )
+            ceiling.append(Level(factor, rate, result, goodput, srv, cli))
+            time.sleep(1.0)
+    finally:
+        stop(refuser)
+    from server_loadgen import ort_baseline
+
+    ort = ort_baseline(repository / "cnn" / "1" / "model.onnx", 1, "1,2,4,8,16,32", 1.0)
+    report_ceiling(levels, ceiling, args.slo_ms / 1e3, capacity, 1 / ort["best_samples_per_cpu_s"])
     return 0
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 if __name__ == "__main__":
