@@ -31,7 +31,7 @@ FAST = ["--config", "fault_s=5", "--config", "recover_s=3", "--k", "3", "--basel
 # 3 (warm-up) + 6 (baseline) + 8 (method pauses) + 3 (recovery) + 5 (margin) = 25 s of load
 
 
-def _scenario(tmp: Path, duration: str = "32s", p99_ms: float = 250, **load: Any) -> Path:
+def _scenario(tmp: Path, duration: str = "26s", p99_ms: float = 250, **load: Any) -> Path:
     data = {
         "name": "gameday-itest",
         "target": {"url": "http://127.0.0.1:8000", "protocol": "kserve-http", "model": "digits",
@@ -117,7 +117,7 @@ def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path: Path) -> None:
     assert "stack: local stack: 2 replica(s), fault proxies, device cpu" in lines
     assert (
         "durations: 3 (warm-up) + 6 (baseline) + 8 (method) + 3 (recovery windows) + 5 "
-        "(margin) = 25 s <= load 32 s" in lines
+        "(margin) = 25 s <= load 26 s" in lines
     )
     assert any(line.startswith("fault: method pauses kill-replica (after) 5, restart-replica "
                                "(after) 3 = 8 s (max 120 s)") for line in lines)  # fmt: skip

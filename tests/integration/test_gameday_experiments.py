@@ -1,6 +1,6 @@
 """`harness gameday` with the other local experiments: network-latency, gpu-loss-unready and
 gpu-loss-cpu-fallback, each on a real stack (2 replicas, nginx, fault proxies) under a small
-open-loop load on 127.0.0.1 (32 s at 40 req/s; a fault of 5 s).
+open-loop load on 127.0.0.1 (26 s at 40 req/s; a fault of 5 s).
 
 What each test can show on a CPU-only host:
 - network-latency: the 100 +/- 20 ms toxic sits between nginx and replica 0 only, so only the
