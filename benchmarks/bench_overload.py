@@ -161,6 +161,21 @@ def report(capacity: float, closed: float, levels: list[Level]) -> None:
     print(f"0.8x again at the end / at the start: {drift:.2f} (host drift; 1.00 = steady host)")
 
 
+def run_levels(
+    port: int, pid: int, request: bytes, capacity: float, factors: tuple[float, ...], args
+) -> list[Level]:
+    """One open loop per factor of `capacity`, a second apart (the server drains between)."""
+    levels = []
+    for factor in factors:
+        rate = factor * capacity
+        result, goodput, srv, cli = measure(
+            port, request, rate, args.seconds, args.slo_ms / 1e3, pid
+        )
+        levels.append(Level(factor, rate, result, goodput, srv, cli))
+        time.sleep(1.0)
+    return levels
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -176,27 +191,13 @@ def main(argv: list[str] | None = None) -> int:
         run_open_loop("127.0.0.1", port, kserve_binary_request("cnn", (32, 3, 64, 64)), 20, 1.0)
         closed = run_closed_loop("127.0.0.1", port, one_row, 64, 2.0).throughput_rps()
         capacity = run_open_loop("127.0.0.1", port, one_row, 1.25 * closed, 2.0).throughput_rps()
-        levels = []
-        for factor in LEVELS:
-            rate = factor * capacity
-            result, goodput, srv, cli = measure(
-                port, one_row, rate, args.seconds, args.slo_ms / 1e3, proc.pid
-            )
-            levels.append(Level(factor, rate, result, goodput, srv, cli))
-            time.sleep(1.0)  # let the server drain between levels
+        levels = run_levels(port, proc.pid, one_row, capacity, LEVELS, args)
         report(capacity, closed, levels)
     finally:
         stop(proc)
     refuser, port = start_server(None)
     try:
-        ceiling = []
-        for factor in CEILING_LEVELS:
-            rate = factor * capacity
-            result, goodput, srv, cli = measure(
-                port, one_row, rate, args.seconds, args.slo_ms / 1e3, refuser.pid
-            )
-            ceiling.append(Level(factor, rate, result, goodput, srv, cli))
-            time.sleep(1.0)
+        ceiling = run_levels(port, refuser.pid, one_row, capacity, CEILING_LEVELS, args)
     finally:
         stop(refuser)
     from server_loadgen import ort_baseline

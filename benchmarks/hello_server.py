@@ -40,9 +40,12 @@ class HelloProtocol(asyncio.Protocol):
         self._buffer = buffer
 
 
-async def serve(host: str = "127.0.0.1", port: int = 0) -> None:
+async def serve(
+    host: str = "127.0.0.1", port: int = 0, protocol: type[asyncio.Protocol] = HelloProtocol
+) -> None:
+    """Serve `protocol` (benchmarks/null_refuser.py passes its own) until killed."""
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(HelloProtocol, host, port, backlog=1024)
+    server = await loop.create_server(protocol, host, port, backlog=1024)
     bound = server.sockets[0].getsockname()[1]
     sys.stdout.write(f"listening http={bound}\n")
     sys.stdout.flush()

@@ -69,16 +69,6 @@ def _content_length(head: bytes) -> int:
     return 0
 
 
-async def serve(host: str = "127.0.0.1", port: int = 0) -> None:
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(RefuserProtocol, host, port, backlog=1024)
-    bound = server.sockets[0].getsockname()[1]
-    sys.stdout.write(f"listening http={bound}\n")
-    sys.stdout.flush()
-    async with server:
-        await server.serve_forever()
-
-
 def main() -> int:
     global RESPONSE
     import uvloop  # the reference server's default loop
@@ -88,7 +78,9 @@ def main() -> int:
     elif sys.argv[1:]:
         sys.stderr.write("usage: null_refuser.py [--status 200]\n")
         return 2
-    uvloop.run(serve())
+    from hello_server import serve  # the same listener; this file's protocol
+
+    uvloop.run(serve(protocol=RefuserProtocol))
     return 0
 
 
