@@ -43,6 +43,7 @@ GOAL_PEERS_RATIO = 3.0
 CNN_CLIENT_BATCH = 8
 GOAL_CNN_RATIO = 0.9
 GOAL_OVERHEAD_MS = 1.0
+REMEASURE = 3  # measurements of ORT at the chosen best batch size (their median is the baseline)
 # A generator this busy may be the limit: its row's rate is then a lower bound (the per
 # CPU-second rate extrapolates the server's share, which keeps the ratio meaningful).
 GENERATOR_BOUND_PCT = 90.0
@@ -273,7 +274,10 @@ def report(
         f"  ORT mlp batch-1: p50 {mlp1['p50_ms']:.3f} ms, {mlp1['rate_per_cpu_s']:.0f} "
         f"inferences/CPU-s ({mlp1['rate']:.0f}/s wall)",
         f"  ORT cnn samples/CPU-s: {sweep}; best batch {cnn['best_batch']}: "
-        f"{cnn['best_samples_per_cpu_s']:.0f} ({cnn['best_samples_per_s']:.0f}/s wall)",
+        f"{cnn['best_samples_per_cpu_s']:.0f}, the median of "
+        f"{[round(r) for r in cnn['remeasured_per_cpu_s']]} measured again "
+        f"({cnn['best_samples_per_s']:.0f}/s wall; {cnn['sweep_best_samples_per_cpu_s']:.0f} in "
+        f"the sweep)",
         _row(hello),
         _row(null["sat"]),
         _row(null["c1"]),
@@ -338,6 +342,25 @@ def report(
     return lines
 
 
+def ort_best_batch(model_path: Path, plan: Plan) -> dict:
+    """In-process ORT over the batch sweep, the best batch size chosen by it -- and that
+    batch size measured AGAIN (`REMEASURE` times, the median) for the baseline value: the
+    best of six noisy measurements overstates its own rate (cnn's samples per CPU-second are
+    flat in the batch size within +-8 % run to run, and two 1.5 s measurements of the same
+    batch size have differed by 22 % here), so the choice and the estimate are made apart."""
+    swept = ort_baseline(model_path, 1, plan.cnn_sweep, plan.ort_seconds)
+    again = [
+        ort_baseline(model_path, 1, str(swept["best_batch"]), plan.ort_seconds)
+        for _ in range(REMEASURE)
+    ]
+    rates = sorted(a["best_samples_per_cpu_s"] for a in again)
+    swept["sweep_best_samples_per_cpu_s"] = swept["best_samples_per_cpu_s"]
+    swept["remeasured_per_cpu_s"] = rates
+    swept["best_samples_per_cpu_s"] = float(np.median(rates))
+    swept["best_samples_per_s"] = float(np.median([a["best_samples_per_s"] for a in again]))
+    return swept
+
+
 def default_repository() -> Path:
     from reference_server.config import default_model_repository
     from reference_server.models.build import ensure_repository
@@ -360,12 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = QUICK if args.quick else FULL
     repository = args.model_repository or default_repository()
     base = {
-        "mlp": ort_baseline(
-            repository / "mlp" / "1" / "model.onnx", 1, plan.cnn_sweep, plan.ort_seconds
-        ),
-        "cnn": ort_baseline(
-            repository / "cnn" / "1" / "model.onnx", 1, plan.cnn_sweep, plan.ort_seconds
-        ),
+        name: ort_best_batch(repository / name / "1" / "model.onnx", plan)
+        for name in ("mlp", "cnn")
     }
     hello = measure_hello(plan)
     null = measure_null_grpc(plan)
