@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import harness
 from harness.results import load_run
 from tests.integration.cli_helpers import REPO, harness_cmd, wait_for
 from tests.integration.run_helpers import merged_histogram
@@ -82,8 +83,12 @@ class Hosts:
     b: str
     procs: list[subprocess.Popen]
 
-    def start(self, ns: str, cmd: list[str], **kw: object) -> subprocess.Popen:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+    def start(
+        self, ns: str, cmd: list[str], *, path: tuple[Path, ...] = (), **kw: object
+    ) -> subprocess.Popen:
+        """`cmd` inside namespace `ns`; `path`: directories put before the repository on
+        PYTHONPATH (a `sitecustomize.py` there runs first in every Python process)."""
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, (*path, REPO)))}
         proc = subprocess.Popen(["ip", "netns", "exec", ns, *cmd], cwd=REPO, env=env, **kw)
         self.procs.append(proc)
         return proc
@@ -190,10 +195,10 @@ def _master_port(tmp: Path) -> int:
     return int(wait_for(port, 30, "the Locust master's port"))
 
 
-def _worker(h: Hosts, tmp: Path, port: int) -> subprocess.Popen:
+def _worker(h: Hosts, tmp: Path, port: int, path: tuple[Path, ...] = ()) -> subprocess.Popen:
     master = f"{A_ADDR}:{port}"
     cmd = harness_cmd("worker", "--master", master, "--workdir", tmp / "w", "--wait", 30)
-    return h.start(h.b, cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return h.start(h.b, cmd, path=path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_a_remote_worker_joins_and_the_merge_counts_every_request(
@@ -257,6 +262,34 @@ def test_a_worker_whose_clock_is_off_refuses_and_the_master_names_it(
     ), reason
     assert "local 1 of 1, remote 0 of 1; missing 1 remote worker(s)" in reason
     assert "; refused on " in reason and "(limit 1e-06 ms;" in reason
+
+
+def test_a_worker_of_another_version_refuses_and_the_master_names_it(
+    hosts: Hosts, tmp_path: Path
+) -> None:
+    """The other machine has another harness installed: there, a `sitecustomize.py` ahead of
+    the repository on PYTHONPATH gives every Python process of the worker another version
+    (the code is the same: only the version it reports and compares differs)."""
+    other = tmp_path / "other-version"
+    other.mkdir()
+    (other / "sitecustomize.py").write_text("import harness\nharness.__version__ = '0.0.0+other'\n")
+    server, url = _server(hosts)
+    run = _run(hosts, tmp_path, _scenario(tmp_path, url, 10.0, 2.0), "--workers-wait", "8")
+    worker = _worker(hosts, tmp_path, _master_port(tmp_path), path=(other,))
+    _, worker_err = worker.communicate(timeout=30)
+    run.communicate(timeout=40)
+    _stop_server(server)
+    assert worker.returncode == 3, worker_err[-2000:]
+    assert (
+        f"refusing to join: this worker runs harness 0.0.0+other but the master at {A_ADDR}:"
+    ) in worker_err
+    assert f"runs harness {harness.__version__}: install the same version" in worker_err
+    assert run.returncode == 3
+    reason = json.loads((tmp_path / "results" / "r" / "run.json").read_text())["status_reason"]
+    assert reason.startswith(
+        f"the load never started: 1 of 2 Locust workers joined the master at {A_ADDR}:"
+    ), reason
+    assert "; refused on " in reason and "runs harness 0.0.0+other" in reason, reason
 
 
 def test_a_remote_worker_killed_mid_run_is_exit_3_with_its_windows_kept(
