@@ -26,7 +26,7 @@ run: setup
 test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -rR -p no:cacheprovider
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

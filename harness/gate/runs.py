@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from harness.analysis.ab.histdata import ArmWindows
 from harness.compare import read_run_arm
 from harness.errors import ConfigError
 from harness.files import atomic_write_json
@@ -131,6 +132,25 @@ def _open_loop_unserved(base: Run, run: Run) -> tuple[int, int] | None:
     return out[0], out[1]
 
 
+def _data_shortfall(
+    arms: tuple[ArmWindows, ArmWindows], roles: dict[str, str], config: GateConfig
+) -> tuple[str, ...]:
+    """Per run, the seconds the gate could use and why others were left out; a run below
+    `min_windows` is named, so that "inconclusive" says which run to repeat."""
+    out = []
+    for arm, (role, run_id) in zip(arms, roles.items(), strict=True):
+        if not arm.excluded_windows and arm.n_windows >= config.min_windows:
+            continue
+        line = (
+            f"{role} {run_id!r}: {arm.n_windows} measured seconds, {arm.excluded_windows} "
+            "left out (warm-up, or the load generator unhealthy)"
+        )
+        if arm.n_windows < config.min_windows:
+            line += f": below the gate's {config.min_windows}, its latency is not judged"
+        out.append(line)
+    return tuple(out)
+
+
 def gate_run(
     run_dir: str | os.PathLike[str],
     baseline_dir: str | os.PathLike[str],
@@ -141,11 +161,15 @@ def gate_run(
     config = config or GateConfig()
     run, base = load_run(run_dir), load_run(baseline_dir)
     unserved = _open_loop_unserved(base, run)
-    metrics, comparison = judge_arms(
-        read_run_arm(base), read_run_arm(run), config, open_loop_unserved=unserved
-    )
+    arms = (read_run_arm(base), read_run_arm(run))
+    metrics, comparison = judge_arms(*arms, config, open_loop_unserved=unserved)
     regression = any(m.verdict == "regressed" for m in metrics)
-    warnings = tuple(w for w in comparison.warnings if "two separate runs" not in w)
+    roles = {"baseline": base.run_id, "run": run.run_id}
+    warnings = tuple(
+        w for w in comparison.warnings
+        if "two separate runs" not in w and "windows excluded" not in w
+    )  # fmt: skip
+    warnings = _data_shortfall(arms, roles, config) + warnings
     if base.meta.get("scenario") != run.meta.get("scenario"):
         warnings += (f"the baseline is a run of scenario {base.meta.get('scenario')!r}",)
     return GateResult(
