@@ -125,6 +125,8 @@ class Batcher:
         self._pending_rows = 0
         self._lock = threading.Lock()  # the queue: taken on the loop and on worker threads
         self._withdrawn = False  # a queued caller cancelled: purge before the next batch
+        self._refusal: Rejected | None = None  # built once: see refusal()
+        self._refusal_limit = 0
         self._free: list[int] = list(range(self.instances))
         self._queue_waker: asyncio.Future | None = None
         self._instance_waker: asyncio.Future | None = None
@@ -169,8 +171,8 @@ class Batcher:
         """Queue one request of `rows` rows; the future resolves to its outputs."""
         if self._loop is None or self._task is None:
             raise Unavailable(f"{self.name}: batcher is not running")
-        if self.full():
-            raise self.refusal()
+        if self.full():  # raised: a fresh copy of the shared refusal, which is never raised
+            raise Rejected(*self.refusal().args)
         future = self._loop.create_future()
         with self._lock:
             self._pending.append(_Pending(inputs, rows, future, self._clock()))
@@ -195,8 +197,13 @@ class Batcher:
         return len(self._pending) >= limit
 
     def refusal(self) -> Rejected:
-        """The error a request gets when the queue is full (Triton's wording)."""
-        return Rejected(f"{self.name}: exceeds maximum queue size ({self.policy.max_queue_size})")
+        """The error a request gets when the queue is full (Triton's wording): one object per
+        batcher, answered, never raised (a raised exception would keep its traceback)."""
+        limit = self.policy.max_queue_size
+        if self._refusal is None or self._refusal_limit != limit:
+            self._refusal = Rejected(f"{self.name}: exceeds maximum queue size ({limit})")
+            self._refusal_limit = limit
+        return self._refusal
 
     def withdraw(self) -> None:
         """A caller cancelled its future: drop it (and any other cancelled) before it runs."""

@@ -31,7 +31,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 from reference_server import SERVER_NAME, __version__
 from reference_server.batcher import Batcher
 from reference_server.config import ServerConfig, default_model_repository
-from reference_server.errors import NotFound, ServerError, Unavailable
+from reference_server.errors import NotFound, Rejected, ServerError, Unavailable
 from reference_server.faults import FaultState
 from reference_server.memory import MemoryReclaimer
 from reference_server.metrics import InflightIntegral, ServerMetrics
@@ -178,7 +178,7 @@ class InferenceCore:
       degraded: bool and provider: str ("CUDAExecutionProvider" | "CPUExecutionProvider")
       faults: reference_server.faults.FaultState (admin API manipulates it)
       in_flight: int
-      admit(model, version, protocol) raises Rejected when that model's queue is full
+      admit(model, version, protocol) returns a Rejected when that model's queue is full
       server_metadata() -> {"name", "version", "extensions": [...], "provider", "degraded"}
       model_metadata(model, version=None) -> KServe v2 metadata dict
       model_config(model, version=None) -> tritonclient ModelConfig protobuf message
@@ -406,10 +406,13 @@ class InferenceCore:
         return self._version(model, version).batcher.queue_depth
 
     # -- inference -------------------------------------------------------------------------------
-    def admit(self, model: str, version: str | None, protocol: str = "http") -> None:
-        """Refuse (Rejected) a request for a model whose queue is full, before it is decoded.
+    def admit(self, model: str, version: str | None, protocol: str = "http") -> Rejected | None:
+        """The refusal (counted) of a request for a model whose queue is full, before it is
+        decoded; None to admit it.
 
         What `infer` would do after decoding, done first, so shedding load costs little CPU.
+        The refusal is returned, not raised: it is the same object for every request the
+        model refuses, so the front end can answer it with bytes serialised once.
         Unknown models and versions pass: `infer` answers them with the right error.
         """
         loaded = self.models.get(model)
@@ -418,12 +421,12 @@ class InferenceCore:
             target = loaded.versions.get(version) if version else loaded.latest
             batcher = target.batcher if target is not None else None
         if batcher is None or not batcher.full():
-            return
+            return None
         by_protocol = self.requests_by_protocol
         by_protocol[protocol] = by_protocol.get(protocol, 0) + 1
-        exc = batcher.refusal()
-        batcher.stats.record_failure(0, exc.failure_reason)
-        raise exc
+        refusal = batcher.refusal()
+        batcher.stats.record_failure(0, refusal.failure_reason)
+        return refusal
 
     async def infer(self, request: InferRequest) -> InferResponse:
         """Validate, apply faults, batch, run; raises a ServerError subclass on failure."""

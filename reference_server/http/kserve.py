@@ -22,7 +22,7 @@ import numpy as np
 from google.protobuf import descriptor, json_format, message
 
 from reference_server.core import InferenceCore, InferRequest, InferResponse
-from reference_server.errors import InvalidInput
+from reference_server.errors import InvalidInput, ServerError
 from reference_server.http.routing import (
     Request,
     Response,
@@ -299,8 +299,8 @@ class KServeRoutes:
 def add_admission(admission: Router, core: InferenceCore) -> None:
     """Refuse inference for a model whose queue is full as soon as the headers are in."""
 
-    def admit_infer(headers: dict[str, str], params: dict[str, str]) -> None:
-        core.admit(params["model"], params.get("version"))
+    def admit_infer(headers: dict[str, str], params: dict[str, str]) -> ServerError | None:
+        return core.admit(params["model"], params.get("version"))
 
     for base in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
         admission.add("POST", base + "/infer", admit_infer)  # type: ignore[arg-type]

@@ -17,7 +17,10 @@ models. This module does only what the KServe v2 / TF-Serving / admin / metrics 
   run when the headers are complete (the KServe infer route asks whether the model's queue
   is full); a refused request's body is skipped, not buffered, and it is answered (503 and
   Retry-After) in its turn, so shedding costs little of the CPU the accepted requests need
-  (a client waiting for `100 Continue` is answered at once and the connection closed);
+  (a client waiting for `100 Continue` is answered at once and the connection closed). With
+  nothing before it on its connection, a refused request builds no Request object and its
+  answer is bytes serialised once per refusal: at 4x capacity most requests are refusals,
+  and their cost decides how much CPU is left for the accepted ones;
 - graceful shutdown: stop accepting, close idle connections, let busy ones finish;
 - a client that leaves is not served: when its connection closes (or, as nginx judges it,
   sends EOF) while a request is being handled, that request's task is cancelled (the core
@@ -78,8 +81,9 @@ class HttpServer:
         name: str = "http",
         admission: Router | None = None,
     ) -> None:
-        """`admission`: handlers `check(headers, params)` that raise a ServerError to refuse
-        a request as soon as its headers are in (unknown paths are admitted)."""
+        """`admission`: handlers `check(headers, params)` that return (or raise) a ServerError
+        to refuse a request as soon as its headers are in, None to admit it (unknown paths
+        are admitted)."""
         self.router = router
         self.admission = admission
         self.max_body_bytes = max_body_bytes
@@ -90,6 +94,7 @@ class HttpServer:
         self._connections: set[HttpProtocol] = set()
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.TimerHandle | None = None
+        self._refusal_answers: dict[tuple, bytes] = {}
 
     async def start(self, host: str, port: int, reuse_port: bool = False) -> int:
         """Listen on host:port (0 = pick) and return the bound port; `reuse_port`: share the
@@ -122,10 +127,20 @@ class HttpServer:
         except ServerError:  # no admission check for this route
             return None
         try:
-            check(headers, params)
+            return check(headers, params)
         except ServerError as exc:
             return exc
-        return None
+
+    def refusal_answer(self, refusal: ServerError, keep_alive: bool, http10: bool) -> bytes:
+        """The serialised answer to a refusal, built once per message and connection mode."""
+        key = (type(refusal), refusal.args, keep_alive, http10)
+        answer = self._refusal_answers.get(key)
+        if answer is None:
+            if len(self._refusal_answers) >= 256:  # messages are per model: few in practice
+                self._refusal_answers.clear()
+            answer = _serialize(response_for_exception(refusal), keep_alive, http10)
+            self._refusal_answers[key] = answer
+        return answer
 
     def dispatch(self, req: Request) -> Response | Awaitable[Response]:
         """Route and run a request; errors become JSON responses, never exceptions."""
@@ -308,6 +323,9 @@ class HttpProtocol(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        if self._refusal is not None and not self._busy:
+            self._answer_refusal(self._refusal)  # the fast path: no Request, bytes made once
+            return
         url = self._url.decode("latin-1")
         path, _, query = url.partition("?")
         if "%" in path:
@@ -362,6 +380,18 @@ class HttpProtocol(asyncio.Protocol):
             return
         keep = req.keep_alive and not self._server.closing
         self._transport.write(_serialize(resp, keep, req.http_version == "1.0"))
+        self.last_activity = self._loop.time()
+        if not keep:
+            self._close()
+
+    def _answer_refusal(self, refusal: ServerError) -> None:
+        """Answer a request refused at its headers with nothing queued before it."""
+        if self._closed or self._transport is None:
+            return
+        parser = self._parser
+        keep = parser.should_keep_alive() and not self._server.closing
+        http10 = parser.get_http_version() == "1.0"
+        self._transport.write(self._server.refusal_answer(refusal, keep, http10))
         self.last_activity = self._loop.time()
         if not keep:
             self._close()

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from reference_server.errors import InvalidInput
+from reference_server.errors import InvalidInput, Rejected
 from reference_server.http.routing import Request, Response, Router, json_response
 from reference_server.http.server import HttpServer
 
@@ -287,3 +287,102 @@ def test_http10_keep_alive_is_acknowledged(port: int) -> None:
     raw = _exchange(port, b"GET /ping HTTP/1.0\r\n\r\n")  # plain 1.0: answered, then closed
     ((status, headers, _),) = _split_responses(raw)
     assert status == 200 and headers["connection"] == "close"
+
+
+# -- admission at the headers: refusals answered in order, connections kept ----------------
+SHED = Rejected("echo: exceeds maximum queue size (0)")
+
+
+def _shedding_admission(raising: bool = False) -> Router:
+    """Refuse POST /echo/shed* at its headers (the same refusal object every time, as the
+    KServe route returns it), or raise it when `raising` (checks may do either)."""
+
+    def check(headers: dict[str, str], params: dict[str, str]) -> Rejected | None:
+        if not params["name"].startswith("shed"):
+            return None
+        if raising:
+            raise Rejected(*SHED.args)
+        return SHED
+
+    admission = Router()
+    admission.add("POST", "/echo/{name}", check)  # type: ignore[arg-type]
+    return admission
+
+
+@pytest.fixture(scope="module")
+def shedding_port() -> Iterator[int]:
+    with _serving(admission=_shedding_admission()) as bound:
+        yield bound
+
+
+def _post(name: str, body: bytes, extra: bytes = b"") -> bytes:
+    return b"POST /echo/%s HTTP/1.1\r\nHost: t\r\n%sContent-Length: %d\r\n\r\n%s" % (
+        name.encode(), extra, len(body), body,
+    )  # fmt: skip
+
+
+def _refused(answer: tuple[int, dict[str, str], bytes]) -> bool:
+    status, headers, body = answer
+    return (status, headers.get("retry-after"), json.loads(body)) == (
+        503, "1", {"error": "echo: exceeds maximum queue size (0)"},
+    )  # fmt: skip
+
+
+def test_refusals_between_pipelined_requests_are_answered_in_order(shedding_port: int) -> None:
+    # a slow accepted request first: the refusals behind it wait their turn
+    reqs = [_post("slow", b"abc", b"X-Delay: 0.2\r\n"), _post("shed1", b"x" * 500),
+            _post("f0", b"z"), _post("shed2", b"y" * 7),
+            b"GET /ping HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"]  # fmt: skip
+    answers = _split_responses(_exchange(shedding_port, b"".join(reqs)))
+    assert len(answers) == 5
+    assert json.loads(answers[0][2]) == {"name": "slow", "size": 3, "q": ""}
+    assert _refused(answers[1]) and _refused(answers[3])
+    assert json.loads(answers[2][2]) == {"name": "f0", "size": 1, "q": ""}
+    assert answers[4][2] == b"pong"
+
+
+def test_refusals_on_a_keep_alive_connection_leave_it_serving(shedding_port: int) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", shedding_port, timeout=5)
+    conn.request("POST", "/echo/shed0", body=b"a" * 900)
+    resp = conn.getresponse()
+    first = (resp.status, dict((k.lower(), v) for k, v in resp.getheaders()), resp.read())
+    sock = conn.sock
+    for i in range(1, 5):  # skipped bodies of several sizes: the framing stays right
+        conn.request("POST", f"/echo/shed{i}", body=b"b" * (i * 100))
+        resp = conn.getresponse()
+        again = (resp.status, dict((k.lower(), v) for k, v in resp.getheaders()), resp.read())
+        assert _refused(again)
+    conn.request("POST", "/echo/kept", body=b"c" * 42)
+    resp = conn.getresponse()
+    assert (resp.status, json.loads(resp.read())) == (200, {"name": "kept", "size": 42, "q": ""})
+    assert conn.sock is sock  # one connection all along
+    conn.close()
+    assert _refused(first) and "connection" not in first[1]
+
+
+def test_a_refused_request_asking_to_close_is_answered_then_closed(shedding_port: int) -> None:
+    start = time.monotonic()
+    raw = _exchange(shedding_port, _post("shed", b"q" * 10, b"Connection: close\r\n"))
+    (answer,) = _split_responses(raw)
+    assert _refused(answer) and answer[1]["connection"] == "close"
+    assert time.monotonic() - start < 2  # closed by the server, not by our read timeout
+
+
+def test_a_refused_http10_keep_alive_request_keeps_its_connection(shedding_port: int) -> None:
+    head = b"POST /echo/shed HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok"
+    with socket.create_connection(("127.0.0.1", shedding_port), timeout=5) as sock:
+        for _ in range(2):
+            sock.sendall(head)
+            (answer,) = _split_responses(sock.recv(65536))
+            assert _refused(answer) and answer[1]["connection"] == "keep-alive"
+    (answer,) = _split_responses(_exchange(shedding_port, head.replace(b"keep-alive", b"close")))
+    assert _refused(answer) and answer[1]["connection"] == "close"
+
+
+def test_an_admission_check_may_raise_its_refusal() -> None:
+    with _serving(admission=_shedding_admission(raising=True)) as bound:
+        answers = _split_responses(
+            _exchange(bound, _post("shed", b"1") + _post("fine", b"22", b"Connection: close\r\n"))
+        )
+    assert len(answers) == 2 and _refused(answers[0])
+    assert json.loads(answers[1][2]) == {"name": "fine", "size": 2, "q": ""}
