@@ -60,6 +60,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-body-bytes", type=int, metavar="N")
     parser.add_argument(
+        "--max-loop-lag-ms",
+        type=float,
+        metavar="MS",
+        help="refuse new inference (503 / UNAVAILABLE) while the event loop runs more than MS "
+        "behind on two checks in a row: overload shedding; 0 = off (default 20)",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         metavar="N",
@@ -88,6 +95,7 @@ _CONFIG_OPTIONS = (
     "intra_op_threads",
     "max_body_bytes",
     "workers",
+    "max_loop_lag_ms",
 )
 
 

@@ -39,3 +39,5 @@ class ServerConfig(BaseModel):
     max_body_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     shutdown_grace_s: float = Field(default=10.0, ge=0)
     workers: int = Field(default=1, ge=1, le=256)  # > 1: processes sharing the ports
+    # refuse new inference while the event loop runs this far behind (overload.py); 0 = off
+    max_loop_lag_ms: float = Field(default=20.0, ge=0)

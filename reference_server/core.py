@@ -35,6 +35,7 @@ from reference_server.errors import NotFound, Rejected, ServerError, Unavailable
 from reference_server.faults import FaultState
 from reference_server.memory import MemoryReclaimer
 from reference_server.metrics import InflightIntegral, ServerMetrics
+from reference_server.overload import LoopLagShedder
 from reference_server.repository import (
     ModelSpec,
     batch_policy,
@@ -63,7 +64,7 @@ class InferRequest:
     inputs: dict[str, np.ndarray]  # decoded; the core checks names, dtypes and shapes
     requested_outputs: tuple[str, ...] | None = None  # None = all outputs
     id: str = ""
-    protocol: str = "http"  # "http" | "grpc" | "tfserving", a label for metrics only
+    protocol: str = "http"  # "http" | "grpc" | "tfserving": metrics label; "http" was admitted
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +230,7 @@ class InferenceCore:
         self._rebuild: asyncio.Future | None = None
         self.metrics = ServerMetrics(self)
         self.memory = MemoryReclaimer(lambda: self.in_flight == 0)
+        self.shedder = LoopLagShedder(config.max_loop_lag_ms / 1e3)
 
     @property
     def in_flight(self) -> int:
@@ -247,6 +249,7 @@ class InferenceCore:
                 version.batcher.start()
         self._idle = asyncio.Event()
         self._started = True
+        self.shedder.start()
 
     def begin_shutdown(self) -> None:
         """Turn unready: new inference is refused with Unavailable, in-flight ones finish."""
@@ -264,6 +267,7 @@ class InferenceCore:
             except TimeoutError:
                 logger.warning("grace period over with %d request(s) in flight", self.in_flight)
         self.memory.cancel()
+        self.shedder.stop()
         self.faults.clear()  # releases hung requests
         for model in self.models.values():
             for version in model.versions.values():
@@ -407,8 +411,8 @@ class InferenceCore:
 
     # -- inference -------------------------------------------------------------------------------
     def admit(self, model: str, version: str | None, protocol: str = "http") -> Rejected | None:
-        """The refusal (counted) of a request for a model whose queue is full, before it is
-        decoded; None to admit it.
+        """The refusal (counted) of a request for a model whose queue is full, or while the
+        event loop is behind (overload.py), before it is decoded; None to admit it.
 
         What `infer` would do after decoding, done first, so shedding load costs little CPU.
         The refusal is returned, not raised: it is the same object for every request the
@@ -420,11 +424,13 @@ class InferenceCore:
         if loaded is not None:
             target = loaded.versions.get(version) if version else loaded.latest
             batcher = target.batcher if target is not None else None
-        if batcher is None or not batcher.full():
+        if batcher is None:
+            return None
+        refusal = batcher.refusal() if batcher.full() else self.shedder.refusal()
+        if refusal is None:
             return None
         by_protocol = self.requests_by_protocol
         by_protocol[protocol] = by_protocol.get(protocol, 0) + 1
-        refusal = batcher.refusal()
         batcher.stats.record_failure(0, refusal.failure_reason)
         return refusal
 
@@ -439,6 +445,8 @@ class InferenceCore:
         self.in_flight += 1
         self.memory.busy(self.in_flight)
         try:
+            if request.protocol != "http" and self.shedder.behind:  # KServe HTTP: in admit()
+                raise Rejected(*self.shedder.refusal().args)  # type: ignore[union-attr]
             if self.faults.active:
                 if self.faults.device_loss() == "unready":
                     raise Unavailable("device lost: server is unready (device_loss fault)")

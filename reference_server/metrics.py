@@ -23,6 +23,9 @@ prometheus_client's exposition would add, so `render` writes the text format its
       time, exact at each scrape: rate() of it is the time-averaged number in flight (Little's
       law), the metric the HPA scales on (deploy/k8s/monitoring/prometheus-adapter-rules.yaml)
   reference_server_inference_requests{protocol}  counter  http / grpc / tfserving
+  reference_server_event_loop_lag_seconds        gauge    how late the loop's last check ran
+  reference_server_overload_shed_requests_total  counter  refused while the loop was behind
+      (overload.py; also in nv_inference_request_failure{reason="REJECTED"})
   reference_server_device_info{provider,device,degraded}  gauge = 1
   reference_server_degraded / reference_server_ready      gauge 0/1
   nv_gpu_utilization, nv_gpu_memory_{used,total}_bytes   gauge {gpu_uuid}, only on CUDA
@@ -257,6 +260,18 @@ class _CoreCollector(Collector):
                 "reference_server_inference_requests", {"protocol": protocol}, count
             )
         yield protocols
+        yield GaugeMetricFamily(
+            "reference_server_event_loop_lag_seconds",
+            "How late the event loop's last periodic check ran (overload shedding's signal)",
+            value=core.shedder.lag_s,
+        )
+        shed = Metric(
+            "reference_server_overload_shed_requests_total",
+            "Inference requests refused because the event loop was behind (overload)",
+            "counter",
+        )
+        shed.add_sample("reference_server_overload_shed_requests_total", {}, core.shedder.shed)
+        yield shed
         info = GaugeMetricFamily(
             "reference_server_device_info",
             "Execution provider in use (1); degraded after a device-loss cpu-fallback",

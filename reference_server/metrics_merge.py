@@ -14,6 +14,7 @@ Aggregation, by family type and name (the Triton names and labels are kept as th
     reference_server_ready                min  (the server is ready only if every worker is)
     reference_server_degraded, reference_server_device_info, nv_gpu_*   max (one device seen
                                           by every worker, or "any worker degraded")
+    reference_server_event_loop_lag_seconds   max  (the worker most behind)
 Families and samples keep the order of their first appearance; HELP and TYPE lines are kept
 verbatim (so a counter named without `_total` stays so).
 """
@@ -30,6 +31,7 @@ __all__ = ["GAUGE_RULES", "format_value", "merge_expositions"]
 GAUGE_RULES = {
     "reference_server_ready": min,
     "reference_server_degraded": max,
+    "reference_server_event_loop_lag_seconds": max,  # the most behind of the workers
     "reference_server_device_info": max,
     "nv_gpu_utilization": max,
     "nv_gpu_memory_used_bytes": max,

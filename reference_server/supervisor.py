@@ -176,6 +176,7 @@ class Supervisor:
         argv += ["--metrics-port", "0", "--device", c.device]
         argv += ["--intra-op-threads", str(c.intra_op_threads)]
         argv += ["--max-body-bytes", str(c.max_body_bytes)]
+        argv += ["--max-loop-lag-ms", str(c.max_loop_lag_ms)]
         if c.model_repository is not None:
             argv += ["--model-repository", str(c.model_repository)]
         argv += ["--worker-index", str(index), "--worker-control", self._control_url]

@@ -34,6 +34,9 @@ reference_server_inflight_seconds_total 0.25
 # HELP reference_server_device_info Execution provider in use (1)
 # TYPE reference_server_device_info gauge
 reference_server_device_info{provider="CPUExecutionProvider",device="cpu",degraded="false"} 1
+# HELP reference_server_event_loop_lag_seconds How late the last check ran
+# TYPE reference_server_event_loop_lag_seconds gauge
+reference_server_event_loop_lag_seconds 0.003
 # HELP reference_server_degraded 1 while degraded
 # TYPE reference_server_degraded gauge
 reference_server_degraded 0
@@ -48,6 +51,7 @@ WORKER_1 = (
     .replace('reason="CANCELED"} 0', 'reason="CANCELED"} 4')
     .replace('le="1.0"} 3', 'le="1.0"} 2')
     .replace("inflight_seconds_total 0.25", "inflight_seconds_total 1.5")
+    .replace("lag_seconds 0.003", "lag_seconds 0.041")
     .replace("reference_server_degraded 0", "reference_server_degraded 1")
     .replace("reference_server_ready 1", "reference_server_ready 0")
 )
@@ -74,6 +78,7 @@ def test_counters_and_histograms_sum_gauges_by_their_rule() -> None:
         # one device seen by both workers: 1, not 2
         'reference_server_device_info{provider="CPUExecutionProvider",device="cpu",'
         'degraded="false"}': "1",
+        "reference_server_event_loop_lag_seconds": "0.041",  # max: the worker most behind
         "reference_server_degraded": "1",  # max: a worker is degraded
         "reference_server_ready": "0",  # min: ready only if every worker is
     }
