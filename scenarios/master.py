@@ -39,7 +39,7 @@ from harness.latency.windows import WindowRecord, WindowStore
 from harness.loadgen import stream
 from harness.loadgen.spec import JOIN_HELLO, JOIN_REPORT, RunSpec
 from scenarios.live_metrics import LiveMetrics
-from scenarios.worker import MSG_FINAL, MSG_FINISH, MSG_START, MSG_WINDOWS
+from scenarios.worker import MSG_FINAL, MSG_FINISH, MSG_INDEX, MSG_START, MSG_WINDOWS
 
 log = logging.getLogger(__name__)
 
@@ -104,18 +104,15 @@ class MasterRuntime:
         )
 
     def _on_worker_connect(self, client_id: str, **_: Any) -> None:
+        """Number the worker (in the order workers connect; a worker that reconnects keeps its
+        number) and tell it. The harness numbers workers itself rather than reading Locust's
+        own index: Locust numbers every node that sends the master a message, the short-lived
+        clients of remote workers asking for the run among them."""
         if client_id not in self.connected:
             self.connected.append(client_id)
             self._write_roster()
-
-    def _forget_index(self, node_id: str) -> None:
-        """Locust numbers every node that sends it a message (its debug log line asks for the
-        index); a joining worker's hello must not take a worker index from the real workers."""
-        runner = self.environment.runner
-        indexes = getattr(runner, "worker_indexes", None)
-        if indexes is not None and indexes.get(node_id) == runner.worker_index_max - 1:
-            del indexes[node_id]
-            runner.worker_index_max -= 1
+        index = self.connected.index(client_id)
+        self.environment.runner.send_message(MSG_INDEX, {"index": index}, client_id=client_id)
 
     def _files(self) -> dict[str, Any]:
         """The files the spec names, for a worker that cannot read the master's disk."""
@@ -127,7 +124,6 @@ class MasterRuntime:
         return out
 
     def _on_hello(self, environment: Any, msg: Any, **_: Any) -> None:
-        self._forget_index(msg.node_id)
         reply: dict[str, Any] = {"seq": msg.data.get("seq"), "version": __version__}
         if msg.data.get("want_spec"):
             reply["spec"] = self.spec.to_json()
@@ -136,7 +132,6 @@ class MasterRuntime:
         environment.runner.send_message(JOIN_HELLO, reply, client_id=msg.node_id)
 
     def _on_join_report(self, environment: Any, msg: Any, **_: Any) -> None:
-        self._forget_index(msg.node_id)
         report = dict(msg.data)
         self.joined.append(report)
         self._write_roster()

@@ -37,7 +37,10 @@ from scenarios.users import Prepared
 
 log = logging.getLogger(__name__)
 
+INDEX_WAIT_S = 10.0
+
 MSG_START, MSG_FINISH = "harness_start", "harness_finish"
+MSG_INDEX = "harness_index"  # master -> a worker that connected: its index among the workers
 MSG_WINDOWS, MSG_FINAL = "harness_windows", "harness_final"
 
 
@@ -67,13 +70,25 @@ class WorkerRuntime:
         self._process.cpu_percent(None)
         self._cpu_at_start = 0.0
         runner = environment.runner
+        self._index: int | None = None
+        runner.register_message(MSG_INDEX, self._on_index)
         runner.register_message(MSG_START, self._on_start)
         runner.register_message(MSG_FINISH, self._on_finish)
 
     # -- lifecycle -------------------------------------------------------------------------
+    def _on_index(self, environment: Any, msg: Any, **_: Any) -> None:
+        self._index = int(msg.data["index"])
+
     @property
     def worker_index(self) -> int:
-        return max(int(getattr(self.environment.runner, "worker_index", 0)), 0) % self.n_workers
+        """This worker's index, 0 .. n_workers - 1, as the master numbered it when it connected
+        (before the master asks for users, so it is there by the first task)."""
+        deadline = time.monotonic() + INDEX_WAIT_S
+        while self._index is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no worker index from the master within {INDEX_WAIT_S:g} s")
+            gevent.sleep(0.01)
+        return self._index % self.n_workers
 
     def _on_start(self, environment: Any, msg: Any, **_: Any) -> None:
         if self.started.is_set():

@@ -5,7 +5,8 @@ takes a few seconds, so one session-scoped copy serves every test; and code that
 `HARNESS_*` environment variables (model repository, admin token, scenario overrides) must
 not see whatever the developer's shell exports, so those are cleared for every test.
 
-Integration tests (real servers, nginx, Locust, Prometheus on a shared 2-core host) are run
+Integration tests (everything under tests/integration: real servers, nginx, Locust, Prometheus
+on a shared 2-core host; marked `integration` here if a module forgot the marker) are run
 once more when they fail (pytest-rerunfailures): each of the last three CI runs failed on a
 different timing-dependent assertion that passed on rerun and in every local run. A rerun is
 printed ("R" in the progress line, "N rerun" in the summary) and listed in the CI log, so a
@@ -27,8 +28,13 @@ ENV_PREFIXES = ("HARNESS_",)
 INTEGRATION_RERUNS = 1
 
 
+INTEGRATION_DIR = Path(__file__).resolve().parent / "integration"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
+        if INTEGRATION_DIR in item.path.parents and not item.get_closest_marker("integration"):
+            item.add_marker(pytest.mark.integration)  # every test there: none forgotten
         if item.get_closest_marker("integration") and not item.get_closest_marker("flaky"):
             item.add_marker(pytest.mark.flaky(reruns=INTEGRATION_RERUNS, reruns_delay=2))
 
