@@ -20,8 +20,9 @@ def test_a_second_is_unhealthy_for_cpu_lag_or_drops_and_says_why() -> None:
     limits = HealthThresholds(max_cpu_percent=90, max_lag_p99_ms=5, late_ms=2)
     good = evaluate_second(3, 0, [0.0001] * 100, 40.0, 0, 4, limits)
     assert good.healthy and good.sent == 100 and good.late == 0 and not good.reasons
-    lagging = evaluate_second(3, 0, [0.0001] * 98 + [0.02, 0.03], 40.0, 0, 4, limits)
-    assert not lagging.healthy and lagging.late == 2 and "lag" in lagging.reasons[0]
+    lagging = evaluate_second(3, 0, [0.0001] * 97 + [0.02, 0.03, 0.006], 40.0, 0, 4, limits)
+    assert not lagging.healthy and lagging.late == 3 and "lag" in lagging.reasons[0]
+    assert "(3 requests over it)" in lagging.reasons[0]
     busy = evaluate_second(3, 1, [], 97.0, 0, 0, limits)
     assert not busy.healthy and "cpu" in busy.reasons[0]
     dropping = evaluate_second(3, 1, [0.0] * 10, 10.0, 7, 1000, limits)
@@ -75,8 +76,9 @@ def test_quantile_rank_is_at_least_one_and_at_most_the_count() -> None:
 
 def test_the_health_record_carries_every_field_the_stream_writes() -> None:
     # 100 lags, given in reverse to check the sort: 49 of 0.1 ms, then (nearest rank of 100)
-    # rank 50 = 1.23456 ms (p50), 48 of 2 ms, rank 99 = 12.34567 ms (p99), rank 100 = 45.67891
-    lags_s = [0.0001] * 49 + [0.00123456] + [0.002] * 48 + [0.01234567, 0.04567891]
+    # rank 50 = 1.23456 ms (p50), 47 of 2 ms, one of 11 ms, rank 99 = 12.34567 ms (p99),
+    # rank 100 = 45.67891
+    lags_s = [0.0001] * 49 + [0.00123456] + [0.002] * 47 + [0.011, 0.01234567, 0.04567891]
     record = evaluate_second(12, 3, lags_s[::-1], 97.46, 2, 17, HealthThresholds())
     assert record.to_dict() == {
         "second": 12,
@@ -84,7 +86,7 @@ def test_the_health_record_carries_every_field_the_stream_writes() -> None:
         "cpu_percent": 97.5,  # rounded to 0.1
         "sent": 100,
         "dropped": 2,
-        "late": 2,  # over the default 10 ms: 12.3 and 45.7 ms
+        "late": 3,  # over the default 10 ms: 11, 12.3 and 45.7 ms
         "lag_p50_ms": 1.235,  # rounded to the microsecond
         "lag_p99_ms": 12.346,
         "lag_max_ms": 45.679,
@@ -92,7 +94,7 @@ def test_the_health_record_carries_every_field_the_stream_writes() -> None:
         "healthy": False,
         "reasons": [
             "cpu 97.5% > 90%",
-            "schedule lag p99 12.346 ms > 10 ms",
+            "schedule lag p99 12.346 ms > 10 ms (3 requests over it)",
             "2 requests dropped at max_outstanding",
         ],
     }
@@ -113,7 +115,10 @@ def test_only_values_above_a_limit_break_it() -> None:
     assert at.healthy and at.late == 0 and at.lag_p99_ms == 5.0
     over = evaluate_second(1, 0, [0.0051] * 10, 80.1, 0, 1, limits)
     assert not over.healthy and over.late == 10
-    assert over.reasons == ("cpu 80.1% > 80%", "schedule lag p99 5.100 ms > 5 ms")
+    assert over.reasons == (
+        "cpu 80.1% > 80%",
+        "schedule lag p99 5.100 ms > 5 ms (10 requests over it)",
+    )
 
 
 def test_thresholds_default_to_the_documented_limits() -> None:
@@ -122,4 +127,18 @@ def test_thresholds_default_to_the_documented_limits() -> None:
         "max_cpu_percent": 90.0,
         "max_lag_p99_ms": 10.0,
         "late_ms": 10.0,
+        "min_lagging": 3,
     }
+
+
+def test_one_stall_at_a_low_rate_does_not_flag_the_second() -> None:
+    # 100 requests/s, a 25 ms stall of the host delays two of them: p99 is the second
+    # largest lag (over the limit), but two requests are not a generator that cannot keep up
+    limits = HealthThresholds()
+    stall = evaluate_second(5, 0, [0.001] * 98 + [0.025, 0.015], 20.0, 0, 3, limits)
+    assert stall.lag_p99_ms == 15.0 and stall.healthy and stall.reasons == ()
+    behind = evaluate_second(5, 0, [0.001] * 97 + [0.025, 0.015, 0.011], 20.0, 0, 3, limits)
+    assert not behind.healthy and behind.lag_p99_ms == 15.0
+    # a generator behind on most of its requests is flagged whatever the rate
+    slow = evaluate_second(5, 0, [0.05] * 5, 20.0, 0, 3, limits)
+    assert not slow.healthy
