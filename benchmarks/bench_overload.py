@@ -102,27 +102,30 @@ def in_slo(result: LoadResult, slo_s: float) -> float:
     return float(done / offered) if offered else 0.0
 
 
-def ideal_ratio(null: Level, base: Level, capacity: float, ort_per_answer_s: float) -> float:
-    """An upper bound on the goodput ratio any server could keep at `null`'s offered load on
+def bound_ratio(
+    null: Level, client_cpu: float, per_answer_s: float, base: Level, capacity: float
+) -> float:
+    """An upper bound on the goodput ratio a server could keep at `null`'s offered load on
     this host: refusing costs it only what the null refuser spent per request, answering
-    only in-process ONNX Runtime's CPU per sample at its best batch size; it may use the
-    cores the client leaves free and answers at most `capacity`/s.
-    Answers a: a * ort + (offered - a) * refusal <= budget."""
-    budget = (os.cpu_count() or 1) - null.client_cpu
+    `per_answer_s` of CPU; it may use the cores the client leaves free and answers at most
+    `capacity`/s. Answers a: a * per_answer + (offered - a) * per_refusal <= budget."""
+    budget = (os.cpu_count() or 1) - client_cpu
     per_refusal = null.server_cpu / null.offered_rps
-    answers = (budget - null.offered_rps * per_refusal) / max(ort_per_answer_s - per_refusal, 1e-9)
+    answers = (budget - null.offered_rps * per_refusal) / max(per_answer_s - per_refusal, 1e-9)
     return max(0.0, min(capacity, answers)) / base.goodput_rps
 
 
+def ideal_ratio(null: Level, base: Level, capacity: float, ort_per_answer_s: float) -> float:
+    """Any server: answers at in-process ONNX Runtime's CPU per sample at its best batch."""
+    return bound_ratio(null, null.client_cpu, ort_per_answer_s, base, capacity)
+
+
 def own_cost_ratio(null: Level, mine: Level, base: Level) -> float:
-    """The same bound with answers at this server's own CPU per answer (at 0.8x, where it
-    answers everything) and the client's CPU at this level: what perfect shedding could reach
-    without making an answer cheaper."""
-    budget = (os.cpu_count() or 1) - mine.client_cpu
-    per_refusal = null.server_cpu / null.offered_rps
+    """This server: answers at its own CPU per answer at 0.8x (where it answers everything),
+    the client's CPU at this level -- what perfect shedding could reach without making an
+    answer cheaper."""
     per_answer = base.server_cpu / max(base.result.throughput_rps(), 1e-9)
-    answers = (budget - null.offered_rps * per_refusal) / max(per_answer - per_refusal, 1e-9)
-    return max(0.0, answers) / base.goodput_rps
+    return bound_ratio(null, mine.client_cpu, per_answer, base, float("inf"))
 
 
 def report_ceiling(

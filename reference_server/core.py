@@ -445,8 +445,8 @@ class InferenceCore:
         self.in_flight += 1
         self.memory.busy(self.in_flight)
         try:
-            if request.protocol != "http" and self.shedder.behind:  # KServe HTTP: in admit()
-                raise Rejected(*self.shedder.refusal().args)  # type: ignore[union-attr]
+            if request.protocol != "http" and (shed := self.shedder.refusal()) is not None:
+                raise Rejected(*shed.args)  # a fresh copy (KServe HTTP is checked in admit())
             if self.faults.active:
                 if self.faults.device_loss() == "unready":
                     raise Unavailable("device lost: server is unready (device_loss fault)")
