@@ -42,20 +42,30 @@ class BatchPolicy:
         anyway while an instance is busy), and event-loop timers have a 1 ms resolution, so
         a 100-500 us delay would cost an idle server a full millisecond per request.
         `saturated`: the process has no CPU to spare; an idle instance then waits too.
+        Within the delay a batch grows to `largest_preferred`; once the oldest request has
+        waited `max_queue_delay_ns`, to `max_batch_size` (Triton's dynamic batcher does both).
         """
         if not rows:
             return 0, -1
         if self.max_batch_size <= 0:
             return 1, 0
-        if total_rows >= self.max_batch_size or (idle and self.eager_when_idle and not saturated):
+        if now_ns - oldest_ns >= self.max_queue_delay_ns:  # waited enough: the biggest batch
             return _prefix(rows, self.max_batch_size), 0
+        largest = self.largest_preferred
+        if total_rows >= largest or (idle and self.eager_when_idle and not saturated):
+            return _prefix(rows, largest), 0
         reachable = [p for p in self.preferred if p <= total_rows]
         if reachable:
             return _prefix(rows, max(reachable)), 0
-        waited = now_ns - oldest_ns
-        if waited >= self.max_queue_delay_ns:
-            return len(rows), 0
-        return 0, self.max_queue_delay_ns - waited
+        return 0, self.max_queue_delay_ns - (now_ns - oldest_ns)
+
+    @property
+    def largest_preferred(self) -> int:
+        """How far a batch grows before the queue delay: the largest preferred size (Triton's
+        rule: preferred sizes cap the batch), else `max_batch_size`."""
+        return (
+            min(max(self.preferred), self.max_batch_size) if self.preferred else self.max_batch_size
+        )
 
 
 def _prefix(rows: Sequence[int], limit: int) -> int:

@@ -3,8 +3,10 @@
 Why: a batch-1 call into ONNX Runtime costs about as much as a batch of 16, so a server that
 runs each request alone wastes most of its compute. Requests (from HTTP and gRPC alike,
 they all come through `InferenceCore.infer`) are queued; a batch is dispatched as soon as
-an instance is free and either `max_batch_size` rows are waiting, a preferred batch size
-can be formed, or the oldest request has waited `max_queue_delay`. While every instance is
+an instance is free and either the largest preferred batch size (or `max_batch_size` when
+none is configured) is waiting, a smaller preferred size can be formed, or the oldest
+request has waited `max_queue_delay`; only then does a batch grow to `max_batch_size`, as
+in Triton, whose preferred sizes cap a batch formed within the delay. While every instance is
 busy the queue keeps growing, so batches grow with load. Inputs are concatenated along
 axis 0 and the session runs in a worker thread (one per instance, ONNX Runtime releases
 the GIL); outputs are split back by each request's row count and each request's future

@@ -33,10 +33,22 @@ class TestPlan:
         assert POLICY.plan([1, 1, 1, 1, 1], 5, 0, 0) == (4, 0)
 
     def test_full_batch_dispatches_at_once_and_never_exceeds_max(self) -> None:
-        # rows 3+3+3 = 9 > 8: only the first two requests fit
-        assert POLICY.plan([3, 3, 3], 9, 0, 0) == (2, 0)
+        # past the queue delay: rows 3+3+3 = 9 > 8, only the first two requests fit
+        assert POLICY.plan([3, 3, 3], 9, 0, 2 * MS) == (2, 0)
         # a single request bigger than the rest still goes alone
         assert POLICY.plan([8, 1], 9, 0, 0) == (1, 0)
+        no_preferred = BatchPolicy(max_batch_size=8, max_queue_delay_ns=2 * MS)
+        assert no_preferred.plan([3, 3, 3], 9, 0, 0) == (2, 0)
+
+    def test_preferred_sizes_cap_the_batch_until_the_delay(self) -> None:
+        # Triton's rule: within the queue delay a batch grows to the largest preferred size
+        # (4 here), not to max_batch_size, however much is queued
+        assert POLICY.plan([1] * 10, 10, 0, 0) == (4, 0)
+        assert POLICY.plan([3, 3, 3], 9, 0, 0) == (1, 0)  # 3 rows: 6 would pass 4
+        assert POLICY.plan([1] * 10, 10, 0, 0, idle=True) == (4, 0)
+        # once the oldest request has waited the delay, the batch takes up to max_batch_size
+        assert POLICY.plan([1] * 10, 10, 0, 2 * MS) == (8, 0)
+        assert BatchPolicy(8, 2 * MS, (16,)).largest_preferred == 8  # never past the max
 
     def test_idle_server_does_not_wait(self) -> None:
         assert POLICY.plan([1], 1, 0, 0, idle=True) == (1, 0)
