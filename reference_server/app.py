@@ -79,6 +79,16 @@ def build_http_router(
     return router
 
 
+def build_admission_router(core: InferenceCore) -> Router:
+    """The checks run when a request's headers are in: KServe and TF Serving inference are
+    refused there, before their bodies are read, while the model's queue is full or the
+    event loop is behind (InferenceCore.admit)."""
+    admission = Router()
+    kserve.add_admission(admission, core)
+    tfserving.add_admission(admission, core)
+    return admission
+
+
 def build_metrics_router(
     core: InferenceCore, config: ServerConfig | None = None, role: WorkerRole | None = None
 ) -> Router:
@@ -99,12 +109,10 @@ class _Listeners:
         self.core = core
         self.config = config
         self.shared = role is not None  # a worker: the HTTP and gRPC ports are shared
-        admission = Router()
-        kserve.add_admission(admission, core)
         self.http = HttpServer(
             build_http_router(core, config, role),
             max_body_bytes=config.max_body_bytes,
-            admission=admission,
+            admission=build_admission_router(core),
         )
         self.metrics = HttpServer(
             build_metrics_router(core, config, role),

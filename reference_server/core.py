@@ -64,7 +64,7 @@ class InferRequest:
     inputs: dict[str, np.ndarray]  # decoded; the core checks names, dtypes and shapes
     requested_outputs: tuple[str, ...] | None = None  # None = all outputs
     id: str = ""
-    protocol: str = "http"  # "http" | "grpc" | "tfserving": metrics label; "http" was admitted
+    protocol: str = "http"  # "http" | "grpc" | "tfserving": the metrics label
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,7 +414,9 @@ class InferenceCore:
         """The refusal (counted) of a request for a model whose queue is full, or while the
         event loop is behind (overload.py), before it is decoded; None to admit it.
 
-        What `infer` would do after decoding, done first, so shedding load costs little CPU.
+        Every front end asks before decoding (KServe and TF Serving HTTP at the headers, gRPC
+        before its tensors are decoded), so shedding load costs little CPU; `infer` itself
+        does not shed on lag (a full queue still refuses there).
         The refusal is returned, not raised: it is the same object for every request the
         model refuses, so the front end can answer it with bytes serialised once.
         Unknown models and versions pass: `infer` answers them with the right error.
@@ -445,8 +447,6 @@ class InferenceCore:
         self.in_flight += 1
         self.memory.busy(self.in_flight)
         try:
-            if request.protocol != "http" and (shed := self.shedder.refusal()) is not None:
-                raise Rejected(*shed.args)  # a fresh copy (KServe HTTP is checked in admit())
             if self.faults.active:
                 if self.faults.device_loss() == "unready":
                     raise Unavailable("device lost: server is unready (device_loss fault)")

@@ -42,7 +42,7 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from reference_server.core import InferenceCore, InferRequest, InferResponse
-from reference_server.errors import InvalidInput, NotFound, ServerError
+from reference_server.errors import InvalidInput, NotFound, Rejected, ServerError
 from reference_server.tensors import (
     datatype_of,
     decode_raw_tensor,
@@ -313,10 +313,17 @@ class GRPCInferenceService(pb_grpc.GRPCInferenceServiceServicer):
             )
         return response
 
+    def _admit(self, request: pb.ModelInferRequest) -> None:
+        """Refuse before decoding: the model's queue is full or the loop behind (core.admit)."""
+        refusal = self._core.admit(request.model_name, request.model_version or None, "grpc")
+        if refusal is not None:
+            raise Rejected(*refusal.args)  # a fresh copy: the shared refusal is never raised
+
     @_guarded
     async def ModelInfer(
         self, request: pb.ModelInferRequest, context: Any
     ) -> pb.ModelInferResponse:
+        self._admit(request)
         response = await self._core.infer(to_core_request(request))
         return to_grpc_response(response)
 
@@ -367,7 +374,9 @@ class GRPCInferenceService(pb_grpc.GRPCInferenceServiceServicer):
         done: asyncio.Queue[pb.ModelStreamInferResponse | None],
     ) -> None:
         try:
-            response = await self._core.infer(to_core_request(_decoded(request)))
+            request = _decoded(request)
+            self._admit(request)
+            response = await self._core.infer(to_core_request(request))
             item = pb.ModelStreamInferResponse()
             to_grpc_response(response, item.infer_response)
         except ServerError as exc:

@@ -297,10 +297,10 @@ class KServeRoutes:
 
 
 def add_admission(admission: Router, core: InferenceCore) -> None:
-    """Refuse inference for a model whose queue is full as soon as the headers are in."""
+    """Refuse inference as soon as the headers are in (see InferenceCore.admit)."""
 
     def admit_infer(headers: dict[str, str], params: dict[str, str]) -> ServerError | None:
-        return core.admit(params["model"], params.get("version"))
+        return core.admit(params["model"], params.get("version"), "http")
 
     for base in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
         admission.add("POST", base + "/infer", admit_infer)  # type: ignore[arg-type]

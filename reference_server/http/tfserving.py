@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from reference_server.core import InferenceCore, InferRequest
-from reference_server.errors import InvalidInput, NotFound
+from reference_server.errors import InvalidInput, NotFound, ServerError
 from reference_server.http.routing import Request, Response, Router, json_loads, json_response
 from reference_server.tensors import datatype_of, numpy_dtype, to_json_data
 
@@ -215,6 +215,16 @@ def signature_metadata(meta: dict, version: str) -> dict[str, Any]:
 def _version_key(version: Any) -> tuple[int, str]:
     text = str(version)
     return (int(text), text) if text.isdigit() else (-1, text)
+
+
+def add_admission(admission: Router, core: InferenceCore) -> None:
+    """Refuse predict as soon as the headers are in (see InferenceCore.admit)."""
+
+    def admit_predict(headers: dict[str, str], params: dict[str, str]) -> ServerError | None:
+        return core.admit(params["model"], params.get("version"), "tfserving")
+
+    for base in ("/v1/models/{model}", "/v1/models/{model}/versions/{version}"):
+        admission.add("POST", base + ":predict", admit_predict)  # type: ignore[arg-type]
 
 
 def add_routes(router: Router, core: InferenceCore) -> TfServingRoutes:

@@ -3,8 +3,9 @@
 The loop is made to fall behind for real: the test blocks it with `time.sleep` inside a
 coroutine, as a burst of front-end work would, and lets the shedder's timer observe it. A
 single stall (one late check) must never shed; two late checks in a row must, and the
-refusal must reach KServe HTTP admission, gRPC inference, the failure statistics and
-/metrics; once the loop keeps time again, requests are admitted again.
+refusal must reach every front end before decoding (KServe and TF-Serving HTTP admission,
+gRPC's handler), the failure statistics and /metrics; once the loop keeps time again,
+requests are admitted again.
 """
 
 from __future__ import annotations
@@ -16,9 +17,14 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from tritonclient.grpc import service_pb2 as pb
 
-from reference_server.core import InferenceCore, InferRequest
+from reference_server.app import build_admission_router
+from reference_server.core import InferenceCore
 from reference_server.errors import Rejected
+from reference_server.grpc_service import GRPCInferenceService
+from reference_server.http.routing import Router
+from reference_server.http.server import HttpServer
 from reference_server.overload import LoopLagShedder
 from tests.reference_server.core_helpers import run_with_core
 
@@ -93,36 +99,54 @@ def _metric(text: bytes, name: str) -> float:
     raise AssertionError(f"{name} not in /metrics")
 
 
-def test_a_core_behind_refuses_http_admission_and_grpc_and_counts_them(
+def _grpc_request(x: np.ndarray) -> pb.ModelInferRequest:
+    request = pb.ModelInferRequest(model_name="cnn")
+    request.inputs.add(name="input", datatype="FP32", shape=x.shape)
+    request.raw_input_contents.append(x.tobytes())
+    return request
+
+
+def test_a_core_behind_refuses_every_front_end_before_decoding_and_counts_them(
     server_config: Callable[..., object], model_repository
 ) -> None:
     config = server_config(model_repository, max_loop_lag_ms=LIMIT_S * 1e3)
     x = np.zeros((1, 3, 64, 64), np.float32)
 
     async def body(core: InferenceCore) -> dict:
-        out: dict = {"admitted_before": core.admit("cnn", None)}
+        admission = build_admission_router(core)
+        http = HttpServer(Router(), max_body_bytes=1 << 20, admission=admission)
+        # the handler itself, without the wrapper that turns errors into a gRPC status
+        model_infer = GRPCInferenceService.ModelInfer.__wrapped__  # type: ignore[attr-defined]
+        grpc_service = GRPCInferenceService(core)
+        out: dict = {"admitted_before": http.admit("POST", "/v2/models/cnn/infer", {})}
         await _stall()
         await _stall()
-        out["http"] = core.admit("cnn", None)
+        out["http"] = http.admit("POST", "/v2/models/cnn/infer", {})
+        out["tfserving"] = http.admit("POST", "/v1/models/cnn:predict", {})
+        out["other_route"] = http.admit("GET", "/v2/models/cnn/ready", {})
         with pytest.raises(Rejected, match="overloaded") as grpc_refusal:
-            await core.infer(InferRequest("cnn", None, {"input": x}, protocol="grpc"))
+            await model_infer(grpc_service, _grpc_request(x), None)
         out["grpc"] = grpc_refusal.value
         out["metrics"] = core.metrics_text()
         out["rejected"] = core.stats.select("cnn", None)[0].failures_by_reason["REJECTED"]
+        out["by_protocol"] = dict(core.requests_by_protocol)
         await _keep_time(core.shedder)
-        out["admitted_after"] = core.admit("cnn", None)
-        out["answer"] = await core.infer(InferRequest("cnn", None, {"input": x}, protocol="grpc"))
+        out["admitted_after"] = http.admit("POST", "/v1/models/cnn:predict", {})
+        out["answer"] = await model_infer(grpc_service, _grpc_request(x), None)
         return out
 
     out = run_with_core(config, body)
     assert out["admitted_before"] is None
-    assert isinstance(out["http"], Rejected) and "overloaded" in str(out["http"])
+    for front_end in ("http", "tfserving", "grpc"):
+        assert isinstance(out[front_end], Rejected) and "overloaded" in str(out[front_end])
+    assert out["other_route"] is None  # only inference is shed
     assert out["grpc"] is not out["http"]  # raised: a fresh copy, never the shared object
-    assert out["rejected"] == 2
-    assert _metric(out["metrics"], "reference_server_overload_shed_requests_total") == 2
+    assert out["rejected"] == 3
+    assert out["by_protocol"] == {"http": 1, "tfserving": 1, "grpc": 1}
+    assert _metric(out["metrics"], "reference_server_overload_shed_requests_total") == 3
     assert _metric(out["metrics"], "reference_server_event_loop_lag_seconds") >= STALL_S * 0.8
     assert out["admitted_after"] is None
-    assert out["answer"].outputs["output"].shape[0] == 1
+    assert out["answer"].outputs[0].shape == [1, 10]
 
 
 def test_shedding_off_admits_whatever_the_lag(
