@@ -11,7 +11,9 @@ once more when they fail (pytest-rerunfailures): each of the last three CI runs 
 different timing-dependent assertion that passed on rerun and in every local run. A rerun is
 printed ("R" in the progress line, "N rerun" in the summary) and listed in the CI log, so a
 test that starts needing it is seen; a test that fails twice fails the suite. Unit tests are
-never rerun: they are deterministic or seeded, and a failure there is a bug.
+never rerun: they are deterministic or seeded, and a failure there is a bug. The failure that
+caused each rerun is printed at the end of the run ("failures that were rerun"), so a log
+from CI says why, not only that, a test needed its second try.
 """
 
 from __future__ import annotations
@@ -37,6 +39,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)  # every test there: none forgotten
         if item.get_closest_marker("integration") and not item.get_closest_marker("flaky"):
             item.add_marker(pytest.mark.flaky(reruns=INTEGRATION_RERUNS, reruns_delay=2))
+
+
+RERUN_TAIL_LINES = 40  # of each rerun's first failure: the assertion and where it failed
+_rerun_failures: list[tuple[str, str]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.outcome == "rerun":  # pytest-rerunfailures' name for the failed first try
+        _rerun_failures.append((report.nodeid, report.longreprtext))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _rerun_failures:
+        return
+    terminalreporter.section("failures that were rerun (first try)")
+    for nodeid, text in _rerun_failures:
+        terminalreporter.write_line(f"--- {nodeid}")
+        for line in text.splitlines()[-RERUN_TAIL_LINES:]:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(autouse=True)
