@@ -51,7 +51,11 @@ def shipped_trace_path() -> Path:
     if spec is None or spec.origin is None:
         raise ConfigError("the shipped trace is missing: the `scenarios` package is not installed")
     return Path(spec.origin).parent.joinpath(*SHIPPED_TRACE)
+
+
 _TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,9})?$")
+_TS_FORM = "'YYYY-MM-DD HH:MM:SS.fffffff'"
+_SECONDS_RE = re.compile(r"^\d+(\.\d*)?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +75,18 @@ class Trace:
         return self.arrivals.size / self.duration_s if self.duration_s > 0 else float("nan")
 
 
-def _parse_timestamps(values: list[str], path: Path) -> np.ndarray:
-    """Strings -> int64 nanoseconds since the epoch, exactly (no float on the way)."""
+def _parse_timestamps(values: list[str], path: Path, column: str) -> np.ndarray:
+    """Strings -> int64 nanoseconds: datetimes exactly (no float on the way), or plain
+    seconds (e.g. `0.25`, offsets or epoch seconds), as the first row has them."""
+    seconds = bool(_SECONDS_RE.match(values[0]))
+    pattern, form = (_SECONDS_RE, "seconds") if seconds else (_TS_RE, _TS_FORM)
     for i, value in enumerate(values):
-        if not _TS_RE.match(value):
+        if not pattern.match(value):
             raise ConfigError(
-                f"{path}: row {i + 2}: {TIMESTAMP_COLUMN} {value!r} is not "
-                "'YYYY-MM-DD HH:MM:SS.fffffff'"
+                f"{path}: row {i + 2}: {column} {value!r} is not {form} (as in row 2)"
             )
+    if seconds:
+        return np.rint(np.array(values, dtype=np.float64) * 1e9).astype(np.int64)
     return np.array(values, dtype="datetime64[ns]").astype(np.int64)
 
 
@@ -89,28 +97,29 @@ def _numeric_column(values: list[str]) -> np.ndarray | None:
         return None
 
 
-def load_trace(path: str | Path) -> Trace:
-    """Read a CSV with a `TIMESTAMP` column; other numeric columns are kept alongside."""
+def load_trace(path: str | Path, column: str = TIMESTAMP_COLUMN) -> Trace:
+    """Read a CSV whose `column` (default `TIMESTAMP`) holds the arrival times (datetimes or
+    seconds); other numeric columns are kept alongside."""
     path = Path(path)
     try:
         with path.open(newline="") as fh:
             reader = csv.DictReader(fh)
             fields = list(reader.fieldnames or [])
-            if TIMESTAMP_COLUMN not in fields:
-                raise ConfigError(f"{path}: no {TIMESTAMP_COLUMN} column (columns: {fields})")
+            if column not in fields:
+                raise ConfigError(f"{path}: no {column} column (columns: {fields})")
             rows = [row for row in reader if any((v or "").strip() for v in row.values())]
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read trace: {exc}") from exc
     if not rows:
         raise ConfigError(f"{path}: trace has no rows")
-    ns = _parse_timestamps([row[TIMESTAMP_COLUMN].strip() for row in rows], path)
+    ns = _parse_timestamps([row[column].strip() for row in rows], path, column)
     order = np.argsort(ns, kind="stable")
     if np.any(order != np.arange(order.size)):
         log.warning("%s: arrivals were not sorted; sorted %d rows", path, order.size)
     ns = ns[order]
     columns: dict[str, np.ndarray] = {}
     for name in fields:
-        if name == TIMESTAMP_COLUMN:
+        if name == column:
             continue
         col = _numeric_column([(row[name] or "").strip() for row in rows])
         if col is not None:
@@ -119,9 +128,9 @@ def load_trace(path: str | Path) -> Trace:
     return Trace(arrivals=arrivals, start_ns=int(ns[0]), columns=columns)
 
 
-def load_arrivals(path: str | Path) -> np.ndarray:
+def load_arrivals(path: str | Path, column: str = TIMESTAMP_COLUMN) -> np.ndarray:
     """Arrival times of a trace CSV as float64 seconds since the first arrival, sorted."""
-    return load_trace(path).arrivals
+    return load_trace(path, column).arrivals
 
 
 def rate_series(arrivals: np.ndarray, bin_s: float = 1.0) -> np.ndarray:

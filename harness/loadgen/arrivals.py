@@ -53,7 +53,7 @@ def rate_profile(load: OpenLoad) -> RateProfile:
 def trace_offsets(load: OpenLoad, trace_path: str | Path) -> np.ndarray:
     """The trace's arrivals, sped up and cut at `load.duration` (scaled time) when given."""
     assert load.trace is not None
-    offsets = load_arrivals(trace_path) / load.trace.speedup
+    offsets = load_arrivals(trace_path, load.trace.column) / load.trace.speedup
     if load.duration is not None:
         offsets = offsets[offsets < load.duration]
     return offsets

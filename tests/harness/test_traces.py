@@ -64,6 +64,21 @@ def test_bad_timestamp_names_row(tmp_path: Path) -> None:
         load_arrivals(tmp_path / "n.csv")
 
 
+def test_arrivals_come_from_the_named_column(tmp_path: Path) -> None:
+    csv = tmp_path / "t.csv"
+    csv.write_text("arrived,TIMESTAMP\n0.5,2023-11-16 18:15:46\n2.0,2023-11-16 18:15:47\n")
+    # the named column is read (0.5 s and 2 s apart 1.5 s), the other kept as a size column
+    np.testing.assert_allclose(load_trace(csv, "arrived").arrivals, [0.0, 1.5])
+    assert "arrived" not in load_trace(csv, "arrived").columns
+    np.testing.assert_allclose(load_arrivals(csv), [0.0, 1.0])
+    with pytest.raises(ConfigError, match="no sent_at column"):
+        load_arrivals(csv, "sent_at")
+    mixed = tmp_path / "m.csv"
+    mixed.write_text("arrived\n0.5\n2023-11-16 18:15:47\n")
+    with pytest.raises(ConfigError, match=r"row 3: arrived .* is not seconds"):
+        load_arrivals(mixed, "arrived")
+
+
 def test_rate_series_and_scaling() -> None:
     arr = np.array([0.0, 0.2, 0.9, 1.0, 2.5, 2.6, 2.7, 2.99])
     np.testing.assert_array_equal(rate_series(arr), [3.0, 1.0, 4.0])

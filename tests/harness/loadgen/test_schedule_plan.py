@@ -74,6 +74,16 @@ def test_trace_schedule_is_cut_at_the_duration_and_dealt_round_robin() -> None:
     assert run_length_s(whole, TRACE) > 100  # no duration: the whole (scaled) trace
 
 
+def test_the_trace_column_named_in_the_scenario_is_replayed(tmp_path: Path) -> None:
+    csv = tmp_path / "own.csv"
+    csv.write_text("sent_s,tokens\n0.0,5\n0.5,7\n3.0,9\n")
+    trace = {"path": str(csv), "column": "sent_s", "speedup": 2}
+    scenario = _scenario({"mode": "open", "arrival": "trace", "trace": trace})
+    times = np.sort(np.concatenate(list(worker_schedule(scenario, 0, 1, 0, csv))))
+    np.testing.assert_allclose(times, [0.0, 0.25, 1.5])  # the column's seconds, sped up 2x
+    assert run_length_s(scenario, csv) == pytest.approx(1.5, abs=1.0)
+
+
 def test_closed_ticks_follow_users_stages_and_spawn_rates() -> None:
     load = {
         "mode": "closed",
