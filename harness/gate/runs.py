@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from harness.analysis.ab.compare import WARN_EXCLUDED, WARN_TWO_RUNS
 from harness.analysis.ab.histdata import ArmWindows
 from harness.compare import read_run_arm
 from harness.errors import ConfigError
@@ -165,10 +166,8 @@ def gate_run(
     metrics, comparison = judge_arms(*arms, config, open_loop_unserved=unserved)
     regression = any(m.verdict == "regressed" for m in metrics)
     roles = {"baseline": base.run_id, "run": run.run_id}
-    warnings = tuple(
-        w for w in comparison.warnings
-        if "two separate runs" not in w and "windows excluded" not in w
-    )  # fmt: skip
+    # a gate always compares two runs, and says itself which seconds it left out
+    warnings = comparison.warnings_except(WARN_TWO_RUNS, WARN_EXCLUDED)
     warnings = _data_shortfall(arms, roles, config) + warnings
     if base.meta.get("scenario") != run.meta.get("scenario"):
         warnings += (f"the baseline is a run of scenario {base.meta.get('scenario')!r}",)

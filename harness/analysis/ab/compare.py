@@ -62,7 +62,24 @@ from harness.analysis.ab.metrics_ab import (
     latency_candidates,
 )
 
-__all__ = ["Comparison", "MetricResult", "compare_arms"]
+__all__ = [
+    "WARN_ARM_NOTE",
+    "WARN_BURSTY",
+    "WARN_EXCLUDED",
+    "WARN_OUT_OF_RANGE",
+    "WARN_TWO_RUNS",
+    "Comparison",
+    "MetricResult",
+    "compare_arms",
+]
+
+# What a comparison's warning is about (Comparison.warning_kinds), so that a caller can leave
+# out the ones it says itself without matching the wording.
+WARN_TWO_RUNS = "two-runs"  # A and B from separate runs: confounded with time
+WARN_OUT_OF_RANGE = "out-of-range"  # latencies outside the histogram's range
+WARN_EXCLUDED = "excluded-windows"  # warm-up or unhealthy-generator windows left out
+WARN_ARM_NOTE = "arm-note"  # what reading an arm noticed
+WARN_BURSTY = "bursty-errors"  # failures come in bursts: the error-rate test is optimistic
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +97,13 @@ class Comparison:
     metrics: tuple[MetricResult, ...]
     warnings: tuple[str, ...]
     details: dict[str, float | int | str] = field(default_factory=dict)
+    warning_kinds: tuple[str, ...] = ()  # one per warning: WARN_* (what it is about)
+
+    def warnings_except(self, *kinds: str) -> tuple[str, ...]:
+        """The warnings, less those of `kinds` (a caller that says the same in its own words)."""
+        return tuple(
+            w for w, k in zip(self.warnings, self.warning_kinds, strict=True) if k not in kinds
+        )
 
     def metric(self, name: str) -> MetricResult:
         for m in self.metrics:
@@ -185,8 +209,9 @@ def compare_arms(
         regression=verdict is Verdict.WORSE,
         summary=_summary(verdict, gating, config, _rate(a) + _rate(b)),
         metrics=tuple(results),
-        warnings=tuple(warnings),
+        warnings=tuple(text for _, text in warnings),
         details=_details(a, b, stats, config),
+        warning_kinds=tuple(kind for kind, _ in warnings),
     )
 
 
@@ -197,30 +222,36 @@ def _as_decision(r: MetricResult) -> Decision:
     )
 
 
-def _warnings(a: ArmWindows, b: ArmWindows, design: Design) -> list[str]:
+def _warnings(a: ArmWindows, b: ArmWindows, design: Design) -> list[tuple[str, str]]:
+    """(kind, text) of each warning about the data behind the comparison."""
     out = []
     if design == "two-runs":
-        out.append(
+        out.append((
+            WARN_TWO_RUNS,
             "A and B come from two separate runs: anything that changed between them (time "
-            "of day, host load, cache state) is confounded with A vs B; prefer a split run."
-        )
+            "of day, host load, cache state) is confounded with A vs B; prefer a split run.",
+        ))  # fmt: skip
     for arm in (a, b):
         if arm.rejected:
-            out.append(
+            out.append((
+                WARN_OUT_OF_RANGE,
                 f"arm {arm.name!r}: {arm.rejected} latencies fell outside the histogram "
-                "range and are not in the latency statistics"
-            )
+                "range and are not in the latency statistics",
+            ))  # fmt: skip
         if arm.excluded_windows:
-            out.append(
+            out.append((
+                WARN_EXCLUDED,
                 f"arm {arm.name!r}: {arm.excluded_windows} windows excluded "
-                "(warm-up or unhealthy load generator)"
-            )
-        out.extend(arm.notes)
+                "(warm-up or unhealthy load generator)",
+            ))  # fmt: skip
+        out.extend((WARN_ARM_NOTE, note) for note in arm.notes)
     return out
 
 
-def _dispersion_warning(results: list[MetricResult]) -> list[str]:
-    return [r.note for r in results if r.metric == "error_rate" and "bursty" in r.note]
+def _dispersion_warning(results: list[MetricResult]) -> list[tuple[str, str]]:
+    return [
+        (WARN_BURSTY, r.note) for r in results if r.metric == "error_rate" and "bursty" in r.note
+    ]
 
 
 def _summary(

@@ -41,6 +41,10 @@ def test_a_baseline_short_of_healthy_seconds_is_named_in_the_inconclusive_verdic
     assert "below the gate's 8" in line
     # the run itself had enough: it is not named as short
     assert not any("below the gate's" in w for w in result.warnings if w.startswith("run "))
+    # the comparison's own words for the same facts are left out: a gate always compares two
+    # runs, and the lines above already count the seconds left out, per run by its role
+    assert not any("two separate runs" in w or "windows excluded" in w for w in result.warnings)
+    assert [w.split(":")[0] for w in result.warnings] == ["baseline 'base'", "run 'slow'"]
 
 
 def test_enough_healthy_seconds_judge_latency_and_name_no_shortfall(tmp_path: Path) -> None:

@@ -18,7 +18,15 @@ import numpy as np
 import pytest
 
 from harness.analysis.ab.abconfig import CompareConfig
-from harness.analysis.ab.compare import Comparison, compare_arms
+from harness.analysis.ab.compare import (
+    WARN_ARM_NOTE,
+    WARN_BURSTY,
+    WARN_EXCLUDED,
+    WARN_OUT_OF_RANGE,
+    WARN_TWO_RUNS,
+    Comparison,
+    compare_arms,
+)
 from harness.analysis.ab.equivalence import holm
 from harness.analysis.ab.histdata import ArmWindows, arm_from_samples
 from harness.analysis.ab.latency_ab import robust_rank_test
@@ -218,6 +226,11 @@ def test_warnings_name_the_arm_and_what_was_left_out() -> None:
         "note from the reader",
         "arm 'B': 2 windows excluded (warm-up or unhealthy load generator)",
     )
+    # each warning says what it is about, so a caller can leave some out by kind
+    assert result.warning_kinds == (
+        WARN_TWO_RUNS, WARN_OUT_OF_RANGE, WARN_EXCLUDED, WARN_ARM_NOTE, WARN_EXCLUDED
+    )  # fmt: skip
+    assert result.warnings_except(WARN_TWO_RUNS, WARN_EXCLUDED) == result.warnings[1:4:2]
 
 
 def test_bursty_failures_are_warned_about_once() -> None:
@@ -236,7 +249,7 @@ def test_bursty_failures_are_warned_about_once() -> None:
     assert note == "significant after Holm correction; " + sentence
     # the warning repeats the error-rate note, its verdict reason included
     assert [w for w in result.warnings if "bursty" in w] == [note]
-    assert result.warnings == (note,)
+    assert result.warnings == (note,) and result.warning_kinds == (WARN_BURSTY,)
 
 
 def test_details_report_the_bootstrap_and_the_rank_test() -> None:
