@@ -3,7 +3,8 @@
 Why: a sweep gives a handful of noisy (load, throughput, p99) points; a planning review needs
 the *shape* — where throughput peaks, where latency turns up (the knee), and the highest
 throughput that still meets the p99 SLO. Two models, both fitted with SciPy's bounded, robust
-`least_squares` (soft-L1 loss, so one bad step does not drag the fit):
+`least_squares` (a robust loss, so one bad step does not drag the fit: Cauchy for the USL,
+whose residuals are relative to the measured throughput; soft-L1 for latency):
 
 * Universal Scalability Law (Gunther), throughput vs concurrency N:
   X(N) = lambda*N / (1 + sigma*(N-1) + kappa*N*(N-1)); peak at N* = sqrt((1-sigma)/kappa).
@@ -173,7 +174,7 @@ def usl_throughput(n: np.ndarray, lam: float, sigma: float, kappa: float) -> np.
 class USLModel:
     """Universal Scalability Law fitted to (concurrency, throughput) points."""
 
-    def __init__(self, loss: str = "soft_l1", ci_level: float = 0.95) -> None:
+    def __init__(self, loss: str = "cauchy", ci_level: float = 0.95) -> None:
         self.loss = loss
         self.ci_level = ci_level
 
@@ -187,8 +188,13 @@ class USLModel:
         lam0 = float(np.max(y / n))
         bounds = ([0.0, 0.0, 0.0], [np.inf, 1.0, np.inf])
 
+        # Relative residuals: throughput noise grows with the rate (a few % of X at every
+        # step), so absolute residuals would let the high-N steps, where kappa is decided,
+        # count as if they were as precise as the low ones (intervals too short).
+        weight = 1.0 / np.maximum(y, 1e-3)
+
         def resid(p: np.ndarray) -> np.ndarray:
-            return usl_throughput(n, *p) - y
+            return (usl_throughput(n, *p) - y) * weight
 
         starts = [[lam0, sg, kp] for sg in (0.01, 0.1, 0.5) for kp in (1e-6, 1e-4, 1e-2)]
         res = _best_fit(resid, starts, bounds, self.loss, "USL fit")

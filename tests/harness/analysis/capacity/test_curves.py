@@ -81,10 +81,11 @@ def test_usl_recovers_parameters_from_noisy_data(seed: int) -> None:
 def test_usl_confidence_intervals_cover_truth_near_nominal() -> None:
     """95 % intervals over 150 seeded fits: neither too narrow nor too wide.
 
-    Coverage of sigma: binomial band around 0.95, 135..149 of 150 (P(Bin(150, .95) <= 134)
-    = 0.0036, P(= 150) = 0.0005). kappa's Gauss-Newton interval is known to run short under
-    multiplicative noise (its stderr is ~0.8x the spread of the estimates; measured 355/400
-    = 0.89), so its band is 120..149 (P(Bin(150, .89) < 120) = 0.0004). Width, both
+    Coverage, both parameters: binomial band around 0.95, 135..149 of 150 (P(Bin(150, .95)
+    <= 134) = 0.0036, P(= 150) = 0.0005). With absolute residuals kappa's interval ran short
+    under this multiplicative noise (355/400 = 0.89: the high-N steps, noisier in absolute
+    terms, counted as precise as the low ones); the fit weighs residuals relative to the
+    measured rate, and 400 fits then covered sigma 0.94, kappa 0.945. Width, both
     parameters: the half-width / t(0.975, 8 dof) over the spread of the estimates across
     fits lies in 0.7..1.3 (sampling error of a 150-fit spread is ~6 %); an interval twice too
     wide, or half as wide, fails it whatever its coverage.
@@ -103,7 +104,7 @@ def test_usl_confidence_intervals_cover_truth_near_nominal() -> None:
             est[name].append(p.value)
             half[name].append((p.hi - p.lo) / 2)
     assert 135 <= covered["sigma"] <= 149, covered
-    assert 120 <= covered["kappa"] <= 149, covered
+    assert 135 <= covered["kappa"] <= 149, covered
     for name in est:
         ratio = np.mean(half[name]) / t / np.std(est[name], ddof=1)
         assert 0.7 <= ratio <= 1.3, (name, ratio)
@@ -359,7 +360,7 @@ def test_usl_intervals_on_four_points_by_hand(caplog: pytest.LogCaptureFixture) 
         fit = USLModel(ci_level=0.9).fit(n, x).result_
     t = stats.t.ppf(0.95, 1)
     lam = fit.lambda_
-    assert lam.value == pytest.approx(98.0, rel=0.01) and lam.stderr > 1
+    assert lam.value == pytest.approx(100.0, rel=0.03) and lam.stderr > 1  # the truth: 100
     assert (lam.lo, lam.hi) == pytest.approx(
         (lam.value - t * lam.stderr, lam.value + t * lam.stderr), rel=1e-9
     )
