@@ -352,7 +352,8 @@ def analyse_sweep(
             out["usl"] = {"error": str(exc)}
         n_star = (out["usl"] or {}).get("n_star")
         if n_star is not None and n.size:  # past N* throughput falls: p99 vs X is not a function
-            keep = n <= max(n_star, float(n.min()))
+            # ... unless the steps say otherwise: up to the measured peak, throughput rose
+            keep = n <= max(n_star, float(n[np.argmax(x)]))
     try:
         out["latency"] = _latency(
             load[keep], x[keep], p99[keep], err[keep], passed[keep], criteria

@@ -326,6 +326,18 @@ def test_analyse_sweep_errors_are_reported_whole() -> None:
     assert out["latency"] == {"error": "latency fit needs at least 4 distinct load levels, got 1"}
 
 
+def test_steps_up_to_the_measured_peak_stay_in_the_latency_fit() -> None:
+    """The USL puts N* at ~52, but the step at N=150 measured the highest throughput of all:
+    throughput had not fallen there, so that step stays in the latency fit and is the
+    highest load under the SLO (it is left out only past both N* and the measured peak)."""
+    rows = [(1, 100), (2, 195), (4, 370), (8, 560), (16, 520), (150, 600)]
+    steps = [StepResult(n, x, 5 + 0.1 * n, 0.0, True) for n, x in rows]
+    out = analyse_sweep(steps, "closed", SweepCriteria(p99_ms=100))
+    assert out["usl"]["n_star"] < 150
+    assert out["latency"]["max_under_slo"]["load"] == 150
+    assert out["latency"]["max_under_slo"]["throughput"] == 600
+
+
 def test_small_non_integer_starts_grow_geometrically() -> None:
     """Non-integer loads are never bumped by a whole unit: 0.25 0.5 1 2 (the maximum)."""
     r = search_max_load(
