@@ -25,6 +25,7 @@ from harness.errors import InfrastructureError
 log = logging.getLogger(__name__)
 
 NGINX_CANDIDATES = ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/bin/nginx")
+STARTED_PATH = "/nginx-started"  # answered by nginx itself: the start check asks it
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,9 @@ http {{
     }}
     server {{
         listen {listen_host}:{http_port} backlog=4096;
+        location = {STARTED_PATH} {{
+            return 200 "nginx\\n";
+        }}
         location / {{
             proxy_pass http://kserve_http;
             proxy_http_version 1.1;
@@ -110,6 +114,19 @@ http {{
     }}
 }}
 """
+
+
+def _answers_http(port: int) -> bool:
+    """True when nginx itself answers on 127.0.0.1:`port` (its own STARTED_PATH location:
+    no replica is asked)."""
+    request = f"GET {STARTED_PATH} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+            conn.settimeout(0.5)
+            conn.sendall(request)
+            return conn.recv(12).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
 
 
 def bind_listener(host: str, port: int = 0) -> socket.socket:
@@ -144,6 +161,9 @@ class NginxProcess:
         max_body_bytes: int = 64 * 1024 * 1024,
     ) -> NginxProcess:
         binary = find_nginx()
+        # nginx reads a relative -c / -e under its -p prefix: a relative work directory (the
+        # default `results/<run>/stack/nginx` of `make run`) would be named twice
+        workdir = Path(workdir).resolve()
         (workdir / "tmp").mkdir(parents=True, exist_ok=True)
         http_sock, grpc_sock = bind_listener(listen_host), bind_listener(listen_host)
         http_port, grpc_port = http_sock.getsockname()[1], grpc_sock.getsockname()[1]
@@ -180,18 +200,19 @@ class NginxProcess:
         return proc
 
     def _wait_started(self, error_log: Path, timeout_s: float = 10.0) -> None:
+        """Until nginx answers HTTP. A connection alone proves nothing: the listening socket
+        is inherited, so the kernel accepts connections on it while nginx is still starting,
+        or already failing."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.popen.poll() is not None:
                 text = error_log.read_text(errors="replace") if error_log.exists() else ""
                 out = (self.workdir / "nginx.out").read_text(errors="replace")
                 raise InfrastructureError(f"nginx exited at start: {(text + out).strip()[-500:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.http_port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise InfrastructureError(f"nginx did not accept connections within {timeout_s:.0f}s")
+            if _answers_http(self.http_port):
+                return
+            time.sleep(0.05)
+        raise InfrastructureError(f"nginx did not answer HTTP within {timeout_s:.0f}s")
 
     def stop(self, grace_s: float = 5.0) -> None:
         if self.popen.poll() is None:

@@ -57,3 +57,27 @@ def test_real_nginx_accepts_the_config(tmp_path: Path) -> None:
         timeout=30,
     )
     assert bad.returncode != 0
+
+
+def test_nginx_starts_from_a_relative_work_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make run` puts the stack under `results/<run>/stack` (relative to the checkout). nginx
+    reads a relative -c / -e under its -p prefix, so that directory must reach it absolute;
+    and `start` must return only once nginx itself answers (its inherited listening socket
+    accepts connections even while nginx is failing)."""
+    import urllib.request
+
+    from harness.stack.nginx import STARTED_PATH, NginxProcess
+
+    monkeypatch.chdir(tmp_path)
+    ups = [Upstream("127.0.0.1", HTTP_1, GRPC_1)]
+    proc = NginxProcess.start(Path("results/run/stack/nginx"), ups)
+    try:
+        url = f"http://127.0.0.1:{proc.http_port}{STARTED_PATH}"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            assert resp.status == 200 and resp.read() == b"nginx\n"
+        assert (tmp_path / "results/run/stack/nginx/nginx.conf").is_file()
+    finally:
+        proc.stop()
+    assert proc.popen.poll() is not None  # stopped by its PID
