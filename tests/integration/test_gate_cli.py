@@ -74,8 +74,11 @@ def test_a_rerun_of_the_same_build_passes_and_reports_json_junit_history(
     path, out = baseline
     out = _copy(out, tmp_path)
     junit = tmp_path / "junit.xml"
+    # A margin for this host: a same-build rerun on a shared 2-core CI machine once moved p50
+    # from 0.85 to 1.10 and 1.19 ms (x1.3-1.4, significant on ~1,200 requests), so the
+    # default 5 % would call it a regression; the 10x slower server below still fails at 5 %.
     done = run_cli("run", path, "--out", out, "--run-id", "rerun", *GATE, "--baseline", "last",
-                   "--json", "--junit", junit)  # fmt: skip
+                   "--margin", "0.6", "--json", "--junit", junit)  # fmt: skip
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)  # stdout is the JSON document and nothing else
     summary = json.loads((out / "rerun" / "summary.json").read_text())
